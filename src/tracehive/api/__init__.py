@@ -1,0 +1,1 @@
+"""HTTP routes by resource, auth, and the mapping of errors to the contract's error body."""

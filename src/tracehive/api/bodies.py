@@ -1,0 +1,125 @@
+"""Decoding request bodies at the edge: size cap, media type, JSON, nesting depth, schema.
+
+Every failure is an ``ApiError`` that names what is wrong (and where), never a 500.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import orjson
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+
+from tracehive.model.errors import MalformedBody, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from tracehive.settings import Settings
+
+M = TypeVar("M", bound=BaseModel)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"request body of {declared} bytes exceeds the limit of {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+# curl -d sends x-www-form-urlencoded by default; its body is still the JSON the user typed.
+_JSON_COMPATIBLE = {"", "application/json", "text/plain", "application/x-www-form-urlencoded"}
+
+
+def check_media_type(request: Request) -> None:
+    ctype = request.headers.get("content-type")
+    if ctype is None:
+        return
+    main = ctype.split(";", 1)[0].strip().lower()
+    if main not in _JSON_COMPATIBLE and not main.endswith("+json"):
+        raise UnsupportedMediaType(f"Content-Type must be application/json, not {main}")
+
+
+async def read_json(request: Request, settings: Settings) -> Any:
+    check_media_type(request)
+    body = await read_body(request, settings.max_body_bytes)
+    if not body.strip():
+        raise MalformedBody("request body is empty; a JSON document is required")
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedBody(f"request body is not valid JSON: {exc}") from None
+    check_depth(data, settings.max_json_depth)
+    return data
+
+
+def check_depth(data: Any, limit: int) -> None:
+    """Reject documents nested deeper than ``limit`` containers (iterative: no recursion limit)."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    pop, push = stack.pop, stack.append
+    while stack:
+        node, depth = pop()
+        if depth > limit:
+            raise ValidationFailed(
+                f"JSON nesting exceeds the limit of {limit} levels at {_path_to_depth(data, limit)}"
+            )
+        values = node.values() if isinstance(node, dict) else node
+        for value in values:
+            if isinstance(value, (dict, list)) and value:
+                push((value, depth + 1))
+
+
+def _path_to_depth(data: Any, limit: int) -> str:
+    """The location of the first too-deep container, for the error message."""
+    path: list[str | int] = []
+
+    def walk(node: Any, depth: int) -> bool:
+        if depth > limit:
+            return True
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        for key, value in items:
+            if isinstance(value, (dict, list)) and value:
+                path.append(key)
+                if walk(value, depth + 1):
+                    return True
+                path.pop()
+        return False
+
+    walk(data, 1)
+    return format_location(path[: min(len(path), 8)]) + ("..." if len(path) > 8 else "")
+
+
+def format_location(loc: tuple[Any, ...] | list[Any]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "body"
+
+
+def validate(model: type[M], data: Any) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise validation_failed(exc) from None
+
+
+def validation_failed(exc: ValidationError, prefix: tuple[Any, ...] = ()) -> ValidationFailed:
+    details = []
+    for err in exc.errors(include_url=False, include_input=False, include_context=False):
+        where = format_location(prefix + tuple(err["loc"]))
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            message = "unknown field"
+        elif err["type"] == "missing":
+            message = "field required"
+        details.append({"field": where, "message": message})
+    first = details[0] if details else {"field": "body", "message": "invalid"}
+    more = f" (and {len(details) - 1} more)" if len(details) > 1 else ""
+    return ValidationFailed(f"{first['field']}: {first['message']}{more}", details=details)

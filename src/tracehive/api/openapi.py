@@ -1,0 +1,60 @@
+"""``/openapi.json`` with request bodies, and ``/docs`` served from a bundled Swagger UI (no CDN)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
+from pydantic.json_schema import models_json_schema
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+from starlette.staticfiles import StaticFiles
+from swagger_ui_bundle import swagger_ui_path
+
+from tracehive.api.documented import BODY_ATTRIBUTE
+
+REF_TEMPLATE = "#/components/schemas/{model}"
+
+
+def build_openapi(app: FastAPI) -> dict[str, Any]:
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    bodies = [
+        (route, getattr(route.endpoint, BODY_ATTRIBUTE))
+        for route in app.routes
+        if isinstance(route, APIRoute) and route.include_in_schema and hasattr(route.endpoint, BODY_ATTRIBUTE)
+    ]
+    models = list({model for _, model in bodies})
+    refs, defs = models_json_schema([(m, "validation") for m in models], ref_template=REF_TEMPLATE)
+    components = schema.setdefault("components", {})
+    components.setdefault("schemas", {}).update(defs.get("$defs", {}))
+    components["securitySchemes"] = {"BearerAuth": {"type": "http", "scheme": "bearer"}}
+    for route, model in bodies:
+        for method in route.methods:
+            operation = schema["paths"][route.path_format][method.lower()]
+            operation["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": refs[(model, "validation")]}},
+            }
+    for path, operations in schema["paths"].items():
+        if path != "/healthz":
+            for operation in operations.values():
+                operation["security"] = [{"BearerAuth": []}]
+    app.openapi_schema = schema
+    return schema
+
+
+def install(app: FastAPI) -> None:
+    app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
+
+    app.mount("/docs/static", StaticFiles(directory=swagger_ui_path), name="swagger-static")
+    js, css = "/docs/static/swagger-ui-bundle.js", "/docs/static/swagger-ui.css"
+
+    async def docs(request: Request) -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="tracehive API", swagger_js_url=js, swagger_css_url=css)
+
+    app.add_route("/docs", docs, include_in_schema=False)

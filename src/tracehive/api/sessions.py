@@ -1,0 +1,105 @@
+"""Session routes (contract section 3): create, add a batch of events, tree, delete."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import Response
+
+from tracehive.api.auth import authenticate
+from tracehive.api.bodies import read_json, validate
+from tracehive.api.context import path_id, settings_of, store_of
+from tracehive.api.documented import READ_ERRORS, WRITE_ERRORS, errors, request_body
+from tracehive.api.events import check_batch_size
+from tracehive.api.responses import JSONResponse
+from tracehive.ingest.normalize import event_from_request, session_from_request
+from tracehive.model.errors import NotFound
+from tracehive.model.times import now_ms
+from tracehive.model.wire import (
+    DeleteResponse,
+    EventRecord,
+    SessionEventBatchRequest,
+    SessionTreeNode,
+    StartSessionRequest,
+    SuccessResponse,
+)
+from tracehive.query.tree import build_tree
+
+router = APIRouter(tags=["sessions"])
+
+
+@router.post("/v1/sessions", response_model=EventRecord, responses=WRITE_ERRORS, summary="Start a session")
+@request_body(StartSessionRequest)
+async def create_session(request: Request) -> Response:
+    """Create a session event, or merge metadata/user_properties into an existing one with the same
+    ``session_id`` and return it (idempotent)."""
+    scope = await authenticate(request, write=True)
+    body = validate(StartSessionRequest, await read_json(request, settings_of(request)))
+    stored = await store_of(request).create_session(scope, session_from_request(body))
+    return JSONResponse(stored.to_dict())
+
+
+@router.post(
+    "/v1/sessions/{session_id}/events/batch",
+    response_model=SuccessResponse,
+    responses=WRITE_ERRORS,
+    summary="Add a batch of events to a session",
+)
+@request_body(SessionEventBatchRequest)
+async def create_session_event_batch(request: Request, session_id: str) -> Response:
+    """Store every event under the path's session (overriding the body's), in order, atomically.
+    An unknown session is created."""
+    scope = await authenticate(request, write=True)
+    sid = path_id(session_id, "session_id")
+    data = await read_json(request, settings_of(request))
+    check_batch_size(data, "events", settings_of(request).max_batch_events)
+    body = validate(SessionEventBatchRequest, data)
+    now = now_ms()
+    events = [event_from_request(e, session_id=sid, now=now) for e in body.events]
+    await store_of(request).write_events(scope, events)
+    return JSONResponse({"success": True, "event_ids": [e.event_id for e in events], "session_id": sid})
+
+
+async def _get_tree(request: Request, session_id: str) -> Response:
+    scope = await authenticate(request, write=False)
+    sid = path_id(session_id, "session_id")
+    events = await store_of(request).session_events(scope, sid)
+    root = next((e for e in events if e.event_id == sid and e.event_type == "session"), None)
+    if root is None:
+        raise NotFound(f"session {sid} not found")
+    return JSONResponse(build_tree(root, events, scope.project_name))
+
+
+@router.get("/v1/sessions/{session_id}", response_model=SessionTreeNode, responses=READ_ERRORS, summary="Session tree")
+async def get_session(request: Request, session_id: str) -> Response:
+    """The session event as the root of its tree, with roll-ups in the root's ``metadata``."""
+    return await _get_tree(request, session_id)
+
+
+@router.get("/v1/session/{session_id}", response_model=SessionTreeNode, responses=READ_ERRORS, include_in_schema=False)
+async def get_session_singular(request: Request, session_id: str) -> Response:
+    return await _get_tree(request, session_id)
+
+
+@router.get("/session/{session_id}", response_model=SessionTreeNode, responses=READ_ERRORS, summary="Session tree (legacy path)")
+async def get_session_legacy(request: Request, session_id: str) -> Response:
+    return await _get_tree(request, session_id)
+
+
+async def _delete(request: Request, session_id: str) -> Response:
+    scope = await authenticate(request, write=False)
+    sid = path_id(session_id, "session_id")
+    if await store_of(request).delete_session(scope, sid) == 0:
+        raise NotFound(f"session {sid} not found")
+    return JSONResponse({"success": True, "deleted": sid})
+
+
+@router.delete("/v1/sessions/{session_id}", response_model=DeleteResponse, responses=errors(400, 401, 403, 404, 503), summary="Delete a session")
+async def delete_session(request: Request, session_id: str) -> Response:
+    """Delete the session event and every event of the session."""
+    return await _delete(request, session_id)
+
+
+@router.delete("/v1/session/{session_id}", response_model=DeleteResponse, responses=errors(400, 401, 403, 404, 503), include_in_schema=False)
+async def delete_session_singular(request: Request, session_id: str) -> Response:
+    return await _delete(request, session_id)

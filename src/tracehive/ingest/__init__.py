@@ -1,0 +1,1 @@
+"""Ingest: turning validated requests into canonical events (defaults, ids, times, sessions)."""

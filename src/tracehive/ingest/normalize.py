@@ -1,0 +1,82 @@
+"""The defaulting rules of contract sections 3.1, 4.1 and 5: one place, shared by every route."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tracehive.model import ids
+from tracehive.model.event import Event
+from tracehive.model.times import derive_times, now_ms, numeric_or_none
+from tracehive.model.wire import PostEventRequest, SessionProperties, StartSessionRequest
+
+
+def session_from_request(req: StartSessionRequest | SessionProperties, *, now: int | None = None) -> Event:
+    """A session event: id replaced when missing or not a UUID, name falls back to session_name
+    then "unknown", source "unknown", non-numeric times become now."""
+    raw_id = req.session_id
+    session_id = ids.normalize_id(raw_id) if ids.is_uuid(raw_id) else ids.new_id()
+    now = now_ms() if now is None else now
+    end_time = getattr(req, "end_time", None)
+    duration = getattr(req, "duration", None)
+    start = numeric_or_none(req.start_time)
+    if start is None:
+        start = now
+    start, end, dur = derive_times(start, end_time, duration, now=now)
+    event_name = getattr(req, "event_name", None) or req.session_name or "unknown"
+    return Event(
+        event_id=session_id,
+        session_id=session_id,
+        parent_id=None,
+        event_type="session",
+        event_name=event_name,
+        source=req.source or "unknown",
+        start_time=start,
+        end_time=end,
+        duration=dur,
+        config=req.config or {},
+        inputs=req.inputs or {},
+        outputs=getattr(req, "outputs", None),
+        metadata=req.metadata or {},
+        user_properties=req.user_properties or {},
+        children_ids=[ids.normalize_id(c) for c in (getattr(req, "children_ids", None) or [])],
+    )
+
+
+def event_from_request(req: PostEventRequest, *, session_id: str | None = None, now: int | None = None) -> Event:
+    """A non-session or session event from a strict v1 body. ``session_id`` (from the path or a
+    single-session batch) overrides the body's."""
+    sid = session_id or req.session_id
+    if req.event_type == "session":
+        # A session event is its own session: event_id == session_id, no parent.
+        sid = sid or req.event_id or ids.new_id()
+        event_id = sid
+        parent_id = None
+    else:
+        sid = sid or ids.new_id()
+        event_id = req.event_id or ids.new_id()
+        parent_id = req.parent_id or sid
+    start, end, duration = derive_times(req.start_time, req.end_time, req.duration, now=now)
+    return Event(
+        event_id=event_id,
+        session_id=sid,
+        parent_id=parent_id,
+        event_type=req.event_type,
+        event_name=req.event_name or "unknown",
+        source=req.source or "unknown",
+        start_time=start,
+        end_time=end,
+        duration=duration,
+        error=req.error,
+        config=req.config or {},
+        inputs=req.inputs,
+        outputs=req.outputs,
+        metadata=req.metadata or {},
+        feedback=req.feedback or {},
+        metrics=req.metrics or {},
+        user_properties=req.user_properties or {},
+        children_ids=list(req.children_ids or ()),
+    )
+
+
+def drop_none(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in data.items() if v is not None}

@@ -1,0 +1,1 @@
+"""The canonical model: events, scopes, ids, time rules and the error taxonomy."""

@@ -1,0 +1,105 @@
+"""The one error hierarchy. Every client mistake is an ``ApiError`` mapped to HTTP exactly once.
+
+    ApiError                      statusCode   errorCode
+      BadRequest                  400          BAD_REQUEST
+        MalformedBody             400          MALFORMED_JSON
+        ValidationFailed          400          VALIDATION_ERROR
+      Unauthorized                401          UNAUTHORIZED
+      Forbidden                   403          FORBIDDEN
+      NotFound                    404          NOT_FOUND
+      PayloadTooLarge             413          PAYLOAD_TOO_LARGE
+      UnsupportedMediaType        415          UNSUPPORTED_MEDIA_TYPE
+      Overloaded                  503          OVERLOADED       (carries Retry-After)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ApiError(Exception):
+    status_code = 500
+    error_code = "INTERNAL_ERROR"
+
+    def __init__(self, message: str, *, details: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+    def body(self) -> dict[str, Any]:
+        """The contract's error body (section 1.4), plus optional per-field details."""
+        body: dict[str, Any] = {
+            "statusCode": self.status_code,
+            "message": self.message,
+            "success": False,
+            "errorCode": self.error_code,
+        }
+        if self.details:
+            body["errors"] = self.details
+        return body
+
+    def headers(self) -> dict[str, str]:
+        return {}
+
+
+class BadRequest(ApiError):
+    status_code = 400
+    error_code = "BAD_REQUEST"
+
+
+class MalformedBody(BadRequest):
+    error_code = "MALFORMED_JSON"
+
+
+class ValidationFailed(BadRequest):
+    error_code = "VALIDATION_ERROR"
+
+
+class Unauthorized(ApiError):
+    status_code = 401
+    error_code = "UNAUTHORIZED"
+
+
+class Forbidden(ApiError):
+    status_code = 403
+    error_code = "FORBIDDEN"
+
+
+class NotFound(ApiError):
+    status_code = 404
+    error_code = "NOT_FOUND"
+
+
+class MethodNotAllowed(ApiError):
+    status_code = 405
+    error_code = "METHOD_NOT_ALLOWED"
+
+
+class PayloadTooLarge(ApiError):
+    status_code = 413
+    error_code = "PAYLOAD_TOO_LARGE"
+
+
+class UnsupportedMediaType(ApiError):
+    status_code = 415
+    error_code = "UNSUPPORTED_MEDIA_TYPE"
+
+
+class Overloaded(ApiError):
+    """The writer cannot take more work right now; clients should retry after a pause."""
+
+    status_code = 503
+    error_code = "OVERLOADED"
+
+    def __init__(self, message: str, *, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+class StoreUnavailable(Overloaded):
+    """The store failed to commit (disk full, locked database): a retryable condition."""
+
+    error_code = "STORE_UNAVAILABLE"

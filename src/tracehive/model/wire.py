@@ -1,0 +1,218 @@
+"""Request and response bodies of the v1 routes, as pydantic models.
+
+These are the server's own definitions: the API validates with them, ``/openapi.json`` is built
+from them, and the Python client reuses them, so client and server validate identically.
+Strict bodies (contract 5.1) forbid unknown keys; ``UpdateEventRequest`` ignores them.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import math
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator, WithJsonSchema
+
+from tracehive.model.ids import is_uuid
+
+MAX_NAME_LENGTH = 1024
+MAX_ID_LENGTH = 64
+MAX_ERROR_LENGTH = 1 << 20
+
+
+def _uuid(value: str) -> str:
+    if not is_uuid(value):
+        raise ValueError("must be a UUID string")
+    return value.lower()
+
+
+def _number(value: Any) -> int | float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError("must be a number")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    return value
+
+
+def _lower_enum(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
+JsonObject = dict[str, Any]
+Uuid = Annotated[str, Field(max_length=MAX_ID_LENGTH, json_schema_extra={"format": "uuid"}), AfterValidator(_uuid)]
+Name = Annotated[str, Field(max_length=MAX_NAME_LENGTH)]
+ErrorText = Annotated[str, Field(max_length=MAX_ERROR_LENGTH)]
+Number = Annotated[Any, PlainValidator(_number), WithJsonSchema({"type": "number"})]
+# Times are read getInt64-style: a number is used, anything else silently becomes "now".
+LenientTime = Annotated[Any, Field(json_schema_extra={"type": "number", "description": "Unix milliseconds"})]
+EventType = Annotated[Literal["model", "tool", "chain", "session"], BeforeValidator(_lower_enum)]
+
+
+class StrictBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StartSessionRequest(StrictBody):
+    """``POST /v1/sessions``: a bare session object; no field is required."""
+
+    session_id: Annotated[str, Field(max_length=MAX_ID_LENGTH)] | None = Field(
+        None, description="Replaced by a new UUIDv4 when missing or not a UUID."
+    )
+    session_name: Name | None = None
+    event_name: Name | None = Field(None, description="Falls back to session_name, then 'unknown'.")
+    source: Name | None = Field(None, description="Defaults to 'unknown'.")
+    start_time: LenientTime = None
+    end_time: LenientTime = None
+    duration: Number | None = None
+    config: JsonObject | None = None
+    inputs: JsonObject | None = None
+    outputs: JsonObject | None = None
+    metadata: JsonObject | None = None
+    user_properties: JsonObject | None = None
+    children_ids: list[Annotated[str, Field(max_length=MAX_ID_LENGTH)]] | None = None
+
+
+class PostEventRequest(StrictBody):
+    """One event on the strict v1 routes: ``event_type`` and ``inputs`` are required."""
+
+    event_type: EventType
+    inputs: JsonObject
+    event_id: Uuid | None = None
+    session_id: Uuid | None = None
+    parent_id: Uuid | None = None
+    children_ids: list[Uuid] | None = None
+    event_name: Name | None = None
+    source: Name | None = None
+    config: JsonObject | None = None
+    outputs: JsonObject | None = None
+    error: ErrorText | None = None
+    start_time: LenientTime = None
+    end_time: LenientTime = None
+    duration: Number | None = None
+    metadata: JsonObject | None = None
+    feedback: JsonObject | None = None
+    metrics: JsonObject | None = None
+    user_properties: JsonObject | None = None
+    project_id: Annotated[str, Field(max_length=MAX_ID_LENGTH)] | None = Field(
+        None, description="Accepted and ignored: the API key decides the project."
+    )
+
+
+class SessionEventBatchRequest(StrictBody):
+    """``POST /v1/sessions/{session_id}/events/batch``."""
+
+    events: list[PostEventRequest]
+
+
+class SessionProperties(BaseModel):
+    """The session made by ``single_session`` batches; extra keys are allowed."""
+
+    model_config = ConfigDict(extra="allow")
+
+    session_id: Annotated[str, Field(max_length=MAX_ID_LENGTH)] | None = None
+    session_name: Name | None = None
+    source: Name | None = None
+    start_time: LenientTime = None
+    user_properties: JsonObject | None = None
+    metadata: JsonObject | None = None
+    config: JsonObject | None = None
+    inputs: JsonObject | None = None
+
+
+class PostEventBatchRequest(StrictBody):
+    """``POST /v1/events/batch``."""
+
+    events: list[PostEventRequest]
+    single_session: bool = False
+    session_properties: SessionProperties | None = None
+
+
+class UpdateEventRequest(BaseModel):
+    """``PUT /v1/events/{event_id}``: the one lenient v1 write; unknown keys are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    metadata: JsonObject | None = None
+    feedback: JsonObject | None = None
+    metrics: JsonObject | None = None
+    config: JsonObject | None = None
+    user_properties: JsonObject | None = None
+    outputs: JsonObject | None = Field(None, description="Replaces the stored outputs; null keeps them.")
+    duration: Number | None = None
+    end_time: Number | None = None
+    children_ids: list[Uuid] | None = Field(None, description="Set only when non-empty.")
+
+
+# Responses -------------------------------------------------------------------------------------
+
+
+class ResponseBody(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class EventRecord(ResponseBody):
+    """A stored event as returned by reads (passthrough: more keys may appear)."""
+
+    event_id: str
+    session_id: str
+    parent_id: str | None = None
+    children_ids: list[str] = []
+    event_type: str | None = None
+    event_name: str | None = None
+    source: str | None = None
+    config: JsonObject | None = None
+    inputs: JsonObject | None = None
+    outputs: JsonObject | None = None
+    error: str | None = None
+    start_time: float | None = None
+    end_time: float | None = None
+    duration: float | None = None
+    metadata: JsonObject | None = None
+    feedback: JsonObject | None = None
+    metrics: JsonObject | None = None
+    user_properties: JsonObject | None = None
+    org_id: str
+    workspace_id: str
+    project_id: str
+    tenant: str | None = None
+
+
+class SessionTreeNode(EventRecord):
+    children: list[SessionTreeNode] = []
+    orphan: bool | None = Field(None, description="Set when the event's parent is not in the session.")
+
+
+class SuccessResponse(ResponseBody):
+    success: bool = True
+
+
+class PostEventResponse(ResponseBody):
+    success: bool = True
+    event_id: str
+
+
+class PostEventBatchResponse(ResponseBody):
+    success: bool = True
+    event_ids: list[str]
+    session_id: str | None = None
+
+
+class DeleteResponse(ResponseBody):
+    success: bool = True
+    deleted: str
+
+
+class GetEventResponse(ResponseBody):
+    event: EventRecord
+
+
+class ErrorResponse(ResponseBody):
+    statusCode: int
+    message: str
+    success: bool = False
+    errorCode: str
+    errors: list[dict[str, Any]] | None = None
+
+
+class HealthResponse(ResponseBody):
+    status: str

@@ -1,0 +1,1 @@
+"""Read-side logic that is backend-neutral: session trees, roll-ups."""

@@ -1,0 +1,63 @@
+"""Settings: one object, read once at start-up from flags and environment variables."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "TRACEHIVE_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8520
+    data_dir: Path = Path("./tracehive-data")
+    # Bounds on input (contract: bad input is a clear 4xx, never a 500 or an exhausted server).
+    max_body_bytes: int = 20 * 1024 * 1024
+    max_batch_events: int = 10_000
+    max_json_depth: int = 64
+    # The writer's bounded queue (jobs); past it, writes are shed with 503 + Retry-After.
+    writer_queue: int = 1024
+    reader_threads: int = 4
+    # FULL: every commit is fsynced. NORMAL trades the last commits on power loss for speed.
+    sqlite_synchronous: str = "FULL"
+    # How long a resolved API key is trusted before it is looked up again (revocation delay).
+    key_cache_seconds: float = 2.0
+    log_level: str = "info"
+
+    @property
+    def database_path(self) -> Path:
+        return Path(self.data_dir) / "tracehive.db"
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+        """Defaults, then ``TRACEHIVE_<FIELD>`` variables, then explicit overrides (CLI flags)."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(ENV_PREFIX + f.name.upper())
+            if raw is not None and raw != "":
+                values[f.name] = _convert(f.name, raw, cls)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        if "data_dir" in values:
+            values["data_dir"] = Path(values["data_dir"])
+        return replace(cls(), **values)
+
+
+def _convert(name: str, raw: str, cls: type[Settings]) -> Any:
+    default = getattr(cls(), name)
+    try:
+        if isinstance(default, bool):
+            return raw.lower() in ("1", "true", "yes", "on")
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+    except ValueError as exc:
+        raise ValueError(f"{ENV_PREFIX}{name.upper()}={raw!r} is not a valid {type(default).__name__}") from exc
+    if isinstance(default, Path):
+        return Path(raw)
+    return raw

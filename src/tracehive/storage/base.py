@@ -1,0 +1,113 @@
+"""The store contract. Every backend implements exactly this and passes ``tests/storage``.
+
+Semantics every backend must honour:
+- writes are idempotent upserts keyed by (project_id, event_id);
+- an event that names an unknown session creates that session (contract 5.6), and a session's
+  start/end/duration always cover its events;
+- children may arrive before parents; ``children_ids`` returned by reads are complete (the ids the
+  client sent plus every stored event whose ``parent_id`` points here);
+- an update for an unknown event may be kept and applied when the event arrives;
+- a write that returns has been durably committed;
+- every call is confined to the scope's project.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from tracehive.model.event import Event, EventUpdate
+from tracehive.model.scope import KeyKind, Scope
+
+
+@dataclass(frozen=True, slots=True)
+class Project:
+    project_id: str
+    name: str
+    org_id: str
+    workspace_id: str
+    created_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyRecord:
+    key_id: str
+    kind: KeyKind
+    project_id: str
+    project_name: str
+    created_at: int
+    revoked_at: int | None
+
+
+class Store(abc.ABC):
+    """Async interface so that network databases fit without blocking the event loop."""
+
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Connect and apply pending migrations. Idempotent."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Finish queued writes and release resources. Idempotent."""
+
+    @abc.abstractmethod
+    async def health(self) -> bool:
+        """True when the store answers queries."""
+
+    # Projects and keys -------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def ensure_project(self, name: str) -> tuple[Project, bool]:
+        """Return the project called ``name``, creating it if needed; the flag says if it was new."""
+
+    @abc.abstractmethod
+    async def list_projects(self) -> list[Project]: ...
+
+    @abc.abstractmethod
+    async def create_key(self, project_id: str, kind: KeyKind) -> tuple[ApiKeyRecord, str]:
+        """Mint a key; return its record and the plaintext key, which is never stored."""
+
+    @abc.abstractmethod
+    async def list_keys(self) -> list[ApiKeyRecord]: ...
+
+    @abc.abstractmethod
+    async def revoke_key(self, key_id: str) -> bool:
+        """Revoke a key by id; False if there is no such active key."""
+
+    @abc.abstractmethod
+    async def resolve_key(self, key: str) -> Scope | None:
+        """The scope of an active key, or None."""
+
+    # Events ------------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def create_session(self, scope: Scope, session: Event) -> Event:
+        """Create a session, or merge metadata/user_properties into the existing one (contract 5.7)
+        and return what is stored."""
+
+    @abc.abstractmethod
+    async def write_events(self, scope: Scope, events: Sequence[Event]) -> None:
+        """Upsert events in order, in one atomic commit, creating/widening their sessions."""
+
+    @abc.abstractmethod
+    async def update_event(
+        self, scope: Scope, event_id: str, update: EventUpdate, *, keep_if_missing: bool = False
+    ) -> bool:
+        """Apply a partial update. Returns False when the event does not exist; then, with
+        ``keep_if_missing``, the update is kept and applied once the event is written."""
+
+    @abc.abstractmethod
+    async def get_event(self, scope: Scope, event_id: str) -> Event | None: ...
+
+    @abc.abstractmethod
+    async def session_events(self, scope: Scope, session_id: str) -> list[Event]:
+        """Every event of a session, the session event included, oldest first."""
+
+    @abc.abstractmethod
+    async def delete_session(self, scope: Scope, session_id: str) -> int:
+        """Delete a session and all its events; return how many events were deleted."""
+
+    @abc.abstractmethod
+    async def delete_event(self, scope: Scope, event_id: str) -> bool: ...
+

@@ -1,0 +1,97 @@
+"""Versioned schema migrations, applied in order on open. Never edit a released step: add one."""
+
+from __future__ import annotations
+
+import sqlite3
+
+MIGRATIONS: list[tuple[int, str]] = [
+    (
+        1,
+        """
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE projects (
+            project_id TEXT PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            org_id TEXT NOT NULL,
+            workspace_id TEXT NOT NULL,
+            created_at INTEGER NOT NULL
+        );
+        CREATE TABLE api_keys (
+            key_id TEXT PRIMARY KEY,
+            key_hash TEXT NOT NULL UNIQUE,
+            kind TEXT NOT NULL,
+            project_id TEXT NOT NULL REFERENCES projects(project_id),
+            created_at INTEGER NOT NULL,
+            revoked_at INTEGER
+        );
+        -- Times are NUMERIC so that integers stay integers and fractional ms survive.
+        CREATE TABLE events (
+            project_id TEXT NOT NULL,
+            event_id TEXT NOT NULL,
+            session_id TEXT NOT NULL,
+            parent_id TEXT,
+            event_type TEXT NOT NULL,
+            event_name TEXT NOT NULL,
+            source TEXT NOT NULL,
+            start_time NUMERIC NOT NULL,
+            end_time NUMERIC NOT NULL,
+            duration NUMERIC NOT NULL,
+            error TEXT,
+            config TEXT NOT NULL,
+            inputs TEXT NOT NULL,
+            outputs TEXT,
+            metadata TEXT NOT NULL,
+            feedback TEXT NOT NULL,
+            metrics TEXT NOT NULL,
+            user_properties TEXT NOT NULL,
+            children_ids TEXT NOT NULL,
+            org_id TEXT NOT NULL,
+            workspace_id TEXT NOT NULL,
+            implicit INTEGER NOT NULL DEFAULT 0,
+            updated_at INTEGER NOT NULL,
+            PRIMARY KEY (project_id, event_id)
+        );
+        CREATE INDEX events_by_session ON events (project_id, session_id, start_time);
+        CREATE INDEX events_by_parent ON events (project_id, parent_id);
+        CREATE INDEX events_by_time ON events (project_id, start_time);
+        -- Updates that arrived before their event (enrich_session before the spans).
+        CREATE TABLE pending_updates (
+            project_id TEXT NOT NULL,
+            event_id TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            PRIMARY KEY (project_id, event_id)
+        );
+        """,
+    ),
+]
+
+
+def current_version(conn: sqlite3.Connection) -> int:
+    conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT)")
+    row = conn.execute("SELECT max(version) FROM schema_migrations").fetchone()
+    return int(row[0] or 0)
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Apply every step newer than the database, each in its own transaction; return the version."""
+    version = current_version(conn)
+    for step, sql in MIGRATIONS:
+        if step <= version:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Re-check under the write lock: another process may have migrated meanwhile.
+            if current_version(conn) >= step:
+                conn.execute("ROLLBACK")
+                continue
+            for statement in sql.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute("INSERT INTO schema_migrations VALUES (?, datetime('now'))", (step,))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        version = step
+    return version
