@@ -59,6 +59,8 @@ async def read_json(request: Request, settings: Settings) -> Any:
 
 def check_depth(data: Any, limit: int) -> None:
     """Reject documents nested deeper than ``limit`` containers (iterative: no recursion limit)."""
+    if not isinstance(data, (dict, list)):
+        return  # a scalar document has no nesting (the schema rejects it with a 400)
     stack: list[tuple[Any, int]] = [(data, 1)]
     pop, push = stack.pop, stack.append
     while stack:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from fastapi import FastAPI
@@ -19,14 +20,23 @@ from tracehive.api.documented import BODY_ATTRIBUTE
 REF_TEMPLATE = "#/components/schemas/{model}"
 
 
+def _api_routes(routes: Iterable[Any]) -> Iterator[APIRoute]:
+    """Every APIRoute, also inside included routers (newer FastAPI keeps them nested)."""
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield route
+        elif hasattr(route, "original_router"):
+            yield from _api_routes(route.original_router.routes)
+
+
 def build_openapi(app: FastAPI) -> dict[str, Any]:
     if app.openapi_schema:
         return app.openapi_schema
     schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
     bodies = [
         (route, getattr(route.endpoint, BODY_ATTRIBUTE))
-        for route in app.routes
-        if isinstance(route, APIRoute) and route.include_in_schema and hasattr(route.endpoint, BODY_ATTRIBUTE)
+        for route in _api_routes(app.routes)
+        if route.include_in_schema and hasattr(route.endpoint, BODY_ATTRIBUTE)
     ]
     models = list({model for _, model in bodies})
     refs, defs = models_json_schema([(m, "validation") for m in models], ref_template=REF_TEMPLATE)

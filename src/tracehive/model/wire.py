@@ -11,13 +11,16 @@ from typing import Annotated, Any, Literal
 
 import math
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator, StrictBool, WithJsonSchema
 
 from tracehive.model.ids import is_uuid
 
 MAX_NAME_LENGTH = 1024
 MAX_ID_LENGTH = 64
 MAX_ERROR_LENGTH = 1 << 20
+# Times and durations must fit SQLite's 64-bit integers even after start + duration: 2^53 ms
+# (JavaScript's largest safe integer) is about 285,000 years.
+MAX_NUMBER = 1 << 53
 
 
 def _uuid(value: str) -> str:
@@ -31,6 +34,15 @@ def _number(value: Any) -> int | float:
         raise ValueError("must be a number")
     if isinstance(value, float) and not math.isfinite(value):
         raise ValueError("must be a finite number")
+    if abs(value) > MAX_NUMBER:
+        raise ValueError("must be between -2^53 and 2^53")
+    return value
+
+
+def _time(value: Any) -> Any:
+    """Lenient times: non-numbers pass (they become now), but a number must be in range."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return _number(value)
     return value
 
 
@@ -44,7 +56,7 @@ Name = Annotated[str, Field(max_length=MAX_NAME_LENGTH)]
 ErrorText = Annotated[str, Field(max_length=MAX_ERROR_LENGTH)]
 Number = Annotated[Any, PlainValidator(_number), WithJsonSchema({"type": "number"})]
 # Times are read getInt64-style: a number is used, anything else silently becomes "now".
-LenientTime = Annotated[Any, Field(json_schema_extra={"type": "number", "description": "Unix milliseconds"})]
+LenientTime = Annotated[Any, AfterValidator(_time), Field(json_schema_extra={"type": "number", "description": "Unix milliseconds"})]
 EventType = Annotated[Literal["model", "tool", "chain", "session"], BeforeValidator(_lower_enum)]
 
 
@@ -123,7 +135,7 @@ class PostEventBatchRequest(StrictBody):
     """``POST /v1/events/batch``."""
 
     events: list[PostEventRequest]
-    single_session: bool = False
+    single_session: StrictBool = False
     session_properties: SessionProperties | None = None
 
 

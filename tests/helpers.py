@@ -1,0 +1,75 @@
+"""Test helpers: real keys in a real data dir, and an authenticated client for the real app."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from starlette.testclient import TestClient
+
+from tracehive.model.scope import KeyKind
+from tracehive.settings import Settings
+from tracehive.storage.sqlite import SQLiteStore
+
+
+def make_key(data_dir: Path, project: str, kind: KeyKind = KeyKind.PROJECT) -> str:
+    """Mint a key the way ``tracehive keys create`` does, on the real store in ``data_dir``."""
+
+    async def run() -> str:
+        store = SQLiteStore(Settings(data_dir=data_dir).database_path)
+        await store.open()
+        try:
+            project_record, _ = await store.ensure_project(project)
+            _, key = await store.create_key(project_record.project_id, kind)
+            return key
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
+class Api:
+    """A TestClient bound to one API key."""
+
+    def __init__(self, client: TestClient, key: str | None) -> None:
+        self.client = client
+        self.key = key
+
+    def headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        headers = {"Authorization": f"Bearer {self.key}"} if self.key else {}
+        headers.update(extra or {})
+        return headers
+
+    def request(self, method: str, path: str, json: Any = None, content: bytes | None = None,
+                headers: dict[str, str] | None = None, params: Any = None) -> Any:
+        kwargs: dict[str, Any] = {"headers": self.headers(headers), "params": params}
+        if content is not None:
+            kwargs["content"] = content
+        elif json is not None:
+            kwargs["json"] = json
+        return self.client.request(method, path, **kwargs)
+
+    def get(self, path: str, **kw: Any) -> Any:
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, json: Any = None, **kw: Any) -> Any:
+        return self.request("POST", path, json=json, **kw)
+
+    def put(self, path: str, json: Any = None, **kw: Any) -> Any:
+        return self.request("PUT", path, json=json, **kw)
+
+    def delete(self, path: str, **kw: Any) -> Any:
+        return self.request("DELETE", path, **kw)
+
+
+def assert_error(response: Any, status: int, *fragments: str) -> dict[str, Any]:
+    """The contract's error body (section 1.4), with ``fragments`` in the message."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["statusCode"] == status
+    assert body["success"] is False
+    assert isinstance(body["errorCode"], str) and body["errorCode"]
+    for fragment in fragments:
+        assert fragment in body["message"], body["message"]
+    return body
