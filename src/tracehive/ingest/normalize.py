@@ -16,12 +16,7 @@ def session_from_request(req: StartSessionRequest | SessionProperties, *, now: i
     raw_id = req.session_id
     session_id = ids.normalize_id(raw_id) if ids.is_uuid(raw_id) else ids.new_id()
     now = now_ms() if now is None else now
-    end_time = getattr(req, "end_time", None)
-    duration = getattr(req, "duration", None)
-    start = numeric_or_none(req.start_time)
-    if start is None:
-        start = now
-    start, end, dur = derive_times(start, end_time, duration, now=now)
+    start, end, dur = _times(req.start_time, getattr(req, "end_time", None), getattr(req, "duration", None), now)
     event_name = getattr(req, "event_name", None) or req.session_name or "unknown"
     return Event(
         event_id=session_id,
@@ -55,7 +50,7 @@ def event_from_request(req: PostEventRequest, *, session_id: str | None = None, 
         sid = sid or ids.new_id()
         event_id = req.event_id or ids.new_id()
         parent_id = req.parent_id or sid
-    start, end, duration = derive_times(req.start_time, req.end_time, req.duration, now=now)
+    start, end, duration = _times(req.start_time, req.end_time, req.duration, now_ms() if now is None else now)
     return Event(
         event_id=event_id,
         session_id=sid,
@@ -78,5 +73,11 @@ def event_from_request(req: PostEventRequest, *, session_id: str | None = None, 
     )
 
 
-def drop_none(data: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in data.items() if v is not None}
+def _times(start: Any, end: Any, duration: Any, now: int) -> tuple[Any, Any, Any]:
+    """A time that was sent but is not a number is *now* (the getInt64-style reader of the
+    contract); a time that was not sent is derived from the others (contract 5.4)."""
+    if start is not None and numeric_or_none(start) is None:
+        start = now
+    if end is not None and numeric_or_none(end) is None:
+        end = now
+    return derive_times(start, end, duration, now=now)

@@ -5,7 +5,14 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from tracehive.storage.sqlite.rows import merge_json
+
 BUSY_TIMEOUT_MS = 5000
+
+
+# Page cache per connection (KiB, negative = size): the writer gets more since it touches indexes.
+WRITER_CACHE_KIB = 32 * 1024
+READER_CACHE_KIB = 16 * 1024
 
 
 def connect(path: Path, *, readonly: bool = False, synchronous: str = "FULL") -> sqlite3.Connection:
@@ -19,5 +26,7 @@ def connect(path: Path, *, readonly: bool = False, synchronous: str = "FULL") ->
         # FULL in WAL mode fsyncs the WAL on every commit: a committed write survives power loss.
         conn.execute(f"PRAGMA synchronous = {synchronous}")
     conn.execute("PRAGMA foreign_keys = OFF")
-    conn.execute("PRAGMA cache_size = -65536")
+    # Merges JSON objects on re-write, keeping nulls (json_patch would delete those keys).
+    conn.create_function("th_merge", 2, merge_json, deterministic=True)
+    conn.execute(f"PRAGMA cache_size = -{READER_CACHE_KIB if readonly else WRITER_CACHE_KIB}")
     return conn

@@ -6,7 +6,7 @@ from typing import Any
 
 import orjson
 
-from tracehive.model.event import Event
+from tracehive.model.event import Event, deep_merge
 
 EVENT_COLUMNS = (
     "event_id, session_id, parent_id, event_type, event_name, source, start_time, end_time, duration, error, "
@@ -85,3 +85,15 @@ def complete_children(stored: list[str], found: list[str]) -> list[str]:
     """Ids the client sent (in its order) followed by stored children it did not mention."""
     seen = set(stored)
     return stored + [c for c in found if c not in seen]
+
+
+def merge_json(base: str | None, patch: str | None) -> str | None:
+    """SQL function ``th_merge``: deep-merge two JSON objects, ``patch`` winning. Unlike
+    ``json_patch`` (RFC 7396), a null in ``patch`` is stored as null instead of deleting the key,
+    so re-sending an event with null-valued keys leaves it unchanged."""
+    if base is None or patch is None:
+        return patch if base is None else base
+    old, new = _loads(base), _loads(patch)
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        return patch
+    return _dumps(deep_merge(old, new)).decode()

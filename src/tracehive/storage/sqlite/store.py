@@ -51,11 +51,11 @@ ON CONFLICT (project_id, event_id) DO UPDATE SET
     event_name = excluded.event_name, source = excluded.source, start_time = excluded.start_time,
     end_time = excluded.end_time, duration = excluded.duration, error = excluded.error,
     inputs = excluded.inputs, outputs = coalesce(excluded.outputs, events.outputs),
-    config = json_patch(events.config, excluded.config),
-    metadata = json_patch(events.metadata, excluded.metadata),
-    feedback = json_patch(events.feedback, excluded.feedback),
-    metrics = json_patch(events.metrics, excluded.metrics),
-    user_properties = json_patch(events.user_properties, excluded.user_properties),
+    config = th_merge(events.config, excluded.config),
+    metadata = th_merge(events.metadata, excluded.metadata),
+    feedback = th_merge(events.feedback, excluded.feedback),
+    metrics = th_merge(events.metrics, excluded.metrics),
+    user_properties = th_merge(events.user_properties, excluded.user_properties),
     children_ids = CASE WHEN excluded.children_ids = '[]' THEN events.children_ids ELSE excluded.children_ids END,
     updated_at = excluded.updated_at
 WHERE events.event_type <> 'session'

@@ -1,0 +1,814 @@
+"""The storage contract (``tracehive.storage.base.Store``). Every backend passes this file unchanged.
+
+Only the abstract ``Store`` methods are used here: no SQL, no backend imports. The ``store``
+fixture (tests/storage/conftest.py) runs each test against every registered backend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tracehive.model.event import Event, EventUpdate
+from tracehive.model.keys import INGESTION_KEY_RE, PROJECT_KEY_RE, SECRET_LENGTH
+from tracehive.model.scope import KeyKind, Scope
+from tracehive.storage.base import Store
+
+pytestmark = pytest.mark.anyio
+
+_SESSION = object()  # parent_id default: the event hangs under its session
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def make_event(
+    session_id: str,
+    event_id: str | None = None,
+    *,
+    parent_id: Any = _SESSION,
+    event_type: str = "tool",
+    start: float = 1_000,
+    end: float | None = None,
+    name: str = "step",
+    source: str = "test",
+    **fields: Any,
+) -> Event:
+    end = start + 10 if end is None else end
+    return Event(
+        event_id=event_id or new_id(),
+        session_id=session_id,
+        parent_id=session_id if parent_id is _SESSION else parent_id,
+        event_type=event_type,
+        event_name=name,
+        source=source,
+        start_time=start,
+        end_time=end,
+        duration=end - start,
+        **fields,
+    )
+
+
+def make_session(session_id: str | None = None, *, start: float = 1_000, end: float | None = None,
+                 name: str = "session", **fields: Any) -> Event:
+    sid = session_id or new_id()
+    return make_event(sid, sid, parent_id=None, event_type="session", start=start,
+                      end=start if end is None else end, name=name, **fields)
+
+
+async def scope_for(store: Store, project: str, kind: KeyKind = KeyKind.PROJECT) -> Scope:
+    record, _ = await store.ensure_project(project)
+    _, key = await store.create_key(record.project_id, kind)
+    scope = await store.resolve_key(key)
+    assert scope is not None
+    return scope
+
+
+@pytest.fixture
+async def scope_a(store: Store) -> Scope:
+    return await scope_for(store, "project-a")
+
+
+@pytest.fixture
+async def scope_b(store: Store) -> Scope:
+    return await scope_for(store, "project-b")
+
+
+async def non_session_ids(store: Store, scope: Scope, session_id: str) -> list[str]:
+    return [e.event_id for e in await store.session_events(scope, session_id) if e.event_type != "session"]
+
+
+# Lifecycle --------------------------------------------------------------------------------------
+
+
+async def test_health_open_and_close_are_idempotent(store_factory: Callable[[], Store]) -> None:
+    store = store_factory()
+    assert await store.health() is False
+    await store.open()
+    await store.open()
+    try:
+        assert await store.health() is True
+        project, created = await store.ensure_project("p")
+        assert created
+    finally:
+        await store.close()
+        await store.close()
+    assert await store.health() is False
+
+
+async def test_returned_writes_survive_reopening(store_factory: Callable[[], Store]) -> None:
+    store = store_factory()
+    await store.open()
+    try:
+        scope = await scope_for(store, "durable")
+        session = await store.create_session(scope, make_session(name="kept"))
+        event = make_event(session.session_id, metadata={"k": 1})
+        await store.write_events(scope, [event])
+        await store.update_event(scope, event.event_id, EventUpdate(feedback={"rating": 5}))
+    finally:
+        await store.close()
+
+    again = store_factory()
+    await again.open()
+    try:
+        [project] = await again.list_projects()
+        assert project.name == "durable"
+        stored = await again.get_event(scope, event.event_id)
+        assert stored is not None
+        assert stored.metadata == {"k": 1} and stored.feedback == {"rating": 5}
+        stored_session = await again.get_event(scope, session.session_id)
+        assert stored_session is not None and stored_session.event_name == "kept"
+    finally:
+        await again.close()
+
+
+# Projects ---------------------------------------------------------------------------------------
+
+
+async def test_ensure_project_is_idempotent(store: Store) -> None:
+    first, created = await store.ensure_project("alpha")
+    again, created_again = await store.ensure_project("alpha")
+    other, other_created = await store.ensure_project("beta")
+    assert created is True and created_again is False and other_created is True
+    assert again == first
+    assert other.project_id != first.project_id
+    assert first.name == "alpha" and other.name == "beta"
+    for project in (first, other):
+        assert project.project_id and project.org_id and project.workspace_id
+        assert isinstance(project.created_at, int) and project.created_at > 0
+
+
+async def test_list_projects(store: Store) -> None:
+    assert await store.list_projects() == []
+    alpha, _ = await store.ensure_project("alpha")
+    beta, _ = await store.ensure_project("beta")
+    await store.ensure_project("alpha")
+    listed = await store.list_projects()
+    assert sorted(listed, key=lambda p: p.name) == [alpha, beta]
+
+
+# Keys -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "shape"), [(KeyKind.PROJECT, PROJECT_KEY_RE), (KeyKind.INGESTION, INGESTION_KEY_RE)]
+)
+async def test_create_key_resolves_to_its_scope(store: Store, kind: KeyKind, shape: Any) -> None:
+    project, _ = await store.ensure_project("keyed")
+    await store.ensure_project("other")
+    record, key = await store.create_key(project.project_id, kind)
+    assert shape.match(key), key
+    assert record.kind is kind
+    assert record.project_id == project.project_id
+    assert record.project_name == "keyed"
+    assert record.revoked_at is None
+    assert record.key_id and record.key_id in key
+
+    scope = await store.resolve_key(key)
+    assert scope == Scope(
+        org_id=project.org_id,
+        workspace_id=project.workspace_id,
+        project_id=project.project_id,
+        project_name="keyed",
+        key_kind=kind,
+        key_id=record.key_id,
+    )
+    assert scope.can_read is (kind is KeyKind.PROJECT)
+
+
+async def test_keys_of_two_projects_resolve_to_their_own_project(store: Store) -> None:
+    a, _ = await store.ensure_project("a")
+    b, _ = await store.ensure_project("b")
+    _, key_a = await store.create_key(a.project_id, KeyKind.PROJECT)
+    _, key_b = await store.create_key(b.project_id, KeyKind.PROJECT)
+    scope_a, scope_b = await store.resolve_key(key_a), await store.resolve_key(key_b)
+    assert scope_a is not None and scope_a.project_id == a.project_id and scope_a.project_name == "a"
+    assert scope_b is not None and scope_b.project_id == b.project_id and scope_b.project_name == "b"
+
+
+async def test_unknown_or_altered_key_resolves_to_none(store: Store) -> None:
+    project, _ = await store.ensure_project("p")
+    _, key = await store.create_key(project.project_id, KeyKind.PROJECT)
+    altered = key[:-1] + ("A" if key[-1] != "A" else "B")
+    assert await store.resolve_key(altered) is None
+    assert await store.resolve_key("hh_" + "x" * 24 + "_" + "y" * 64) is None
+    assert await store.resolve_key("") is None
+    assert await store.resolve_key(key) is not None
+
+
+async def test_revoke_key(store: Store) -> None:
+    project, _ = await store.ensure_project("p")
+    revoked, key = await store.create_key(project.project_id, KeyKind.PROJECT)
+    kept, kept_key = await store.create_key(project.project_id, KeyKind.INGESTION)
+
+    assert await store.revoke_key(revoked.key_id) is True
+    assert await store.resolve_key(key) is None
+    assert await store.resolve_key(kept_key) is not None
+    assert await store.revoke_key(revoked.key_id) is False  # no longer active
+    assert await store.revoke_key("no-such-key-id") is False
+
+    by_id = {r.key_id: r for r in await store.list_keys()}
+    assert by_id[revoked.key_id].revoked_at is not None
+    assert by_id[kept.key_id].revoked_at is None
+
+
+async def test_list_keys_never_exposes_the_secret(store: Store) -> None:
+    a, _ = await store.ensure_project("a")
+    b, _ = await store.ensure_project("b")
+    minted = [
+        await store.create_key(a.project_id, KeyKind.PROJECT),
+        await store.create_key(a.project_id, KeyKind.INGESTION),
+        await store.create_key(b.project_id, KeyKind.PROJECT),
+    ]
+    listed = await store.list_keys()
+    assert sorted(listed, key=lambda r: r.key_id) == sorted((r for r, _ in minted), key=lambda r: r.key_id)
+    text = repr(listed)
+    for _, key in minted:
+        secret = key[-SECRET_LENGTH:]
+        assert key not in text and secret not in text
+    assert {(r.project_name, r.kind) for r in listed} == {
+        ("a", KeyKind.PROJECT), ("a", KeyKind.INGESTION), ("b", KeyKind.PROJECT)
+    }
+
+
+# Writes and reads -------------------------------------------------------------------------------
+
+
+async def test_write_and_read_round_trip(store: Store, scope_a: Scope) -> None:
+    sid = new_id()
+    event = make_event(
+        sid,
+        event_type="model",
+        start=1_700_000_000_123,
+        end=1_700_000_000_947.8056,
+        name="llm call",
+        source="sdk",
+        error="boom",
+        config={"model": "gpt", "temperature": 0.2},
+        inputs={"messages": [{"role": "user", "content": "héllo ✓"}]},
+        outputs={"text": "hi", "nested": {"list": [1, 2.5, None, True]}},
+        metadata={"cost": 0.01, "total_tokens": 12},
+        feedback={"rating": 4},
+        metrics={"score": 0.9},
+        user_properties={"user_id": "u1"},
+    )
+    await store.write_events(scope_a, [event])
+    stored = await store.get_event(scope_a, event.event_id)
+    assert stored is not None
+    assert stored.duration == pytest.approx(824.8056)
+    assert stored.end_time == pytest.approx(1_700_000_000_947.8056)
+    expected = {
+        **event.to_dict(),
+        "duration": stored.duration,
+        "end_time": stored.end_time,
+        "org_id": scope_a.org_id,
+        "workspace_id": scope_a.workspace_id,
+        "project_id": scope_a.project_id,
+        "tenant": scope_a.org_id,
+    }
+    assert stored.to_dict() == expected
+
+
+async def test_outputs_none_and_empty_are_distinct(store: Store, scope_a: Scope) -> None:
+    sid = new_id()
+    without = make_event(sid)
+    empty = make_event(sid, outputs={})
+    await store.write_events(scope_a, [without, empty])
+    got_without = await store.get_event(scope_a, without.event_id)
+    got_empty = await store.get_event(scope_a, empty.event_id)
+    assert got_without is not None and got_without.outputs is None
+    assert got_empty is not None and got_empty.outputs == {}
+
+
+async def test_get_unknown_event_is_none(store: Store, scope_a: Scope) -> None:
+    assert await store.get_event(scope_a, new_id()) is None
+    assert await store.session_events(scope_a, new_id()) == []
+
+
+async def test_writing_the_same_event_twice_stores_one_event(store: Store, scope_a: Scope) -> None:
+    sid = new_id()
+    event = make_event(sid, metadata={"a": 1, "nested": {"x": [1, 2]}}, outputs={"o": 1}, children_ids=[])
+    await store.write_events(scope_a, [event])
+    first = await store.get_event(scope_a, event.event_id)
+    await store.write_events(scope_a, [event])
+    await store.write_events(scope_a, [event, event])
+    assert await store.get_event(scope_a, event.event_id) == first
+    assert await non_session_ids(store, scope_a, sid) == [event.event_id]
+
+
+async def test_rewriting_an_event_with_null_valued_keys_is_idempotent(store: Store, scope_a: Scope) -> None:
+    """JSON null is a value like any other: re-sending the same event must not drop the key."""
+    event = make_event(new_id(), metadata={"run_id": None, "n": {"x": None}}, config={"stop": None},
+                       feedback={"ground_truth": None}, metrics={"m": None}, user_properties={"u": None})
+    await store.write_events(scope_a, [event])
+    first = await store.get_event(scope_a, event.event_id)
+    assert first is not None and first.metadata == {"run_id": None, "n": {"x": None}}
+    await store.write_events(scope_a, [event])
+    assert await store.get_event(scope_a, event.event_id) == first
+
+
+async def test_rewrite_replaces_scalars_and_merges_metadata(store: Store, scope_a: Scope) -> None:
+    sid = new_id()
+    eid = new_id()
+    await store.write_events(scope_a, [make_event(
+        sid, eid, name="first", source="s1", start=1_000, end=1_100, inputs={"q": 1}, outputs={"o": 1},
+        metadata={"a": 1, "shared": "old"}, feedback={"f": 1},
+    )])
+    await store.write_events(scope_a, [make_event(
+        sid, eid, name="second", source="s2", start=1_050, end=1_500, error="failed", inputs={"q": 2},
+        metadata={"b": 2, "shared": "new"}, feedback={"g": 2},
+    )])
+    stored = await store.get_event(scope_a, eid)
+    assert stored is not None
+    assert (stored.event_name, stored.source, stored.error) == ("second", "s2", "failed")
+    assert (stored.start_time, stored.end_time, stored.duration) == (1_050, 1_500, 450)
+    assert stored.inputs == {"q": 2}
+    assert stored.outputs == {"o": 1}  # the re-write carried no outputs
+    assert stored.metadata == {"a": 1, "b": 2, "shared": "new"}
+    assert stored.feedback == {"f": 1, "g": 2}
+    assert await non_session_ids(store, scope_a, sid) == [eid]
+
+
+async def test_an_update_between_two_writes_is_not_lost(store: Store, scope_a: Scope) -> None:
+    event = make_event(new_id(), metadata={"a": 1})
+    await store.write_events(scope_a, [event])
+    assert await store.update_event(scope_a, event.event_id, EventUpdate(metadata={"score": 3}, feedback={"r": 1}))
+    await store.write_events(scope_a, [event])
+    stored = await store.get_event(scope_a, event.event_id)
+    assert stored is not None
+    assert stored.metadata == {"a": 1, "score": 3}
+    assert stored.feedback == {"r": 1}
+
+
+# Hierarchy --------------------------------------------------------------------------------------
+
+
+async def test_children_written_before_their_parents(store: Store, scope_a: Scope) -> None:
+    sid, parent, child, grandchild, unknown = new_id(), new_id(), new_id(), new_id(), new_id()
+    await store.write_events(scope_a, [make_event(sid, grandchild, parent_id=child, start=1_300)])
+    await store.write_events(scope_a, [make_event(sid, child, parent_id=parent, start=1_200)])
+    other_child = make_event(sid, parent_id=parent, start=1_250)
+    await store.write_events(scope_a, [other_child])
+    # The parent arrives last and names only a child that never arrives.
+    await store.write_events(scope_a, [make_event(sid, parent, start=1_100, children_ids=[unknown])])
+
+    got_parent = await store.get_event(scope_a, parent)
+    assert got_parent is not None
+    assert got_parent.children_ids[0] == unknown  # what the client sent comes first
+    assert sorted(got_parent.children_ids) == sorted([unknown, child, other_child.event_id])
+    got_child = await store.get_event(scope_a, child)
+    assert got_child is not None and got_child.children_ids == [grandchild]
+    got_session = await store.get_event(scope_a, sid)
+    assert got_session is not None and got_session.children_ids == [parent]
+
+    by_id = {e.event_id: e for e in await store.session_events(scope_a, sid)}
+    assert set(by_id) == {sid, parent, child, grandchild, other_child.event_id}
+    assert by_id[parent].children_ids == got_parent.children_ids
+    assert by_id[child].children_ids == [grandchild]
+    assert by_id[grandchild].children_ids == []
+    assert by_id[sid].children_ids == [parent]
+
+
+async def test_children_ids_sent_by_the_client_are_not_duplicated(store: Store, scope_a: Scope) -> None:
+    sid, parent, child = new_id(), new_id(), new_id()
+    await store.write_events(scope_a, [
+        make_event(sid, parent, children_ids=[child]),
+        make_event(sid, child, parent_id=parent),
+    ])
+    got = await store.get_event(scope_a, parent)
+    assert got is not None and got.children_ids == [child]
+    [from_session] = [e for e in await store.session_events(scope_a, sid) if e.event_id == parent]
+    assert from_session.children_ids == [child]
+
+
+async def test_session_events_are_oldest_first_and_confined_to_the_session(store: Store, scope_a: Scope) -> None:
+    sid, other = new_id(), new_id()
+    late, early, middle = (make_event(sid, start=s) for s in (3_000, 1_000, 2_000))
+    await store.write_events(scope_a, [late, early, make_event(other, start=1_500), middle])
+    events = await store.session_events(scope_a, sid)
+    starts = [e.start_time for e in events]
+    assert starts == sorted(starts)
+    assert [e.event_id for e in events if e.event_type != "session"] == [early.event_id, middle.event_id,
+                                                                         late.event_id]
+    assert [e.event_id for e in events if e.event_type == "session"] == [sid]
+    assert all(e.session_id == sid for e in events)
+
+
+# Sessions ---------------------------------------------------------------------------------------
+
+
+async def test_unknown_session_is_created_implicitly(store: Store, scope_a: Scope) -> None:
+    sid = new_id()
+    first = make_event(sid, start=2_000, end=2_500, source="sdk-x", session_name_hint="from span")
+    second = make_event(sid, start=1_500, end=3_000, source="sdk-y")
+    await store.write_events(scope_a, [first, second])
+    session = await store.get_event(scope_a, sid)
+    assert session is not None
+    assert session.event_type == "session"
+    assert session.event_id == session.session_id == sid
+    assert session.parent_id is None
+    assert session.event_name == "from span"
+    assert session.source == "sdk-x"
+    assert (session.start_time, session.end_time, session.duration) == (1_500, 3_000, 1_500)
+    assert (session.org_id, session.workspace_id, session.project_id) == (
+        scope_a.org_id, scope_a.workspace_id, scope_a.project_id)
+    assert sorted(session.children_ids) == sorted([first.event_id, second.event_id])
+
+
+async def test_implicit_session_without_a_name_hint_is_unknown(store: Store, scope_a: Scope) -> None:
+    sid = new_id()
+    await store.write_events(scope_a, [make_event(sid)])
+    session = await store.get_event(scope_a, sid)
+    assert session is not None and session.event_type == "session" and session.event_name == "unknown"
+
+
+async def test_session_span_widens_as_events_arrive(store: Store, scope_a: Scope) -> None:
+    sid = new_id()
+
+    async def span() -> tuple[Any, Any, Any]:
+        session = await store.get_event(scope_a, sid)
+        assert session is not None
+        return session.start_time, session.end_time, session.duration
+
+    await store.write_events(scope_a, [make_event(sid, start=1_000, end=2_000)])
+    assert await span() == (1_000, 2_000, 1_000)
+    await store.write_events(scope_a, [make_event(sid, start=500, end=600)])  # earlier
+    assert await span() == (500, 2_000, 1_500)
+    await store.write_events(scope_a, [make_event(sid, start=3_000, end=4_000)])  # later
+    assert await span() == (500, 4_000, 3_500)
+    await store.write_events(scope_a, [make_event(sid, start=700, end=800)])  # inside: no change
+    assert await span() == (500, 4_000, 3_500)
+    late = make_event(sid, start=3_500, end=3_600)
+    await store.write_events(scope_a, [late])
+    assert await store.update_event(scope_a, late.event_id, EventUpdate(end_time=5_000, duration=1_500))
+    assert await span() == (500, 5_000, 4_500)
+
+
+async def test_explicit_session_widens_to_cover_its_events(store: Store, scope_a: Scope) -> None:
+    session = await store.create_session(scope_a, make_session(start=1_000, end=1_000))
+    sid = session.session_id
+    await store.write_events(scope_a, [make_event(sid, start=400, end=450), make_event(sid, start=1_900, end=2_000)])
+    stored = await store.get_event(scope_a, sid)
+    assert stored is not None
+    assert (stored.start_time, stored.end_time, stored.duration) == (400, 2_000, 1_600)
+    assert stored.event_name == "session"
+
+
+async def test_create_session_returns_the_stored_session(store: Store, scope_a: Scope) -> None:
+    sent = make_session(name="run", source="eval", start=1_000, end=1_200, config={"c": 1},
+                        inputs={"i": 1}, metadata={"m": 1}, user_properties={"u": 1})
+    created = await store.create_session(scope_a, sent)
+    assert created.event_id == created.session_id == sent.event_id
+    assert created.event_type == "session" and created.parent_id is None
+    assert (created.event_name, created.source, created.config, created.inputs) == ("run", "eval", {"c": 1},
+                                                                                    {"i": 1})
+    assert (created.start_time, created.end_time, created.duration) == (1_000, 1_200, 200)
+    assert (created.org_id, created.workspace_id, created.project_id) == (
+        scope_a.org_id, scope_a.workspace_id, scope_a.project_id)
+    assert await store.get_event(scope_a, sent.event_id) == created
+
+
+async def test_create_session_is_idempotent_and_merges_deep(store: Store, scope_a: Scope) -> None:
+    sid = new_id()
+    first = await store.create_session(scope_a, make_session(
+        sid, name="original", source="src", start=1_000, inputs={"q": "first"},
+        metadata={"keep": 1, "nested": {"x": 1, "y": {"deep": 1}}, "over": "old"},
+        user_properties={"user": {"id": "u1"}},
+    ))
+    second = await store.create_session(scope_a, make_session(
+        sid, name="renamed", source="other", start=5, end=9_999, inputs={"q": "second"},
+        metadata={"nested": {"y": {"deeper": 2}, "z": 3}, "over": "new"},
+        user_properties={"user": {"tier": "pro"}, "extra": True},
+    ))
+    assert second.event_name == "original" and second.source == "src"
+    assert second.inputs == {"q": "first"}
+    assert (second.start_time, second.end_time, second.duration) == (
+        first.start_time, first.end_time, first.duration)
+    assert second.metadata == {"keep": 1, "nested": {"x": 1, "y": {"deep": 1, "deeper": 2}, "z": 3}, "over": "new"}
+    assert second.user_properties == {"user": {"id": "u1", "tier": "pro"}, "extra": True}
+    assert await store.get_event(scope_a, sid) == second
+    assert [e.event_id for e in await store.session_events(scope_a, sid)] == [sid]
+
+
+async def test_create_session_adopts_an_implicit_session(store: Store, scope_a: Scope) -> None:
+    sid = new_id()
+    child = make_event(sid, start=1_000, end=1_500, session_name_hint="implicit name")
+    await store.write_events(scope_a, [child])
+    created = await store.create_session(scope_a, make_session(
+        sid, name="explicit", source="app", start=1_200, end=1_300, inputs={"topic": "x"}, config={"c": 1},
+        metadata={"m": 1}, user_properties={"u": 1},
+    ))
+    assert (created.event_name, created.source) == ("explicit", "app")
+    assert created.inputs == {"topic": "x"} and created.config == {"c": 1}
+    assert created.metadata == {"m": 1} and created.user_properties == {"u": 1}
+    assert (created.start_time, created.end_time, created.duration) == (1_000, 1_500, 500)
+    assert created.children_ids == [child.event_id]
+    assert await store.get_event(scope_a, sid) == created
+
+    # Once adopted it is explicit: another start only merges.
+    again = await store.create_session(scope_a, make_session(sid, name="third", metadata={"m2": 2}))
+    assert again.event_name == "explicit" and again.metadata == {"m": 1, "m2": 2}
+
+
+async def test_session_event_in_a_batch_with_its_events(store: Store, scope_a: Scope) -> None:
+    sid = new_id()
+    child = make_event(sid, start=900, end=2_000)
+    await store.write_events(scope_a, [child, make_session(sid, name="batched", start=1_000, end=1_100)])
+    session = await store.get_event(scope_a, sid)
+    assert session is not None
+    assert session.event_name == "batched"
+    assert (session.start_time, session.end_time) == (900, 2_000)
+    assert session.children_ids == [child.event_id]
+
+
+async def test_create_session_over_a_non_session_id_fails_and_changes_nothing(
+    store: Store, scope_a: Scope
+) -> None:
+    event = make_event(new_id(), name="a tool")
+    await store.write_events(scope_a, [event])
+    before = await store.get_event(scope_a, event.event_id)
+    with pytest.raises(Exception):
+        await store.create_session(scope_a, make_session(event.event_id, metadata={"x": 1}))
+    assert await store.get_event(scope_a, event.event_id) == before
+
+
+# Updates ----------------------------------------------------------------------------------------
+
+
+async def test_update_event_merge_rules(store: Store, scope_a: Scope) -> None:
+    event = make_event(
+        new_id(), start=1_000, end=1_100, outputs={"a": 1, "b": 2}, inputs={"in": 1},
+        metadata={"keep": 1, "over": "old", "nested": {"x": 1}}, feedback={"f": 1}, metrics={"m": 1},
+        config={"c": 1}, user_properties={"u": 1}, children_ids=[],
+    )
+    await store.write_events(scope_a, [event])
+    eid = event.event_id
+
+    assert await store.update_event(scope_a, eid, EventUpdate(
+        metadata={"over": "new", "nested": {"y": 2}}, feedback={"g": 2}, metrics={"n": 2}, config={"d": 2},
+        user_properties={"v": 2}, outputs={"c": 3}, duration=250, end_time=1_250, children_ids=[],
+    )) is True
+    stored = await store.get_event(scope_a, eid)
+    assert stored is not None
+    assert stored.metadata == {"keep": 1, "over": "new", "nested": {"y": 2}}  # key-wise, shallow
+    assert stored.feedback == {"f": 1, "g": 2}
+    assert stored.metrics == {"m": 1, "n": 2}
+    assert stored.config == {"c": 1, "d": 2}
+    assert stored.user_properties == {"u": 1, "v": 2}
+    assert stored.outputs == {"c": 3}  # replaced, not merged
+    assert (stored.start_time, stored.end_time, stored.duration) == (1_000, 1_250, 250)
+    assert stored.children_ids == []  # an empty list is ignored
+    assert stored.inputs == {"in": 1}
+
+    child_ids = [new_id(), new_id()]
+    assert await store.update_event(scope_a, eid, EventUpdate(outputs=None, children_ids=child_ids))
+    stored = await store.get_event(scope_a, eid)
+    assert stored is not None
+    assert stored.outputs == {"c": 3}  # None keeps
+    assert stored.children_ids == child_ids
+    assert await store.update_event(scope_a, eid, EventUpdate(children_ids=[]))
+    stored = await store.get_event(scope_a, eid)
+    assert stored is not None and stored.children_ids == child_ids
+
+
+async def test_update_of_a_session_event(store: Store, scope_a: Scope) -> None:
+    session = await store.create_session(scope_a, make_session(metadata={"a": 1}))
+    assert await store.update_event(scope_a, session.event_id, EventUpdate(metadata={"b": 2}, outputs={"o": 1}))
+    stored = await store.get_event(scope_a, session.event_id)
+    assert stored is not None and stored.event_type == "session"
+    assert stored.metadata == {"a": 1, "b": 2} and stored.outputs == {"o": 1}
+
+
+async def test_update_of_an_unknown_event_returns_false_and_changes_nothing(store: Store, scope_a: Scope) -> None:
+    sid = new_id()
+    await store.write_events(scope_a, [make_event(sid)])
+    before = await store.session_events(scope_a, sid)
+    missing = new_id()
+    assert await store.update_event(scope_a, missing, EventUpdate(metadata={"x": 1}, end_time=99_999)) is False
+    assert await store.get_event(scope_a, missing) is None
+    assert await store.session_events(scope_a, sid) == before
+
+    # Without keep_if_missing the update is not remembered either.
+    await store.write_events(scope_a, [make_event(sid, missing, metadata={"own": 1})])
+    stored = await store.get_event(scope_a, missing)
+    assert stored is not None and stored.metadata == {"own": 1}
+
+
+async def test_kept_update_is_applied_when_the_event_arrives(store: Store, scope_a: Scope) -> None:
+    sid, eid = new_id(), new_id()
+    assert await store.update_event(
+        scope_a, eid, EventUpdate(metadata={"a": 1, "shared": "update"}, outputs={"from": "update"}),
+        keep_if_missing=True,
+    ) is False
+    assert await store.update_event(
+        scope_a, eid, EventUpdate(metadata={"b": 2}, feedback={"rating": 1}), keep_if_missing=True
+    ) is False
+    assert await store.get_event(scope_a, eid) is None
+
+    await store.write_events(scope_a, [make_event(sid, eid, metadata={"own": 0, "shared": "event"},
+                                                  outputs={"from": "event"})])
+    stored = await store.get_event(scope_a, eid)
+    assert stored is not None
+    assert stored.metadata == {"own": 0, "shared": "update", "a": 1, "b": 2}
+    assert stored.feedback == {"rating": 1}
+    assert stored.outputs == {"from": "update"}
+
+    # Applied once: a later re-write is not overridden by the old update again.
+    await store.write_events(scope_a, [make_event(sid, eid, outputs={"from": "rewrite"})])
+    stored = await store.get_event(scope_a, eid)
+    assert stored is not None and stored.outputs == {"from": "rewrite"}
+
+
+async def test_kept_update_for_a_session_created_by_create_session(store: Store, scope_a: Scope) -> None:
+    sid = new_id()
+    assert await store.update_event(
+        scope_a, sid, EventUpdate(metadata={"enriched": True}, user_properties={"u": 1}), keep_if_missing=True
+    ) is False
+    created = await store.create_session(scope_a, make_session(sid, metadata={"m": 1}))
+    assert created.metadata == {"m": 1, "enriched": True}
+    assert created.user_properties == {"u": 1}
+    assert await store.get_event(scope_a, sid) == created
+
+
+async def test_kept_update_for_an_implicitly_created_session(store: Store, scope_a: Scope) -> None:
+    sid = new_id()
+    assert await store.update_event(
+        scope_a, sid, EventUpdate(metadata={"enriched": True}, outputs={"answer": 42}), keep_if_missing=True
+    ) is False
+    await store.write_events(scope_a, [make_event(sid)])
+    session = await store.get_event(scope_a, sid)
+    assert session is not None and session.event_type == "session"
+    assert session.metadata == {"enriched": True}
+    assert session.outputs == {"answer": 42}
+
+
+# Deletes ----------------------------------------------------------------------------------------
+
+
+async def test_delete_event(store: Store, scope_a: Scope) -> None:
+    sid = new_id()
+    parent = make_event(sid)
+    child = make_event(sid, parent_id=parent.event_id)
+    await store.write_events(scope_a, [parent, child])
+    assert await store.delete_event(scope_a, child.event_id) is True
+    assert await store.get_event(scope_a, child.event_id) is None
+    assert await store.delete_event(scope_a, child.event_id) is False
+    assert await store.delete_event(scope_a, new_id()) is False
+    got_parent = await store.get_event(scope_a, parent.event_id)
+    assert got_parent is not None and got_parent.children_ids == []
+    assert await non_session_ids(store, scope_a, sid) == [parent.event_id]
+
+
+async def test_delete_session(store: Store, scope_a: Scope) -> None:
+    sid, other = new_id(), new_id()
+    await store.create_session(scope_a, make_session(sid))
+    events = [make_event(sid, start=1_000 + i) for i in range(3)]
+    kept = make_event(other)
+    await store.write_events(scope_a, [*events, kept])
+
+    assert await store.delete_session(scope_a, sid) == 4  # the session event and its three events
+    assert await store.session_events(scope_a, sid) == []
+    for event_id in [sid, *(e.event_id for e in events)]:
+        assert await store.get_event(scope_a, event_id) is None
+    assert await store.delete_session(scope_a, sid) == 0
+    assert await store.delete_session(scope_a, new_id()) == 0
+    assert await non_session_ids(store, scope_a, other) == [kept.event_id]
+    assert await store.get_event(scope_a, other) is not None
+
+
+# Isolation --------------------------------------------------------------------------------------
+
+
+async def test_projects_are_isolated(store: Store, scope_a: Scope, scope_b: Scope) -> None:
+    sid, shared, only_a = new_id(), new_id(), new_id()
+    await store.write_events(scope_a, [make_event(sid, shared, name="a", metadata={"p": "a"}),
+                                       make_event(sid, only_a, name="a only")])
+    await store.write_events(scope_b, [make_event(sid, shared, name="b", metadata={"p": "b"})])
+
+    got_a, got_b = await store.get_event(scope_a, shared), await store.get_event(scope_b, shared)
+    assert got_a is not None and got_b is not None
+    assert (got_a.event_name, got_a.metadata, got_a.project_id) == ("a", {"p": "a"}, scope_a.project_id)
+    assert (got_b.event_name, got_b.metadata, got_b.project_id) == ("b", {"p": "b"}, scope_b.project_id)
+    assert sorted(await non_session_ids(store, scope_a, sid)) == sorted([shared, only_a])
+    assert await non_session_ids(store, scope_b, sid) == [shared]
+    session_b = await store.get_event(scope_b, sid)
+    assert session_b is not None and session_b.children_ids == [shared]
+
+    # B can neither read, update nor delete what only A has.
+    assert await store.get_event(scope_b, only_a) is None
+    assert await store.update_event(scope_b, only_a, EventUpdate(metadata={"hacked": True})) is False
+    assert await store.delete_event(scope_b, only_a) is False
+    # Updates and deletes through B touch only B's copy.
+    assert await store.update_event(scope_b, shared, EventUpdate(metadata={"touched": "b"}, outputs={"o": "b"}))
+    assert await store.delete_event(scope_b, shared) is True
+    assert await store.delete_session(scope_b, sid) == 1  # B's implicit session only
+
+    after = await store.get_event(scope_a, only_a)
+    assert after is not None and after.metadata == {}
+    still_a = await store.get_event(scope_a, shared)
+    assert still_a == got_a
+    assert sorted(await non_session_ids(store, scope_a, sid)) == sorted([shared, only_a])
+    assert await store.get_event(scope_a, sid) is not None
+
+
+async def test_sessions_and_kept_updates_are_isolated(store: Store, scope_a: Scope, scope_b: Scope) -> None:
+    sid = new_id()
+    created_a = await store.create_session(scope_a, make_session(sid, name="a", metadata={"p": "a"}))
+    created_b = await store.create_session(scope_b, make_session(sid, name="b", metadata={"p": "b"}))
+    assert created_a.project_id == scope_a.project_id and created_b.project_id == scope_b.project_id
+    assert created_b.event_name == "b" and created_b.metadata == {"p": "b"}
+    stored_a = await store.get_event(scope_a, sid)
+    assert stored_a is not None and stored_a.event_name == "a" and stored_a.metadata == {"p": "a"}
+
+    eid = new_id()
+    assert await store.update_event(scope_a, eid, EventUpdate(metadata={"for": "a"}), keep_if_missing=True) is False
+    await store.write_events(scope_b, [make_event(sid, eid)])
+    got_b = await store.get_event(scope_b, eid)
+    assert got_b is not None and got_b.metadata == {}
+    await store.write_events(scope_a, [make_event(sid, eid)])
+    got_a = await store.get_event(scope_a, eid)
+    assert got_a is not None and got_a.metadata == {"for": "a"}
+
+
+# Atomicity and concurrency ----------------------------------------------------------------------
+
+
+async def test_a_failing_write_stores_nothing_of_its_batch(store: Store, scope_a: Scope) -> None:
+    existing_sid = new_id()
+    existing = make_event(existing_sid, name="tool")
+    await store.write_events(scope_a, [existing])
+    before = await store.get_event(scope_a, existing.event_id)
+    before_session = await store.get_event(scope_a, existing_sid)
+
+    fresh_sid = new_id()
+    good = make_event(fresh_sid, name="would be stored")
+    rewrite = make_event(existing_sid, existing.event_id, name="rewritten")
+    widening = make_event(existing_sid, start=10, end=99_999)
+    clash = make_session(existing.event_id, name="clashing session")
+    with pytest.raises(Exception):
+        await store.write_events(scope_a, [good, rewrite, widening, clash])
+
+    assert await store.get_event(scope_a, good.event_id) is None
+    assert await store.get_event(scope_a, fresh_sid) is None  # no implicit session either
+    assert await store.session_events(scope_a, fresh_sid) == []
+    assert await store.get_event(scope_a, widening.event_id) is None
+    assert await store.get_event(scope_a, existing.event_id) == before
+    assert await store.get_event(scope_a, existing_sid) == before_session
+
+
+async def test_a_failing_write_does_not_sink_concurrent_writes(store: Store, scope_a: Scope) -> None:
+    existing = make_event(new_id())
+    await store.write_events(scope_a, [existing])
+    sid = new_id()
+    good = [make_event(sid, start=1_000 + i) for i in range(20)]
+    bad_batch = [make_event(new_id()), make_session(existing.event_id)]
+    results = await asyncio.gather(
+        *(store.write_events(scope_a, [e]) for e in good[:10]),
+        store.write_events(scope_a, bad_batch),
+        *(store.write_events(scope_a, [e]) for e in good[10:]),
+        return_exceptions=True,
+    )
+    assert [isinstance(r, Exception) for r in results] == [False] * 10 + [True] + [False] * 10
+    assert sorted(await non_session_ids(store, scope_a, sid)) == sorted(e.event_id for e in good)
+    assert await store.get_event(scope_a, bad_batch[0].event_id) is None
+
+
+async def test_concurrent_writes_all_land(store: Store, scope_a: Scope) -> None:
+    shared_sid = new_id()
+    calls = []
+    expected: dict[str, set[str]] = {shared_sid: set()}
+    for i in range(50):
+        own_sid = new_id()
+        in_shared = make_event(shared_sid, start=10_000 + i * 10, end=10_000 + i * 10 + 5)
+        in_own = make_event(own_sid, start=i, end=i + 1)
+        expected[shared_sid].add(in_shared.event_id)
+        expected[own_sid] = {in_own.event_id}
+        calls.append(store.write_events(scope_a, [in_shared, in_own]))
+    await asyncio.gather(*calls)
+
+    for sid, event_ids in expected.items():
+        assert set(await non_session_ids(store, scope_a, sid)) == event_ids
+    session = await store.get_event(scope_a, shared_sid)
+    assert session is not None
+    assert (session.start_time, session.end_time, session.duration) == (10_000, 10_495, 495)
+    assert len(session.children_ids) == 50
+
+
+async def test_concurrent_session_starts_and_updates(store: Store, scope_a: Scope) -> None:
+    sid = new_id()
+    await asyncio.gather(*(
+        store.create_session(scope_a, make_session(sid, metadata={f"k{i}": i})) for i in range(20)
+    ))
+    session = await store.get_event(scope_a, sid)
+    assert session is not None and session.metadata == {f"k{i}": i for i in range(20)}
+    results = await asyncio.gather(*(
+        store.update_event(scope_a, sid, EventUpdate(feedback={f"f{i}": i})) for i in range(20)
+    ))
+    assert results == [True] * 20
+    session = await store.get_event(scope_a, sid)
+    assert session is not None and session.feedback == {f"f{i}": i for i in range(20)}

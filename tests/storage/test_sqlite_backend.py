@@ -1,0 +1,79 @@
+"""What is specific to the SQLite backend: pragmas, migrations, group commit."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tracehive.model.event import Event
+from tracehive.model.scope import KeyKind
+from tracehive.storage.sqlite import SQLiteStore
+from tracehive.storage.sqlite.migrations import MIGRATIONS
+
+pytestmark = pytest.mark.anyio
+
+
+def _event(session_id: str, i: int) -> Event:
+    return Event(event_id=str(uuid.uuid4()), session_id=session_id, parent_id=session_id, event_type="tool",
+                 event_name=f"e{i}", source="test", start_time=i, end_time=i + 1, duration=1, inputs={"i": i})
+
+
+async def _scope(store: SQLiteStore):  # type: ignore[no-untyped-def]
+    project, _ = await store.ensure_project("p")
+    _, key = await store.create_key(project.project_id, KeyKind.PROJECT)
+    return await store.resolve_key(key)
+
+
+async def test_wal_and_full_sync_and_versioned_migrations(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite"
+    store = SQLiteStore(path)
+    await store.open()
+    await store.close()
+    await store.open()  # re-opening applies nothing twice
+    await store.close()
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    versions = [r[0] for r in conn.execute("SELECT version FROM schema_migrations ORDER BY version")]
+    assert versions == [step for step, _ in MIGRATIONS]
+    conn.close()
+    writer_conn = SQLiteStore(path)
+    await writer_conn.open()
+    sync = writer_conn.writer._conn.execute("PRAGMA synchronous").fetchone()[0]  # type: ignore[union-attr]
+    await writer_conn.close()
+    assert sync == 2  # FULL
+
+
+async def test_concurrent_writes_share_commits(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "db.sqlite")
+    await store.open()
+    try:
+        scope = await _scope(store)
+        sid = str(uuid.uuid4())
+        before = store.writer.commits
+        await asyncio.gather(*(store.write_events(scope, [_event(sid, i)]) for i in range(200)))
+        commits = store.writer.commits - before
+        events = await store.session_events(scope, sid)
+        assert len(events) == 201  # 200 events and their implicit session
+        # Group commit: many requests per transaction and fsync, not one each.
+        assert commits < 200
+    finally:
+        await store.close()
+
+
+async def test_acknowledged_writes_survive_reopen_without_clean_close(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite"
+    store = SQLiteStore(path)
+    await store.open()
+    scope = await _scope(store)
+    sid = str(uuid.uuid4())
+    await store.write_events(scope, [_event(sid, 1)])
+    # Read the file with a fresh connection while the store is still open: the commit is visible
+    # on disk (WAL) without any close or checkpoint.
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT count(*) FROM events WHERE session_id = ?", (sid,)).fetchone()[0] == 2
+    conn.close()
+    await store.close()
