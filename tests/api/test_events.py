@@ -204,3 +204,21 @@ def test_every_success_is_200_with_json(api: Api) -> None:
         assert reply.status_code == 200
         assert reply.headers["content-type"].startswith("application/json")
         assert isinstance(reply.json(), dict)
+
+
+def test_an_event_may_not_reuse_a_session_id(api: Api) -> None:
+    sid = api.post("/v1/sessions", json={}).json()["session_id"]
+    assert_error(api.post("/v1/events", json={"event_type": "tool", "inputs": {}, "event_id": sid}), 400, sid)
+    assert api.get(f"/v1/events/{sid}").json()["event"]["event_type"] == "session"
+    # In a session batch, an event that takes the path's session id would hide the session.
+    other = str(uuid.uuid4())
+    assert_error(api.post(f"/v1/sessions/{other}/events/batch",
+                          json={"events": [{"event_type": "tool", "inputs": {}, "event_id": other}]}), 400, other)
+    assert api.get(f"/v1/events/{other}").status_code == 404
+
+
+def test_a_session_id_may_not_be_another_events_id(api: Api) -> None:
+    eid = _create(api)
+    reply = api.post("/v1/events", json={"event_type": "tool", "inputs": {}, "session_id": eid})
+    assert_error(reply, 400, eid)
+    assert api.get(f"/v1/events/{eid}").json()["event"]["event_type"] == "tool"

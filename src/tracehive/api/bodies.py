@@ -52,6 +52,8 @@ async def read_json(request: Request, settings: Settings) -> Any:
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
+        if str(exc).startswith("depth limit exceeded"):  # orjson stops at 1024 levels by itself
+            raise ValidationFailed(f"JSON nesting exceeds the limit of {settings.max_json_depth} levels") from None
         raise MalformedBody(_json_error(body, exc)) from None
     check_depth(data, settings.max_json_depth)
     return data
@@ -129,6 +131,8 @@ def validation_failed(exc: ValidationError, prefix: tuple[Any, ...] = ()) -> Val
         message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             message = "unknown field"
+        elif err["type"] in ("model_type", "dict_type", "model_attributes_type"):
+            message = "must be a JSON object"
         elif err["type"] == "missing":
             message = "field required"
         details.append({"field": where, "message": message})

@@ -67,8 +67,8 @@ class StrictBody(BaseModel):
 class StartSessionRequest(StrictBody):
     """``POST /v1/sessions``: a bare session object; no field is required."""
 
-    session_id: Annotated[str, Field(max_length=MAX_ID_LENGTH)] | None = Field(
-        None, description="Replaced by a new UUIDv4 when missing or not a UUID."
+    session_id: Annotated[Any, Field(json_schema_extra={"type": "string", "format": "uuid"})] = Field(
+        None, description="Replaced by a new UUIDv4 when missing or not a UUID (of any type)."
     )
     session_name: Name | None = None
     event_name: Name | None = Field(None, description="Falls back to session_name, then 'unknown'.")
@@ -121,7 +121,7 @@ class SessionProperties(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    session_id: Annotated[str, Field(max_length=MAX_ID_LENGTH)] | None = None
+    session_id: Annotated[Any, Field(json_schema_extra={"type": "string", "format": "uuid"})] = None
     session_name: Name | None = None
     source: Name | None = None
     start_time: LenientTime = None

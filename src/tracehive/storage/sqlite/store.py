@@ -286,6 +286,7 @@ class SQLiteStore(Store):
                         span[0] = event.start_time
                     if event.end_time > span[1]:
                         span[1] = event.end_time
+            _check_id_roles(conn, scope, rows, sessions)
             conn.executemany(_UPSERT_EVENT, rows)
             conn.executemany(
                 _COVER_SESSION,
@@ -397,6 +398,27 @@ def _load_complete(conn: sqlite3.Connection, scope: Scope, event_id: str) -> Eve
     ]
     event.children_ids = complete_children(event.children_ids, found)
     return event
+
+
+def _check_id_roles(conn: sqlite3.Connection, scope: Scope, rows: list[tuple[Any, ...]], sessions: dict[str, Any]) -> None:
+    """A session's id belongs to its session event alone: refuse an event that would reuse it,
+    and an event whose session id is some other event's id (either would be lost silently)."""
+    event_ids = {row[1] for row in rows}
+    clash = event_ids & sessions.keys()
+    if not clash:
+        found = conn.execute(
+            "SELECT event_id, event_type FROM events WHERE project_id = ? "
+            "AND event_id IN (SELECT value FROM json_each(?))",
+            (scope.project_id, dump([*event_ids, *sessions])),
+        ).fetchall()
+        clash = {
+            eid for eid, etype in found
+            if (eid in event_ids and etype == "session") or (eid in sessions and etype != "session")
+        }  # fmt: skip
+    if clash:
+        raise BadRequest(
+            f"id {sorted(clash)[0]} is used both as a session id and as the id of a non-session event"
+        )
 
 
 def _implicit_session_params(
