@@ -13,6 +13,7 @@ BUSY_TIMEOUT_MS = 5000
 # Page cache per connection (KiB, negative = size): the writer gets more since it touches indexes.
 WRITER_CACHE_KIB = 32 * 1024
 READER_CACHE_KIB = 16 * 1024
+WAL_AUTOCHECKPOINT_PAGES = 10_000
 
 
 def connect(path: Path, *, readonly: bool = False, synchronous: str = "FULL") -> sqlite3.Connection:
@@ -25,6 +26,9 @@ def connect(path: Path, *, readonly: bool = False, synchronous: str = "FULL") ->
         conn.execute("PRAGMA journal_mode = WAL")
         # FULL in WAL mode fsyncs the WAL on every commit: a committed write survives power loss.
         conn.execute(f"PRAGMA synchronous = {synchronous}")
+        # Checkpoint every ~40 MB of WAL instead of SQLite's 4 MB: hot index pages are then copied
+        # back to the database once per checkpoint rather than ten times (measured in bench/).
+        conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
     conn.execute("PRAGMA foreign_keys = OFF")
     # Merges JSON objects on re-write, keeping nulls (json_patch would delete those keys).
     conn.create_function("th_merge", 2, merge_json, deterministic=True)

@@ -286,15 +286,18 @@ class SQLiteStore(Store):
                         span[0] = event.start_time
                     if event.end_time > span[1]:
                         span[1] = event.end_time
-            _check_id_roles(conn, scope, rows, sessions)
-            conn.executemany(_UPSERT_EVENT, rows)
-            conn.executemany(
+            # Both statements skip a row whose id already has the other role (event vs session);
+            # a short change count is how that rare case is noticed without a lookup per event.
+            changed = conn.executemany(_UPSERT_EVENT, rows).rowcount
+            covered = conn.executemany(
                 _COVER_SESSION,
                 [
                     _implicit_session_params(sid, start, end, first, scope, now)
                     for sid, (start, end, first) in sessions.items()
                 ],
-            )
+            ).rowcount
+            if changed != len(rows) or covered != len(sessions):
+                _refuse_role_clash(conn, scope, rows, sessions)
             for session in explicit_sessions:
                 _upsert_session(conn, scope, session, now)
             _apply_pending(conn, scope, [e.event_id for e in events] + list(sessions))
@@ -400,25 +403,24 @@ def _load_complete(conn: sqlite3.Connection, scope: Scope, event_id: str) -> Eve
     return event
 
 
-def _check_id_roles(conn: sqlite3.Connection, scope: Scope, rows: list[tuple[Any, ...]], sessions: dict[str, Any]) -> None:
-    """A session's id belongs to its session event alone: refuse an event that would reuse it,
-    and an event whose session id is some other event's id (either would be lost silently)."""
+def _refuse_role_clash(
+    conn: sqlite3.Connection, scope: Scope, rows: list[tuple[Any, ...]], sessions: dict[str, Any]
+) -> None:
+    """A session's id belongs to its session event alone. Name the id that an event tried to
+    reuse, or that an event gave as its session but belongs to another event; the job's
+    savepoint then undoes the whole write."""
     event_ids = {row[1] for row in rows}
+    found = conn.execute(
+        "SELECT event_id, event_type FROM events WHERE project_id = ? AND event_id IN (SELECT value FROM json_each(?))",
+        (scope.project_id, dump([*event_ids, *sessions])),
+    ).fetchall()
     clash = event_ids & sessions.keys()
-    if not clash:
-        found = conn.execute(
-            "SELECT event_id, event_type FROM events WHERE project_id = ? "
-            "AND event_id IN (SELECT value FROM json_each(?))",
-            (scope.project_id, dump([*event_ids, *sessions])),
-        ).fetchall()
-        clash = {
-            eid for eid, etype in found
-            if (eid in event_ids and etype == "session") or (eid in sessions and etype != "session")
-        }  # fmt: skip
-    if clash:
-        raise BadRequest(
-            f"id {sorted(clash)[0]} is used both as a session id and as the id of a non-session event"
-        )
+    clash |= {
+        eid for eid, etype in found
+        if (eid in event_ids and etype == "session") or (eid in sessions and etype != "session")
+    }  # fmt: skip
+    what = sorted(clash)[0] if clash else "(unknown)"
+    raise BadRequest(f"id {what} is used both as a session id and as the id of a non-session event")
 
 
 def _implicit_session_params(
