@@ -73,3 +73,12 @@ def assert_error(response: Any, status: int, *fragments: str) -> dict[str, Any]:
     for fragment in fragments:
         assert fragment in body["message"], body["message"]
     return body
+
+
+def shared_fixture(name: str = "honeyhive-1.7.0-traffic.jsonl") -> Path:
+    """A file of ``shared/fixtures``, which sits beside the repository (here and in CI)."""
+    for parent in Path(__file__).resolve().parents:
+        candidate = parent / "shared" / "fixtures" / name
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(f"{name} not found in a shared/fixtures folder above {__file__}")

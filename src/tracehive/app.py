@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from tracehive import __version__
-from tracehive.api import errors, events, health, openapi, sessions
+from tracehive.api import errors, events, export, health, legacy, openapi, otlp, otlp_grpc, sessions
 from tracehive.api.auth import KeyResolver
 from tracehive.settings import Settings
 from tracehive.storage.base import Store
@@ -33,7 +33,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await store.open()
         try:
-            yield
+            async with otlp_grpc.serving(app):
+                yield
         finally:
             await store.close()
 
@@ -48,7 +49,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.state.settings = settings
     app.state.store = store
     app.state.keys = KeyResolver(store, settings.key_cache_seconds)
-    for module in (health, sessions, events):
+    for module in (health, sessions, export, events, legacy, otlp):
         app.include_router(module.router)
     errors.install(app)
     openapi.install(app)

@@ -34,7 +34,8 @@ def _with_store(settings: Settings, fn: Callable[[Store], Awaitable[T]]) -> T:
 
 def _settings(args: argparse.Namespace) -> Settings:
     return Settings.from_env(
-        host=getattr(args, "host", None), port=getattr(args, "port", None), data_dir=getattr(args, "data_dir", None)
+        host=getattr(args, "host", None), port=getattr(args, "port", None), data_dir=getattr(args, "data_dir", None),
+        otlp_grpc_port=getattr(args, "otlp_grpc_port", None),
     )
 
 
@@ -71,6 +72,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         f"(data in {settings.data_dir})",
         flush=True,
     )
+    if settings.otlp_grpc_port:
+        print(f"OTLP/gRPC on {settings.host}:{settings.otlp_grpc_port}", flush=True)
     app = create_app(settings)
     uvicorn.run(
         app,
@@ -143,6 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the server")
     serve.add_argument("--host", help="address to bind (env TRACEHIVE_HOST; default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (env TRACEHIVE_PORT; default 8520)")
+    serve.add_argument("--otlp-grpc-port", type=int, metavar="PORT",
+                       help="also serve OTLP/gRPC trace export on PORT, e.g. 4317 (env TRACEHIVE_OTLP_GRPC_PORT; default off)")
     _data_dir_arg(serve)
     serve.set_defaults(func=cmd_serve)
 

@@ -14,6 +14,8 @@ ENV_PREFIX = "TRACEHIVE_"
 class Settings:
     host: str = "127.0.0.1"
     port: int = 8520
+    # OTLP/gRPC (TraceService/Export) on this port, same host; 0 = off. Conventionally 4317.
+    otlp_grpc_port: int = 0
     data_dir: Path = Path("./tracehive-data")
     # Bounds on input (contract: bad input is a clear 4xx, never a 500 or an exhausted server).
     max_body_bytes: int = 20 * 1024 * 1024

@@ -16,6 +16,7 @@ import pytest
 from tracehive.model.event import Event, EventUpdate
 from tracehive.model.keys import INGESTION_KEY_RE, PROJECT_KEY_RE, SECRET_LENGTH
 from tracehive.model.scope import KeyKind, Scope
+from tracehive.query.filters import EventQuery, parse_export_request
 from tracehive.storage.base import Store
 
 pytestmark = pytest.mark.anyio
@@ -812,3 +813,165 @@ async def test_concurrent_session_starts_and_updates(store: Store, scope_a: Scop
     assert results == [True] * 20
     session = await store.get_event(scope_a, sid)
     assert session is not None and session.feedback == {f"f{i}": i for i in range(20)}
+
+
+# Export queries (``export_events``; semantics in tracehive.query.filters) -----------------------
+#
+# Queries are built with the backend-neutral parser, so these cases pin down what every backend's
+# compiler must do with a parsed ``EventQuery``.
+
+
+def query(*filters: dict[str, Any], **body: Any) -> EventQuery:
+    return parse_export_request({"filters": list(filters), **body})
+
+
+def flt(field: str, operator: str, value: Any = None, type: str = "string") -> dict[str, Any]:
+    return {"field": field, "operator": operator, "value": value, "type": type}
+
+
+async def seed_export(store: Store, scope: Scope) -> str:
+    """A session at t=1000 with three events; newest first: c, b, a, session."""
+    sid = new_id()
+    await store.create_session(scope, make_session(sid, start=1_000, name="session"))
+    await store.write_events(scope, [
+        make_event(sid, name="a", event_type="model", start=2_000, end=2_250,
+                   inputs={"chat": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "2+2?"}]},
+                   outputs={"text": "4"},
+                   metadata={"cost": 0.5, "ok": True, "when": "2024-05-01T00:00:00Z", "tags": ["alpha", "beta"],
+                             "n": 42, "label": "Hello World", "nothing": None}),
+        make_event(sid, name="b", event_type="tool", start=3_000, end=4_000.5, error="timeout",
+                   metadata={"cost": 2, "ok": False, "when": 1_714_521_600_001, "tags": ["gamma"], "label": "hello"}),
+        make_event(sid, name="c", event_type="chain", start=4_000, end=4_010,
+                   inputs={"chat": [{"role": "user", "content": "hi"}]}, metadata={"cost": "3"}),
+    ])  # fmt: skip
+    return sid
+
+
+async def exported_names(store: Store, scope: Scope, q: EventQuery) -> list[str]:
+    events, total = await store.export_events(scope, q)
+    assert total >= len(events)
+    return [e.event_name for e in events]
+
+
+EVERYTHING = ["c", "b", "a", "session"]
+
+EXPORT_CASES: list[tuple[dict[str, Any], list[str]]] = [
+    (flt("event_name", "is", "a"), ["a"]),
+    (flt("event_name", "is not", "a"), ["c", "b", "session"]),
+    (flt("metadata.label", "contains", "ello"), ["b", "a"]),
+    (flt("metadata.label", "contains", "world"), []),  # case-sensitive
+    (flt("metadata.label", "not contains", "World"), ["c", "b", "session"]),  # missing matches negations
+    (flt("metadata.tags", "contains", "amm"), ["b"]),  # arrays: any element
+    (flt("inputs", "contains", "2+2"), ["a"]),  # a whole JSON column: its JSON text
+    (flt("metadata.n", "is", "42"), ["a"]),  # text form of a number
+    (flt("metadata.ok", "is", "true"), ["a"]),  # text form of a boolean
+    (flt("metadata.cost", "is", "2.0"), ["b"]),  # a numeric string value also matches equal numbers
+    (flt("metadata.cost", "is", "3"), ["c"]),  # ...and the string "3" by its text
+    (flt("metadata.cost", "is not", "0.50"), ["c", "b", "session"]),
+    (flt("error", "exists"), ["b"]),
+    (flt("error", "not exists"), ["c", "a", "session"]),
+    (flt("metadata.nothing", "exists"), []),  # null is not a value
+    (flt("metadata.nothing", "not exists"), EVERYTHING),
+    (flt("outputs", "exists"), ["a"]),
+    (flt("inputs.chat.1.content", "is", "2+2?"), ["a"]),
+    (flt("inputs.chat.0.role", "is", "user"), ["c"]),
+    (flt("inputs.chat.1", "exists"), ["a"]),
+    (flt("metadata.cost", "is", "2", "number"), ["b"]),
+    (flt("metadata.cost", "is not", 2, "number"), ["c", "a", "session"]),
+    (flt("metadata.cost", "greater than", "0.1", "number"), ["b", "a"]),  # the string "3" is no number
+    (flt("metadata.cost", "less than", 1, "number"), ["a"]),
+    (flt("metadata.ok", "greater than", 0, "number"), []),  # booleans are no numbers
+    (flt("duration", "greater than", 500, "number"), ["b", "session"]),
+    (flt("duration", "is", "1000.5", "number"), ["b"]),
+    (flt("metadata.ok", "is", True, "boolean"), ["a"]),
+    (flt("metadata.ok", "is", "false", "boolean"), ["b"]),
+    (flt("metadata.ok", "is not", True, "boolean"), ["c", "b", "session"]),
+    (flt("metadata.n", "is", True, "boolean"), []),
+    (flt("metadata.when", "after", "2024-05-01T00:00:00Z", "datetime"), ["b"]),
+    (flt("metadata.when", "before", 1_714_521_600_001, "datetime"), ["a"]),
+    (flt("metadata.when", "is", 1_714_521_600_000, "datetime"), ["a"]),
+    (flt("metadata.when", "is not", "2024-05-01T00:00:00.000+00:00", "datetime"), ["c", "b", "session"]),
+    (flt("start_time", "after", "1970-01-01T00:00:02Z", "datetime"), ["c", "b"]),
+    (flt("start_time", "before", 2_000, "datetime"), ["session"]),
+    (flt("start_time", "greater than", "2000"), ["c", "b"]),  # string promoted to number
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"), EXPORT_CASES, ids=[f"{c['field']} {c['operator']} {c['type']}" for c, _ in EXPORT_CASES]
+)
+async def test_export_filter_semantics(
+    store: Store, scope_a: Scope, case: dict[str, Any], expected: list[str]
+) -> None:
+    await seed_export(store, scope_a)
+    assert await exported_names(store, scope_a, query(case)) == expected
+
+
+async def test_export_orders_pages_and_counts(store: Store, scope_a: Scope) -> None:
+    sid = await seed_export(store, scope_a)
+    await store.write_events(scope_a, [make_event(new_id(), name="elsewhere", start=5_000)])
+    by_session = flt("session_id", "is", sid.upper())  # ids compare case-insensitively
+    events, total = await store.export_events(scope_a, query(by_session))
+    assert [e.event_name for e in events] == EVERYTHING and total == 4
+    assert [e.start_time for e in events] == sorted((e.start_time for e in events), reverse=True)
+    assert all(e.project_id == scope_a.project_id and e.session_id == sid for e in events)
+
+    pages = [await store.export_events(scope_a, query(by_session, limit=3, page=p)) for p in (1, 2, 3)]
+    assert [[e.event_name for e in p] for p, _ in pages] == [EVERYTHING[:3], EVERYTHING[3:], []]
+    assert [t for _, t in pages] == [4, 4, 4]
+    unordered, total = await store.export_events(scope_a, query(by_session, ignore_order=True))
+    assert sorted(e.event_name for e in unordered) == sorted(EVERYTHING) and total == 4
+
+    everything, total = await store.export_events(scope_a, query())
+    assert total == 6  # "elsewhere" and its implicit session, both at t=5000 (tie order is free)
+    assert {e.event_name for e in everything[:2]} == {"elsewhere", "unknown"}
+    assert await store.export_events(scope_a, query(limit=2, page=100)) == ([], 6)
+
+
+async def test_export_filters_are_anded_and_date_ranges_inclusive(store: Store, scope_a: Scope) -> None:
+    await seed_export(store, scope_a)
+    assert await exported_names(store, scope_a, query(flt("metadata.cost", "greater than", 0, "number"),
+                                                      flt("event_type", "is", "tool"))) == ["b"]
+    assert await exported_names(store, scope_a, query(dateRange={"$gte": 2_000, "$lte": 3_000})) == ["b", "a"]
+    assert await exported_names(
+        store, scope_a, query(dateRange={"$gte": "1970-01-01T00:00:03Z", "$lte": "1970-01-01T00:00:04.000Z"})
+    ) == ["c", "b"]
+    assert await exported_names(store, scope_a, query(dateRange={"$lte": 1_000})) == ["session"]
+    assert await exported_names(store, scope_a, query(dateRange={"relative": "1d"})) == []
+
+
+async def test_export_returns_stored_events(store: Store, scope_a: Scope) -> None:
+    sid = await seed_export(store, scope_a)
+    events, _ = await store.export_events(scope_a, query(flt("event_name", "is", "a")))
+    [event] = events
+    stored = await store.get_event(scope_a, event.event_id)
+    assert stored is not None and event.session_id == sid
+    assert event.metadata == stored.metadata and event.inputs == stored.inputs and event.outputs == stored.outputs
+    assert (event.start_time, event.end_time, event.duration) == (2_000, 2_250, 250)
+    assert (event.org_id, event.workspace_id, event.project_id) == (scope_a.org_id, scope_a.workspace_id,
+                                                                     scope_a.project_id)
+
+
+async def test_export_is_confined_to_the_project(store: Store, scope_a: Scope, scope_b: Scope) -> None:
+    sid = await seed_export(store, scope_a)
+    assert await store.export_events(scope_b, query()) == ([], 0)
+    assert await store.export_events(scope_b, query(flt("session_id", "is", sid))) == ([], 0)
+    assert await store.export_events(scope_b, query(flt("event_name", "is not", "zzz"))) == ([], 0)
+    await store.write_events(scope_b, [make_event(sid, name="b's own", metadata={"cost": 2})])
+    assert await exported_names(store, scope_b, query(flt("metadata.cost", "is", 2, "number"))) == ["b's own"]
+    assert await exported_names(store, scope_a, query(flt("metadata.cost", "is", 2, "number"))) == ["b"]
+
+
+@pytest.mark.parametrize("value", ["x' OR '1'='1", "'; DELETE FROM events; --", "%", "_", '"', "\\", "$.cost"])
+async def test_export_values_are_literals(store: Store, scope_a: Scope, value: str) -> None:
+    await seed_export(store, scope_a)
+    for operator in ("is", "contains"):
+        assert await exported_names(store, scope_a, query(flt("event_name", operator, value))) == []
+        assert await exported_names(store, scope_a, query(flt("metadata.label", operator, value))) == []
+    odd = make_event(new_id(), name=value, metadata={"label": value})
+    await store.write_events(scope_a, [odd])
+    for field in ("event_name", "metadata.label"):
+        for operator in ("is", "contains"):
+            events, _ = await store.export_events(scope_a, query(flt(field, operator, value)))
+            assert [e.event_id for e in events] == [odd.event_id]
+    assert (await store.export_events(scope_a, query()))[1] == 6

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from tracehive.model.event import Event, EventUpdate
 from tracehive.model.scope import KeyKind, Scope
+from tracehive.query.filters import EventQuery
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,3 +112,11 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def delete_event(self, scope: Scope, event_id: str) -> bool: ...
 
+    # Queries -----------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def export_events(self, scope: Scope, query: EventQuery) -> tuple[list[Event], int]:
+        """One page of the scope's events matching ``query`` (semantics in
+        ``tracehive.query.filters``), newest ``start_time`` first unless ``query.ignore_order``,
+        and the total number of matches. ``query.projections`` may be ignored (the caller applies
+        them); ``children_ids`` need not be completed from stored children (they are as stored)."""

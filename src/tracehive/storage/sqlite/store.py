@@ -19,7 +19,9 @@ from tracehive.model.errors import BadRequest
 from tracehive.model.event import Event, EventUpdate, deep_merge
 from tracehive.model.keys import generate_key, hash_key
 from tracehive.model.scope import KeyKind, Scope
+from tracehive.query.filters import EventQuery
 from tracehive.storage.base import ApiKeyRecord, Project, Store
+from tracehive.storage.sqlite.compile import compile_export
 from tracehive.storage.sqlite.connection import connect
 from tracehive.storage.sqlite.migrations import migrate
 from tracehive.storage.sqlite.rows import (
@@ -65,6 +67,9 @@ WHERE events.event_type <> 'session'
 _COVER_SESSION = f"""
 INSERT INTO events ({_INSERT_COLUMNS}, implicit) VALUES ({_PLACEHOLDERS}, 1)
 ON CONFLICT (project_id, event_id) DO UPDATE SET
+    -- A session made up from its events takes the first real name offered (e.g. a late root span).
+    event_name = CASE WHEN events.implicit = 1 AND events.event_name = 'unknown'
+                      THEN excluded.event_name ELSE events.event_name END,
     start_time = min(events.start_time, excluded.start_time),
     end_time = max(events.end_time, excluded.end_time),
     duration = max(events.end_time, excluded.end_time) - min(events.start_time, excluded.start_time),
@@ -372,6 +377,24 @@ class SQLiteStore(Store):
 
         return await self._read(fn)
 
+    async def export_events(self, scope: Scope, query: EventQuery) -> tuple[list[Event], int]:
+        compiled = compile_export(scope.project_id, query)
+
+        def fn(conn: sqlite3.Connection) -> tuple[list[Event], int]:
+            conn.execute("BEGIN")  # one snapshot for the count and the page
+            try:
+                total = conn.execute(compiled.count_sql, compiled.count_params).fetchone()[0]
+                rows = (
+                    conn.execute(compiled.select_sql, compiled.select_params).fetchall()
+                    if total > query.offset
+                    else []
+                )
+            finally:
+                conn.execute("COMMIT")
+            return [row_to_event(r) for r in rows], int(total)
+
+        return await self._read(fn)
+
 
 # Helpers that run inside a writer job ----------------------------------------------------------
 
@@ -451,7 +474,12 @@ def _upsert_session(conn: sqlite3.Connection, scope: Scope, new: Event, now: int
     if implicit:
         # The session was made up from its events; the real start carries its name and payload.
         existing.event_name, existing.source = new.event_name, new.source
-        existing.config, existing.inputs, existing.outputs = new.config, new.inputs, new.outputs
+        # An update kept for the session before it existed (enrich_session) may already have set
+        # config or outputs on the implicit session: the start does not erase them.
+        existing.config = {**existing.config, **new.config}
+        existing.inputs = new.inputs
+        if new.outputs is not None:
+            existing.outputs = new.outputs
         existing.error = new.error
         if new.children_ids:
             existing.children_ids = new.children_ids

@@ -1,0 +1,100 @@
+"""``POST /v1/events/export`` and ``POST /events/export`` (contract 4.7): the read the HoneyHive
+Python SDK uses for ``events.export()``, ``events.list()`` and ``events.get_by_session_id()``.
+
+The body is lenient (unknown keys such as ``project`` are ignored); the filter language lives in
+``tracehive.query.filters`` and the store compiles it. Both totals are returned (contract 9.5).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.requests import Request
+from starlette.responses import Response
+
+from tracehive.api.auth import authenticate
+from tracehive.api.bodies import read_json
+from tracehive.api.context import settings_of, store_of
+from tracehive.api.documented import errors, request_body
+from tracehive.api.responses import JSONResponse
+from tracehive.model.wire import ResponseBody
+from tracehive.query.filters import DEFAULT_LIMIT, EXPORT_MAX_LIMIT, parse_export_request, project_event
+
+router = APIRouter(tags=["events"])
+
+
+# Documentation models (the handler parses the body itself, with index-precise errors) ----------
+
+
+class ExportFilter(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    field: str = Field(description="A column (event_type, session_id, start_time, ...) or a dot path into a JSON "
+                                   "column (metadata.cost, inputs.chat_history.0.content).")
+    operator: Literal["exists", "not exists", "is", "is not", "contains", "not contains", "greater than",
+                      "less than", "after", "before"]
+    value: str | float | bool | None = Field(None, description="Coerced by type; ignored by exists / not exists.")
+    type: Literal["string", "number", "boolean", "datetime", "id"] = Field("string", description="Defaults to string.")
+
+
+class ExportDateRange(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    gte: str | float | None = Field(None, alias="$gte", description="ISO 8601 or Unix ms, inclusive.")
+    lte: str | float | None = Field(None, alias="$lte", description="ISO 8601 or Unix ms, inclusive.")
+    relative: str | None = Field(None, description="Instead of bounds: '<int><m|h|d|w>', e.g. '7d'.")
+
+
+class ExportEventsRequest(BaseModel):
+    """Lenient: unknown keys are ignored."""
+
+    model_config = ConfigDict(extra="allow")
+
+    filters: list[ExportFilter] = Field(default_factory=list, description="ANDed.")
+    dateRange: ExportDateRange | None = Field(None, description="On start_time.")
+    projections: list[str] | None = Field(None, description="Fields or dot paths to return; event_id always is.")
+    limit: int = Field(DEFAULT_LIMIT, ge=1, description=f"Clamped to {EXPORT_MAX_LIMIT}.")
+    page: int = Field(1, ge=1, description="1-based.")
+    ignore_order: bool = Field(False, description="Skip sorting by start_time (newest first).")
+    evaluation_id: str | None = Field(None, description="Only events whose metadata.run_id is this run.")
+    project: str | None = Field(None, description="Ignored: the project comes from the API key.")
+
+
+class ExportEventsResponse(ResponseBody):
+    events: list[dict[str, Any]] = Field(description="Stored events, or their projected fields.")
+    count: int = Field(description="Total matches (not the page size).")
+    totalEvents: int = Field(description="Same as count (older clients read this key).")
+
+
+# Routes ----------------------------------------------------------------------------------------
+
+_ERRORS = errors(400, 401, 403, 413, 415)
+
+
+async def _export(request: Request) -> Response:
+    scope = await authenticate(request, write=False)
+    query = parse_export_request(await read_json(request, settings_of(request)))
+    events, total = await store_of(request).export_events(scope, query)
+    if query.projections is None:
+        rows = [event.to_dict() for event in events]
+    else:
+        rows = [project_event(event.to_dict(), query.projections) for event in events]
+    return JSONResponse({"events": rows, "count": total, "totalEvents": total})
+
+
+@router.post("/v1/events/export", response_model=ExportEventsResponse, responses=_ERRORS, summary="Export events")
+@request_body(ExportEventsRequest)
+async def export_events(request: Request) -> Response:
+    """A page of the project's events matching the filters, newest first, with the total count."""
+    return await _export(request)
+
+
+@router.post(
+    "/events/export", response_model=ExportEventsResponse, responses=_ERRORS, summary="Export events (legacy path)"
+)
+@request_body(ExportEventsRequest)
+async def export_events_legacy(request: Request) -> Response:
+    """Same as ``POST /v1/events/export``."""
+    return await _export(request)

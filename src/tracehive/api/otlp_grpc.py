@@ -1,0 +1,134 @@
+"""OTLP/gRPC trace ingest: ``opentelemetry.proto.collector.trace.v1.TraceService/Export``.
+
+A ``grpc.aio`` server runs on the application's event loop, started and stopped by the app's
+lifespan when ``Settings.otlp_grpc_port`` is set (``tracehive serve --otlp-grpc-port 4317``). It
+takes the same path as OTLP/HTTP: the request bytes go to ``decode_protobuf`` (the handler is
+registered without a deserializer, so the message is parsed once, by the decoder, under its
+limits), then the mapping and one atomic write (``api.otlp.ingest``) before the reply.
+
+* Limits: the largest message accepted is ``max_body_bytes`` after decompression (gRPC answers
+  RESOURCE_EXHAUSTED past it); more spans than ``max_batch_events`` is RESOURCE_EXHAUSTED too.
+* Auth: ``authorization: Bearer <key>`` metadata; project and ingestion keys may export.
+  Missing, malformed, unknown or revoked keys are UNAUTHENTICATED; a key that may not write
+  would be PERMISSION_DENIED.
+* ``x-source`` metadata is the default source (like the ``X-Source`` header).
+* Overload (the writer's queue is full, or the store cannot commit) is UNAVAILABLE with a
+  ``google.rpc.RetryInfo`` detail, which OTLP clients treat as "retry after this delay".
+* Rejected spans are reported in ``partial_success``; undecodable messages are INVALID_ARGUMENT.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+from tracehive.api.auth import KeyResolver
+from tracehive.api.otlp import default_source, export_response, grpc_code, ingest, retry_info, rpc_status
+from tracehive.ingest.otlp_decode import DecodeLimits
+from tracehive.model.errors import ApiError, Overloaded, Unauthorized
+from tracehive.model.scope import Scope
+
+log = logging.getLogger("tracehive.otlp_grpc")
+
+SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
+STOP_GRACE_SECONDS = 5.0
+
+
+async def authenticate_metadata(keys: KeyResolver, metadata: Mapping[str, str]) -> Scope:
+    header = metadata.get("authorization")
+    if not header:
+        raise Unauthorized("missing authorization metadata; send 'authorization: Bearer <api key>'")
+    scheme, _, key = header.partition(" ")
+    key = key.strip()
+    if scheme.lower() != "bearer" or not key:
+        raise Unauthorized("malformed authorization metadata; expected 'Bearer <api key>'")
+    scope = await keys.resolve(key)
+    if scope is None:
+        raise Unauthorized("invalid or revoked API key")
+    return scope
+
+
+class TraceService:
+    """The ``Export`` method, bound to the app's store, keys and settings."""
+
+    def __init__(self, app: Any) -> None:
+        self.state = app.state
+
+    async def export(self, request: bytes, context: Any) -> bytes:
+        import grpc
+
+        state = self.state
+        try:
+            metadata = {m.key: m.value for m in (context.invocation_metadata() or ()) if isinstance(m.value, str)}
+            scope = await authenticate_metadata(state.keys, metadata)
+            result = await ingest(state.store, scope, request, protobuf=True,
+                                  limits=DecodeLimits.from_settings(state.settings),
+                                  default_source=default_source(metadata.get("x-source")))
+        except ApiError as exc:
+            code = grpc_code(exc)
+            trailers: tuple[tuple[str, Any], ...] = ()
+            if isinstance(exc, Overloaded):
+                detail = rpc_status(code, exc.message, (retry_info(exc.retry_after),))
+                trailers = (("grpc-status-details-bin", detail),)
+            await context.abort(_STATUS[code], exc.message, trailing_metadata=trailers)
+            raise AssertionError("unreachable") from None  # abort() raises
+        except Exception:
+            log.exception("unhandled error in OTLP/gRPC Export")
+            await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+            raise AssertionError("unreachable") from None
+        return export_response(result)
+
+
+def _status_codes() -> dict[int, Any]:
+    import grpc
+
+    return {code.value[0]: code for code in grpc.StatusCode}
+
+
+_STATUS: dict[int, Any] = {}
+
+
+def _address(host: str, port: int) -> str:
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"{host}:{port}"
+
+
+@asynccontextmanager
+async def serving(app: Any) -> AsyncIterator[Any]:
+    """Run the OTLP/gRPC server for the duration of the block when the settings ask for it."""
+    settings = app.state.settings
+    if not settings.otlp_grpc_port:
+        yield None
+        return
+    import grpc
+
+    _STATUS.update(_status_codes())
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", settings.max_body_bytes),
+            ("grpc.max_send_message_length", 4 * 1024 * 1024),
+            ("grpc.so_reuseport", 0),
+        ]
+    )
+    service = TraceService(app)
+    handler = grpc.method_handlers_generic_handler(
+        SERVICE, {"Export": grpc.unary_unary_rpc_method_handler(service.export)}
+    )
+    server.add_generic_rpc_handlers((handler,))
+    address = _address(settings.host, settings.otlp_grpc_port)
+    try:
+        bound = server.add_insecure_port(address)
+    except RuntimeError as exc:
+        raise RuntimeError(f"OTLP/gRPC could not listen on {address}: {exc}") from None
+    if not bound:
+        raise RuntimeError(f"OTLP/gRPC could not listen on {address}")
+    await server.start()
+    app.state.otlp_grpc_port = bound
+    log.info("OTLP/gRPC listening on %s", address)
+    try:
+        yield server
+    finally:
+        await server.stop(STOP_GRACE_SECONDS)
