@@ -437,20 +437,7 @@ def test_grpc_bad_key_is_refused(grpc_server: TracehiveServer, grpc_target: str,
     assert r.status_code == 200 and r.json()["events"] == [], r.text
 
 
-
-EXPLICIT_ID_DEFECT = pytest.mark.xfail(
-    strict=True,
-    reason="server defect (reported): honeyhive_event_id is honoured for parent links only within one "
-    "export request; there is no persistent spanId -> event_id index per trace (contract 8.7), so a "
-    "child in another request points at the parent's derived uuid5 id and is shown as an orphan",
-)
-
-
-@pytest.mark.parametrize(
-    "parent_first",
-    [pytest.param(True, id="parent-first", marks=EXPLICIT_ID_DEFECT),
-     pytest.param(False, id="child-first", marks=EXPLICIT_ID_DEFECT)],
-)
+@pytest.mark.parametrize("parent_first", [True, False], ids=["parent-first", "child-first"])
 def test_http_explicit_event_id_across_requests(
     server: TracehiveServer, key: str, api: httpx.Client, recorder: Recorder, parent_first: bool
 ) -> None:

@@ -243,12 +243,6 @@ def test_batched_export_explicit_event_id(
     assert_same_event(outer, event)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server defect (reported): a child exported before its parent points at the parent's derived "
-    "uuid5 event id; when the parent then arrives with honeyhive_event_id, nothing re-links the child "
-    "(span_mapping: 'across batches it cannot be'), so it is shown as an orphan under the session",
-)
 def test_explicit_event_id_parent_exported_after_child(
     server: TracehiveServer, key: str, api: httpx.Client
 ) -> None:

@@ -400,6 +400,132 @@ async def test_session_events_are_oldest_first_and_confined_to_the_session(store
     assert all(e.session_id == sid for e in events)
 
 
+# Aliases (other ids an event answers to as a parent, contract 8.7) -------------------------------
+
+
+async def parent_of(store: Store, scope: Scope, event_id: str) -> str | None:
+    got = await store.get_event(scope, event_id)
+    assert got is not None, event_id
+    return got.parent_id
+
+
+@pytest.mark.parametrize("parent_first", [True, False], ids=["parent-first", "child-first"])
+async def test_children_naming_an_alias_link_to_the_aliased_event(
+    store: Store, scope_a: Scope, parent_first: bool
+) -> None:
+    sid, parent, alias, child, grandchild = new_id(), new_id(), new_id(), new_id(), new_id()
+    writes = [
+        [make_event(sid, parent, aliases=(alias,), start=1_000, end=1_100)],
+        [make_event(sid, child, parent_id=alias, start=1_010),
+         make_event(sid, grandchild, parent_id=child, start=1_020)],
+    ]
+    for batch in writes if parent_first else writes[::-1]:
+        await store.write_events(scope_a, batch)
+
+    assert await parent_of(store, scope_a, child) == parent
+    assert await parent_of(store, scope_a, grandchild) == child  # untouched
+    assert await parent_of(store, scope_a, parent) == sid
+    got = await store.get_event(scope_a, parent)
+    assert got is not None and got.children_ids == [child] and got.aliases == ()
+    by_id = {e.event_id: e for e in await store.session_events(scope_a, sid)}
+    assert set(by_id) == {sid, parent, child, grandchild}
+    assert by_id[sid].children_ids == [parent]
+    assert by_id[parent].children_ids == [child] and by_id[child].parent_id == parent
+    # Aliases only link parents: they are not ids of their own.
+    assert await store.get_event(scope_a, alias) is None
+
+    # Re-sending either side (retries) changes nothing.
+    for batch in writes:
+        await store.write_events(scope_a, batch)
+    assert await parent_of(store, scope_a, child) == parent
+    assert len(await store.session_events(scope_a, sid)) == 4
+
+
+@pytest.mark.parametrize("parent_first", [True, False], ids=["parent-first", "child-first"])
+async def test_an_alias_links_children_in_the_same_write(
+    store: Store, scope_a: Scope, parent_first: bool
+) -> None:
+    sid, parent, alias, child = new_id(), new_id(), new_id(), new_id()
+    batch = [make_event(sid, parent, aliases=(alias,)), make_event(sid, child, parent_id=alias)]
+    await store.write_events(scope_a, batch if parent_first else batch[::-1])
+    assert await parent_of(store, scope_a, child) == parent
+    got = await store.get_event(scope_a, parent)
+    assert got is not None and got.children_ids == [child]
+
+
+async def test_aliases_link_across_sessions_and_sessions_stay_put(store: Store, scope_a: Scope) -> None:
+    sid, other_sid, parent, alias = new_id(), new_id(), new_id(), new_id()
+    early = make_event(other_sid, parent_id=alias)
+    await store.write_events(scope_a, [early])
+    # An alias that is the id of the event itself, or of its own session, is ignored.
+    await store.write_events(scope_a, [make_event(sid, parent, aliases=(alias, parent, sid, alias))])
+    late = make_event(other_sid, parent_id=alias)
+    root = make_event(sid)
+    await store.write_events(scope_a, [late, root])
+    assert await parent_of(store, scope_a, early.event_id) == parent
+    assert await parent_of(store, scope_a, late.event_id) == parent
+    assert await parent_of(store, scope_a, root.event_id) == sid
+    assert await parent_of(store, scope_a, parent) == sid
+
+
+async def test_the_first_event_to_claim_an_alias_keeps_it(store: Store, scope_a: Scope) -> None:
+    sid, first, second, alias = new_id(), new_id(), new_id(), new_id()
+    before = make_event(sid, parent_id=alias, start=900)
+    await store.write_events(scope_a, [before])
+    await store.write_events(scope_a, [make_event(sid, first, aliases=(alias,))])
+    await store.write_events(scope_a, [make_event(sid, second, aliases=(alias,))])
+    after = make_event(sid, parent_id=alias, start=1_100)
+    await store.write_events(scope_a, [after])
+    assert await parent_of(store, scope_a, before.event_id) == first
+    assert await parent_of(store, scope_a, after.event_id) == first
+
+
+async def test_aliases_are_confined_to_their_project(store: Store, scope_a: Scope, scope_b: Scope) -> None:
+    sid, parent_a, parent_b, alias = new_id(), new_id(), new_id(), new_id()
+    child_b_early = make_event(sid, parent_id=alias)
+    await store.write_events(scope_b, [child_b_early])
+    await store.write_events(scope_a, [make_event(sid, parent_a, aliases=(alias,))])
+    child_b = make_event(sid, parent_id=alias)
+    await store.write_events(scope_b, [child_b])
+    # A's alias neither re-links B's early child nor catches B's later one.
+    assert await parent_of(store, scope_b, child_b_early.event_id) == alias
+    assert await parent_of(store, scope_b, child_b.event_id) == alias
+
+    # B may give the same alias to its own event; each project links to its own.
+    await store.write_events(scope_b, [make_event(sid, parent_b, aliases=(alias,))])
+    child_a = make_event(sid, parent_id=alias)
+    await store.write_events(scope_a, [child_a])
+    assert await parent_of(store, scope_b, child_b_early.event_id) == parent_b
+    assert await parent_of(store, scope_b, child_b.event_id) == parent_b
+    assert await parent_of(store, scope_a, child_a.event_id) == parent_a
+
+    # Deleting B's event forgets only B's alias.
+    assert await store.delete_event(scope_b, parent_b) is True
+    late_a, late_b = make_event(sid, parent_id=alias), make_event(sid, parent_id=alias)
+    await store.write_events(scope_a, [late_a])
+    await store.write_events(scope_b, [late_b])
+    assert await parent_of(store, scope_a, late_a.event_id) == parent_a
+    assert await parent_of(store, scope_b, late_b.event_id) == alias
+
+
+@pytest.mark.parametrize("how", ["event", "session"])
+async def test_deleting_the_aliased_event_forgets_its_aliases(store: Store, scope_a: Scope, how: str) -> None:
+    sid, other_sid, parent, alias = new_id(), new_id(), new_id(), new_id()
+    await store.write_events(scope_a, [make_event(sid, parent, aliases=(alias,))])
+    if how == "event":
+        assert await store.delete_event(scope_a, parent) is True
+    else:
+        assert await store.delete_session(scope_a, sid) == 2
+    orphan = make_event(other_sid, parent_id=alias)
+    await store.write_events(scope_a, [orphan])
+    assert await parent_of(store, scope_a, orphan.event_id) == alias
+
+    # The alias is free again: the next event to claim it links the orphan.
+    replacement = new_id()
+    await store.write_events(scope_a, [make_event(other_sid, replacement, aliases=(alias,))])
+    assert await parent_of(store, scope_a, orphan.event_id) == replacement
+
+
 # Sessions ---------------------------------------------------------------------------------------
 
 

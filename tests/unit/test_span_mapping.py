@@ -145,6 +145,22 @@ def test_children_in_the_batch_point_at_a_parents_explicit_id():
     assert child.parent_id == explicit
 
 
+def test_an_explicit_event_id_keeps_the_derived_id_as_an_alias():
+    """Across batches a child can only name its parent's derived id: the parent's event carries
+    that id in ``aliases`` so that the store links the two, whichever arrives first (8.7)."""
+    explicit = "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee"
+    parent_alone = one(span(ROOT, None, hh({"honeyhive_event_id": explicit})))
+    child_alone = one(span(CHILD, ROOT, hh()))
+    assert parent_alone.event_id == explicit
+    assert parent_alone.aliases == (derived_id(TRACE, ROOT),)
+    assert child_alone.parent_id == derived_id(TRACE, ROOT) and child_alone.aliases == ()
+    assert "aliases" not in parent_alone.to_dict()
+    # Without a usable explicit id there is nothing to alias.
+    assert one(span(ROOT, None, hh())).aliases == ()
+    assert one(span(ROOT, None, hh({"honeyhive_event_id": "not-a-uuid"}))).aliases == ()
+    assert one(span(ROOT, None, hh({"honeyhive_event_id": SID}))).aliases == ()
+
+
 def test_session_id_priority_and_case():
     attributes = {
         "honeyhive.session_id": SID.upper(),

@@ -190,9 +190,10 @@ def _attrs_pb(kvs: Any, limits: DecodeLimits) -> Attributes:
     out: Attributes = {}
     for kv in kvs:
         value = kv.value
-        which = value.WhichOneof("value")
-        # Most attribute values are strings: read them here rather than through _any_pb.
-        out[kv.key] = value.string_value if which == "string_value" else _any_pb(value, 0, limits)
+        # Most attribute values are non-empty strings: a non-empty string_value can only be the set
+        # member of the oneof, so read it without WhichOneof; anything else goes through _any_pb.
+        text = value.string_value
+        out[kv.key] = text if text else _any_pb(value, 0, limits)
     return out
 
 

@@ -20,7 +20,8 @@ Identity
 - ``session_name_hint``: ``honeyhive.session_name`` → ``honeyhive_session_name`` → (see above); the
   same hint is put on every event of that session in the batch (the store reads the first one).
 - ``parent_id``: spans with a ``parentSpanId`` point at the parent span's event id (an explicit
-  ``honeyhive_event_id`` of a parent in the same batch is honoured, across batches it cannot be).
+  ``honeyhive_event_id`` of a parent in the same batch is honoured; across batches the child names
+  the derived id, which the parent's event carries in ``aliases`` and the store links, 8.7).
   ``honeyhive.parent_id`` / ``traceloop.association.properties.parent_id`` (a UUID) is used only
   for spans *without* a ``parentSpanId``: it comes from baggage and is stamped on every descendant,
   so using it everywhere would flatten the tree. Otherwise the parent is the session. A span is never
@@ -99,9 +100,12 @@ from __future__ import annotations
 import base64
 import json
 import math
+import re
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from hashlib import sha1 as _sha1
+from operator import itemgetter
 from typing import Any
 
 from tracehive.model.event import Event
@@ -115,7 +119,8 @@ _SPARSE_SLACK = 8
 _INDEX_DIGITS = 9
 _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
 _NS_MAX = 2**63 - 1
-_HEX_DIGITS = frozenset("0123456789abcdef")
+_HEX_RE = re.compile("[0-9a-f]+")
+_isfinite = math.isfinite
 
 SPAN_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "tracehive:otlp:span")
 SESSION_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "tracehive:otlp:session")
@@ -234,7 +239,7 @@ class _Rejected(Exception):
     pass
 
 
-@dataclass
+@dataclass(slots=True)
 class _Draft:
     span: Any
     trace_id: str
@@ -277,10 +282,8 @@ def _draft(span: Any, default_source: str | None, resources: dict[int, tuple[Any
         raw_attrs = {}
     if not isinstance(raw_attrs, Mapping):
         raise _Rejected(f"attributes are a {type(raw_attrs).__name__}, not a mapping")
-    attrs = {_clean_key(k): _clean(v) for k, v in raw_attrs.items()}
-    consumed: set[str] = set()
-    for key in _PROJECT_KEYS:
-        consumed.add(key)
+    attrs = _clean_attrs(raw_attrs)
+    consumed: set[str] = set(_PROJECT_KEYS)
     if isinstance(attrs.get("honeyhive.session_auto_create"), bool):
         consumed.add("honeyhive.session_auto_create")
 
@@ -317,17 +320,18 @@ def _draft(span: Any, default_source: str | None, resources: dict[int, tuple[Any
         end_ms = start_ms + duration
 
     # Payload.
-    fields = _families(attrs, consumed)
+    fields, prefixed = _families(attrs, consumed)
     inputs, outputs, config = fields["inputs"], fields["outputs"], fields["config"]
     metadata, user_properties = fields["metadata"], fields["user_properties"]
     fill = _Filler(consumed)
     user_id = attrs.get("honeyhive_user_id")
     if user_id is not None:
         fill(user_properties, "user_id", user_id, ["honeyhive_user_id"])
-    _map_conventions(attrs, fill, inputs, outputs, config, metadata, user_properties)
+    if prefixed is not None:
+        _map_conventions(attrs, fill, inputs, outputs, config, metadata, user_properties, prefixed)
 
     events = _span_events(span)
-    leftover_events = _map_message_events(events, fill, inputs, outputs)
+    leftover_events = _map_message_events(events, fill, inputs, outputs) if events else events
     error, leftover_events = _errors(span, attrs, fill, metadata, leftover_events)
     _derive_total_tokens(metadata)
 
@@ -357,7 +361,7 @@ def _draft(span: Any, default_source: str | None, resources: dict[int, tuple[Any
         if cached is None or cached[0] is not resource:
             cached = resources[id(resource)] = (
                 resource,
-                {_clean_key(k): _clean(v) for k, v in resource.items()},
+                _clean_attrs(resource),
             )
         sections["resource"] = dict(cached[1])
     scope: dict[str, Any] = {}
@@ -421,6 +425,7 @@ def _link(drafts: list[_Draft], rejected: list[str]) -> Iterable[tuple[_Draft, E
             if explicit not in session_ids:
                 event_id = explicit
                 d.consumed.update(keys)
+                d.event.aliases = (derived,)
         d.event.event_id = event_id
         index.setdefault((d.trace_id, d.span_id), event_id)
 
@@ -468,16 +473,20 @@ def _link(drafts: list[_Draft], rejected: list[str]) -> Iterable[tuple[_Draft, E
 
 def _finish_metadata(d: _Draft) -> None:
     metadata = d.event.metadata
-    twins: dict[str, list[Any]] = {}
-    for key, value in d.attrs.items():
-        if "." in key:
-            twins.setdefault(key.replace(".", "_"), []).append(value)
+    attrs, consumed = d.attrs, d.consumed
+    twins: dict[str, list[Any]] | None = None  # built on first need: most spans have no candidate
     leftover: dict[str, Any] = {}
-    for key, value in d.attrs.items():
-        if key in d.consumed:
+    for key, value in attrs.items():
+        if key in consumed:
             continue
-        if "." not in key and key in twins and any(value == twin for twin in twins[key]):
-            continue  # underscore-normalized duplicate of a dotted attribute (contract 8.4)
+        if "." not in key and "_" in key:  # only such a key can be a dotted key with "." → "_"
+            if twins is None:
+                twins = {}
+                for other, other_value in attrs.items():
+                    if "." in other:
+                        twins.setdefault(other.replace(".", "_"), []).append(other_value)
+            if key in twins and any(value == twin for twin in twins[key]):
+                continue  # underscore-normalized duplicate of a dotted attribute (contract 8.4)
         leftover[key] = value
     if leftover:
         _put_reserved(metadata, "attributes", leftover)
@@ -490,8 +499,16 @@ def _finish_metadata(d: _Draft) -> None:
 # Identity ---------------------------------------------------------------------------------------
 
 
+_SPAN_NAMESPACE_BYTES = SPAN_NAMESPACE.bytes
+
+
 def _span_event_id(trace_id: str, span_id: str) -> str:
-    return str(uuid.uuid5(SPAN_NAMESPACE, trace_id + span_id))
+    """``str(uuid.uuid5(SPAN_NAMESPACE, trace_id + span_id))``, without the intermediate UUID."""
+    digest = bytearray(_sha1(_SPAN_NAMESPACE_BYTES + (trace_id + span_id).encode("utf-8")).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def _session(attrs: dict[str, Any], consumed: set[str], trace_id: str) -> tuple[str, bool, str | None]:
@@ -540,7 +557,7 @@ def _hex_id(value: Any, length: int) -> str | None:
     if not isinstance(value, str) or len(value) != length:
         return None
     lowered = value.lower()
-    if not _HEX_DIGITS.issuperset(lowered) or _is_zero_hex(lowered):
+    if _HEX_RE.fullmatch(lowered) is None or not lowered.strip("0"):  # not hex, or all zero
         return None
     return lowered
 
@@ -633,37 +650,186 @@ def _finite_nonneg(value: Any) -> float | None:
 # HoneyHive payload families ---------------------------------------------------------------------
 
 
-def _families(attrs: dict[str, Any], consumed: set[str]) -> dict[str, dict[str, Any]]:
-    groups: dict[str, list[tuple[list[str], Any]]] = {name: [] for name in (*_FAMILIES, _LEGACY_TEMPLATE)}
-    roots: dict[str, Any] = {}
-    for key, value in attrs.items():
-        head, dot, rest = key.partition(".")
-        if head not in groups:
-            continue
-        if dot:
-            groups[head].append((rest.split("."), value))
-        else:
-            roots[head] = value
-        consumed.add(key)
+_FAMILY_HEADS = frozenset((*_FAMILIES, _LEGACY_TEMPLATE))
+# What _families does with an attribute key: _PLAIN_KEY (nothing), _CONVENTION_KEY (one of the
+# _CONVENTION_PREFIXES), or (family, path segments after it, or None for the bare key). Memoized per
+# key string (senders repeat the same keys span after span); the memo is bounded.
+_PLAIN_KEY: Any = object()
+_CONVENTION_KEY: Any = object()
+_KEY_KINDS: dict[str, Any] = {}
+_KEY_KINDS_MAX = 16_384
+
+
+def _key_kind(key: str) -> Any:
+    head, dot, rest = key.partition(".")
+    if head in _FAMILY_HEADS:
+        kind = (head, tuple(rest.split(".")) if dot else None)
+    elif key.startswith(_CONVENTION_PREFIXES):
+        kind = _CONVENTION_KEY
+    else:
+        kind = _PLAIN_KEY
+    if len(key) <= 256:
+        if len(_KEY_KINDS) >= _KEY_KINDS_MAX:
+            _KEY_KINDS.clear()
+        _KEY_KINDS[key] = kind
+    return kind
+
+
+def _families(
+    attrs: dict[str, Any], consumed: set[str]
+) -> tuple[dict[str, dict[str, Any]], dict[str, list[tuple[str, Sequence[str], Any]]] | None]:
+    """The HoneyHive payload families (consuming their keys), and for ``_map_conventions`` the
+    attributes under each of the (disjoint) ``_CONVENTION_PREFIXES``, in attribute order, as
+    (key, segments after the prefix, value), by prefix without its dot; None when the span has no
+    attribute that ``_map_conventions`` reads. The work that depends only on the attribute
+    keys (which keys go where, the shape of the rebuilt objects) is a ``_FamilyPlan`` memoized per
+    key tuple, since senders repeat the same keys span after span; only the values are placed per span."""
+    global _family_plans_weight
+    keys = tuple(attrs)
+    plan = _FAMILY_PLANS.get(keys)
+    if plan is None:
+        plan = _family_plan(keys)
+        weight = sum(map(len, keys)) + _PLAN_WEIGHT_PER_KEY * len(keys)
+        if weight <= _FAMILY_PLANS_BUDGET // 8:  # a huge key set is compiled every time instead
+            if _family_plans_weight + weight > _FAMILY_PLANS_BUDGET:
+                _FAMILY_PLANS.clear()
+                _family_plans_weight = 0
+            _FAMILY_PLANS[keys] = plan
+            _family_plans_weight += weight
+    consumed.update(plan.consumed)
+    values = tuple(attrs.values())
     out: dict[str, dict[str, Any]] = {}
-    for family, field_name in _FAMILIES.items():
-        out[field_name] = _field_object(groups[family], roots.get(family, _MISSING))
-    template = _field_object(groups[_LEGACY_TEMPLATE], roots.get(_LEGACY_TEMPLATE, _MISSING))
-    if template:
-        if "prompt_template" in out["config"]:
-            out["config"][_free_key(out["config"], "prompt_template")] = template
+    for field_name, build, root_index in plan.fields:
+        children = build(values)
+        out[field_name] = children if root_index is None else _with_root(children, values[root_index])
+    if plan.template is not None:
+        build, root_index = plan.template
+        children = build(values)
+        template = children if root_index is None else _with_root(children, values[root_index])
+        if template:
+            if "prompt_template" in out["config"]:
+                out["config"][_free_key(out["config"], "prompt_template")] = template
+            else:
+                out["config"]["prompt_template"] = template
+    if not plan.conventions:
+        return out, None
+    prefixed = {
+        prefix: [(key, segments, values[i]) for key, segments, i in members]
+        for prefix, members in plan.prefixed.items()
+    }
+    return out, prefixed
+
+
+@dataclass(frozen=True, slots=True)
+class _FamilyPlan:
+    consumed: tuple[str, ...]  # the family keys
+    fields: tuple[tuple[str, Callable[[tuple[Any, ...]], dict[str, Any]], int | None], ...]
+    template: tuple[Callable[[tuple[Any, ...]], dict[str, Any]], int | None] | None
+    prefixed: dict[str, list[tuple[str, tuple[str, ...], int]]]  # (key, segments, value position)
+    conventions: bool  # any key that _map_conventions reads (else it has nothing to do)
+
+
+# The memo of plans is bounded by weight (key characters plus an allowance per key for the plan's
+# own objects), not count: a client must not fill memory with distinct key sets. When it is full it
+# starts over; a miss costs about what mapping without plans costs.
+_FAMILY_PLANS: dict[tuple[str, ...], _FamilyPlan] = {}
+_FAMILY_PLANS_BUDGET = 2_000_000
+_PLAN_WEIGHT_PER_KEY = 100
+_family_plans_weight = 0
+
+
+class _Slot:
+    """Stands for the value at ``index`` of the attribute values while a plan is compiled."""
+
+    __slots__ = ("index",)
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+
+
+def _family_plan(keys: tuple[str, ...]) -> _FamilyPlan:
+    groups: dict[str, list[tuple[tuple[str, ...], Any]]] = {}
+    roots: dict[str, int] = {}
+    consumed: list[str] = []
+    candidates: list[tuple[str, int]] = []
+    for index, key in enumerate(keys):
+        kind = _KEY_KINDS.get(key)
+        if kind is None:
+            kind = _key_kind(key)
+        if kind is _PLAIN_KEY:
+            continue
+        if kind is _CONVENTION_KEY:
+            candidates.append((key, index))
+            continue
+        head, segments = kind
+        if segments is None:
+            roots[head] = index
         else:
-            out["config"]["prompt_template"] = template
-    return out
+            groups.setdefault(head, []).append((segments, _Slot(index)))
+        consumed.append(key)
+    fields = tuple(
+        (field_name, _field_builder(groups.get(family, ())), roots.get(family))
+        for family, field_name in _FAMILIES.items()
+    )
+    template = None
+    if _LEGACY_TEMPLATE in groups or _LEGACY_TEMPLATE in roots:
+        template = (_field_builder(groups.get(_LEGACY_TEMPLATE, ())), roots.get(_LEGACY_TEMPLATE))
+    prefixed: dict[str, list[tuple[str, tuple[str, ...], int]]] = {}
+    for key, index in candidates:
+        for dotted in _CONVENTION_PREFIXES:
+            if key.startswith(dotted):
+                segments = tuple(key[len(dotted) :].split("."))
+                prefixed.setdefault(dotted[:-1], []).append((key, segments, index))
+                break
+    conventions = bool(prefixed) or not _CONVENTION_KEYS.isdisjoint(keys)
+    return _FamilyPlan(tuple(consumed), fields, template, prefixed, conventions)
 
 
-def _field_object(entries: list[tuple[list[str], Any]], root: Any) -> dict[str, Any]:
-    """An event field (always an object) from its dotted entries and the bare key's value."""
+def _field_builder(
+    entries: list[tuple[tuple[str, ...], Any]] | tuple[()],
+) -> Callable[[tuple[Any, ...]], Any]:
+    """A function of the attribute values that makes what ``_rebuild(entries, allow_list=False)``
+    (wrapped as ``{"_value": ...}`` when not an object) makes of the real values."""
     children = _rebuild(entries, allow_list=False) if entries else {}
     if not isinstance(children, dict):
         children = {"_value": children}
-    if root is _MISSING:
-        return children
+    return _builder(children)
+
+
+def _none(values: tuple[Any, ...]) -> None:
+    return None
+
+
+def _builder(shape: Any) -> Callable[[tuple[Any, ...]], Any]:
+    """Compile a ``_rebuild`` result over ``_Slot``s into a function that makes a fresh copy of it
+    with the slots filled from the values."""
+    if type(shape) is _Slot:
+        return itemgetter(shape.index)
+    if shape is None:
+        return _none  # a hole in a list
+    items = list(shape.values()) if type(shape) is dict else shape
+    if all(type(item) is _Slot for item in items):
+        getter = itemgetter(*[item.index for item in items]) if items else None
+        if type(shape) is dict:
+            names = tuple(shape)
+            if len(names) == 0:
+                return lambda values: {}
+            if len(names) == 1:
+                name = names[0]
+                return lambda values: {name: getter(values)}
+            return lambda values: dict(zip(names, getter(values)))
+        if len(items) == 1:
+            return lambda values: [getter(values)]
+        return lambda values: list(getter(values))
+    builders = [_builder(item) for item in items]
+    if type(shape) is dict:
+        pairs = tuple(zip(shape, builders))
+        return lambda values: {name: build(values) for name, build in pairs}
+    return lambda values: [build(values) for build in builders]
+
+
+def _with_root(children: dict[str, Any], root: Any) -> dict[str, Any]:
+    """A field from its rebuilt dotted entries and the bare key's value (see the module docstring)."""
     obj = root if isinstance(root, dict) else None
     if obj is None and isinstance(root, str):
         ok, parsed = _parse_json(root)
@@ -679,39 +845,41 @@ def _field_object(entries: list[tuple[list[str], Any]], root: Any) -> dict[str, 
     return merged
 
 
-class _Node:
-    __slots__ = ("children", "leaf")
-
-    def __init__(self) -> None:
-        self.leaf: Any = _MISSING
-        self.children: dict[str, _Node] | None = None
+# A tree node of _rebuild is a two-item list, [leaf value or _MISSING, {segment: node} or None]
+# (cheaper than an object per path segment).
 
 
-def _rebuild(entries: Iterable[tuple[list[str], Any]], *, allow_list: bool = True) -> Any:
+def _rebuild(entries: Iterable[tuple[Sequence[str], Any]], *, allow_list: bool = True) -> Any:
     """Nested objects from (path segments, value) pairs; see the module docstring for the rules."""
-    root = _Node()
+    root: list[Any] = [_MISSING, None]
     for segments, value in entries:
         if len(segments) > MAX_DEPTH:
             segments = [*segments[: MAX_DEPTH - 1], ".".join(segments[MAX_DEPTH - 1 :])]
         node = root
         for segment in segments:
-            if node.children is None:
-                node.children = {}
-            nxt = node.children.get(segment)
-            if nxt is None:
-                nxt = node.children[segment] = _Node()
+            children = node[1]
+            if children is None:
+                children = node[1] = {}
+                nxt = children[segment] = [_MISSING, None]
+            else:
+                nxt = children.get(segment)
+                if nxt is None:
+                    nxt = children[segment] = [_MISSING, None]
             node = nxt
-        node.leaf = value
+        node[0] = value
     result = _materialize(root, allow_list)
     return {} if result is _MISSING else result
 
 
-def _materialize(node: _Node, allow_list: bool) -> Any:
-    if not node.children:
-        return node.leaf
-    out = {key: _materialize(child, True) for key, child in node.children.items()}
-    if node.leaf is not _MISSING:
-        out[_free_key(out, "_value")] = node.leaf
+def _materialize(node: list[Any], allow_list: bool) -> Any:
+    children = node[1]
+    if not children:
+        return node[0]
+    out = {
+        key: child[0] if child[1] is None else _materialize(child, True) for key, child in children.items()
+    }
+    if node[0] is not _MISSING:
+        out[_free_key(out, "_value")] = node[0]
         return out
     return _as_list(out) if allow_list else out
 
@@ -719,20 +887,19 @@ def _materialize(node: _Node, allow_list: bool) -> Any:
 def _as_list(obj: dict[str, Any]) -> Any:
     indexes = []
     for key in obj:
-        if not _is_index(key):
+        # a canonical index: 1-9 ASCII digits, no leading zero ("".isdigit() is False)
+        if not (
+            key.isdigit() and key.isascii() and len(key) <= _INDEX_DIGITS and (key == "0" or key[0] != "0")
+        ):
             return obj
         indexes.append(int(key))
     highest = max(indexes)
     if highest >= 2 * len(indexes) + _SPARSE_SLACK:
         return obj
     items: list[Any] = [None] * (highest + 1)
-    for key, value in obj.items():
-        items[int(key)] = value
+    for index, value in zip(indexes, obj.values()):
+        items[index] = value
     return items
-
-
-def _is_index(key: str) -> bool:
-    return 0 < len(key) <= _INDEX_DIGITS and key.isascii() and key.isdigit() and (key == "0" or key[0] != "0")
 
 
 def _free_key(obj: Mapping[str, Any], name: str) -> str:
@@ -772,40 +939,40 @@ class _Filler:
         return ok
 
 
+# Every attribute _map_conventions reads besides those under _CONVENTION_PREFIXES; keep in sync.
+_CONVENTION_KEYS = frozenset((
+    "gen_ai.input.messages", "gen_ai.output.messages", "input.value", "input.mime_type", "output.value",
+    "output.mime_type", "traceloop.entity.input", "traceloop.entity.output", "llm.model_name",
+    "gen_ai.provider.name", "gen_ai.system", "llm.provider", "llm.system", "llm.invocation_parameters",
+    "gen_ai.response.model", "llm.usage.total_tokens", "user.id",
+))  # fmt: skip
+_GENAI_USAGE_NAMES = {"input_tokens": "prompt_tokens", "output_tokens": "completion_tokens"}
+_TOKEN_COUNT_NAMES = {"prompt": "prompt_tokens", "completion": "completion_tokens", "total": "total_tokens"}
 _CONVENTION_PREFIXES = (
     "llm.input_messages.", "gen_ai.prompt.", "llm.output_messages.", "gen_ai.completion.",
     "gen_ai.request.", "gen_ai.usage.", "llm.token_count.",
 )  # fmt: skip
 
 
-def _prefixed(
-    attrs: dict[str, Any], prefix: str, keys: Iterable[str] | None = None
-) -> list[tuple[str, list[str], Any]]:
-    """(attribute key, segments after the prefix, value) for every ``prefix.<rest>`` key; ``keys``
-    narrows the scan to candidate keys."""
-    dotted = prefix + "."
-    return [
-        (k, k[len(dotted) :].split("."), attrs[k])
-        for k in (attrs if keys is None else keys)
-        if k.startswith(dotted)
-    ]
-
-
 def _fill_prefix(
     fill: _Filler,
     target: dict[str, Any],
-    attrs: dict[str, Any],
-    prefix: str,
+    members: list[tuple[str, Sequence[str], Any]] | None,
     rename: Mapping[str, str] | None = None,
-    keys: Iterable[str] | None = None,
 ) -> None:
-    """``prefix.<name>[.<rest>]`` → ``target[rename(name)]``, one rebuilt subtree per name."""
-    grouped: dict[str, list[tuple[str, list[str], Any]]] = {}
-    for key, segments, value in _prefixed(attrs, prefix, keys):
+    """``prefix.<name>[.<rest>]`` → ``target[rename(name)]``, one rebuilt subtree per name;
+    ``members`` are the prefix's entries from ``_families``."""
+    if not members:
+        return
+    grouped: dict[str, list[tuple[str, Sequence[str], Any]]] = {}
+    for key, segments, value in members:
         grouped.setdefault(segments[0], []).append((key, segments[1:], value))
-    for name, members in grouped.items():
-        value = _rebuild([(rest, v) for _, rest, v in members])
-        fill(target, (rename or {}).get(name, name), value, [k for k, _, _ in members])
+    for name, group in grouped.items():
+        if len(group) == 1 and not group[0][1]:
+            value = group[0][2]  # what _rebuild makes of one entry with no segments left
+        else:
+            value = _rebuild([(rest, v) for _, rest, v in group])
+        fill(target, rename.get(name, name) if rename else name, value, [k for k, _, _ in group])
 
 
 def _map_conventions(
@@ -816,11 +983,14 @@ def _map_conventions(
     config: dict[str, Any],
     metadata: dict[str, Any],
     user_properties: dict[str, Any],
+    prefixed: dict[str, list[tuple[str, Sequence[str], Any]]],
 ) -> None:
-    candidates = [k for k in attrs if k.startswith(_CONVENTION_PREFIXES)]
+    """Fill what the HoneyHive keys left free from third-party conventions. Reads only the keys under
+    ``_CONVENTION_PREFIXES`` (given as ``prefixed``) and those in ``_CONVENTION_KEYS`` (the caller
+    skips spans with neither)."""
     # Messages first: they outrank the raw input/output blobs.
     for prefix in ("llm.input_messages", "gen_ai.prompt"):
-        members = _prefixed(attrs, prefix, candidates)
+        members = prefixed.get(prefix)
         if members:
             history = _message_list(_rebuild([(segments, v) for _, segments, v in members]))
             fill(inputs, "chat_history", history, [k for k, _, _ in members])
@@ -830,7 +1000,7 @@ def _map_conventions(
         fill(inputs, "chat_history", [_semconv_message(m) for m in parsed], ["gen_ai.input.messages"])
 
     for prefix in ("llm.output_messages", "gen_ai.completion"):
-        members = _prefixed(attrs, prefix, candidates)
+        members = prefixed.get(prefix)
         if members:
             items = _message_list(_rebuild([(segments, v) for _, segments, v in members]))
             _fill_outputs(fill, outputs, items, [k for k, _, _ in members])
@@ -845,7 +1015,7 @@ def _map_conventions(
     _fill_blob(fill, outputs, "output", attrs, "traceloop.entity.output", None)
 
     # Config.
-    _fill_prefix(fill, config, attrs, "gen_ai.request", keys=candidates)
+    _fill_prefix(fill, config, prefixed.get("gen_ai.request"))
     for key in ("llm.model_name",):
         if _nonempty_str(attrs.get(key)):
             fill(config, "model", attrs[key], [key])
@@ -861,14 +1031,8 @@ def _map_conventions(
         fill(config, "model", response_model)
 
     # Usage.
-    _fill_prefix(
-        fill, metadata, attrs, "gen_ai.usage",
-        {"input_tokens": "prompt_tokens", "output_tokens": "completion_tokens"}, candidates,
-    )  # fmt: skip
-    _fill_prefix(
-        fill, metadata, attrs, "llm.token_count",
-        {"prompt": "prompt_tokens", "completion": "completion_tokens", "total": "total_tokens"}, candidates,
-    )  # fmt: skip
+    _fill_prefix(fill, metadata, prefixed.get("gen_ai.usage"), _GENAI_USAGE_NAMES)
+    _fill_prefix(fill, metadata, prefixed.get("llm.token_count"), _TOKEN_COUNT_NAMES)
     if "llm.usage.total_tokens" in attrs:
         fill(metadata, "total_tokens", attrs["llm.usage.total_tokens"], ["llm.usage.total_tokens"])
 
@@ -969,8 +1133,13 @@ def _derive_total_tokens(metadata: dict[str, Any]) -> None:
 # Span events and errors -------------------------------------------------------------------------
 
 
+_NO_EVENTS: tuple[()] = ()
+
+
 def _span_events(span: Any) -> list[tuple[str, float | None, dict[str, Any]]]:
-    raw = getattr(span, "events", ()) or ()
+    raw = getattr(span, "events", ()) or _NO_EVENTS
+    if raw is _NO_EVENTS:
+        return []
     if not isinstance(raw, (list, tuple)):
         return [("(malformed events)", None, {"value": _clean(raw)})]
     out = []
@@ -979,7 +1148,7 @@ def _span_events(span: Any) -> list[tuple[str, float | None, dict[str, Any]]]:
         name = _clean_str(name) if isinstance(name, str) else ""
         time_ns = _nanos(getattr(item, "time_unix_nano", None))
         attrs = getattr(item, "attributes", None)
-        attrs = {_clean_key(k): _clean(v) for k, v in attrs.items()} if isinstance(attrs, Mapping) else {}
+        attrs = _clean_attrs(attrs) if isinstance(attrs, Mapping) else {}
         out.append((name, None if time_ns is None else time_ns / 1_000_000, attrs))
     return out
 
@@ -1141,6 +1310,25 @@ def _clean(value: Any, depth: int = 0) -> Any:
             return {_clean_key(k): _clean(v, depth + 1) for k, v in value.items()}
         return [_clean(v, depth + 1) for v in value]
     return _clean_str(str(value))
+
+
+def _clean_attrs(raw: Mapping[Any, Any]) -> dict[str, Any]:
+    """``{_clean_key(k): _clean(v)}``, with the common case (ASCII ``str`` keys and values) inline."""
+    out: dict[str, Any] = {}
+    for k, v in raw.items():
+        if type(k) is not str or not k.isascii():
+            k = _clean_key(k)
+        kind = type(v)
+        if kind is str:
+            if not v.isascii():
+                v = _clean(v)
+        elif kind is int:
+            if not _INT_MIN <= v <= _INT_MAX:
+                v = _clean(v)
+        elif kind is not bool and v is not None and not (kind is float and _isfinite(v)):
+            v = _clean(v)
+        out[k] = v
+    return out
 
 
 def _too_deep(value: Any) -> str:

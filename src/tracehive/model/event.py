@@ -37,6 +37,10 @@ class Event:
     # Name for a session that ingestion must create because this event names an unknown one.
     # Not stored on the event itself.
     session_name_hint: str | None = None
+    # Other ids this event answers to as a parent (the span-derived id when a span carried an
+    # explicit event id): children whose parent_id is one of them are linked here (storage/base.py).
+    # Not stored on the event itself and never read back.
+    aliases: tuple[str, ...] = ()
 
     @property
     def is_session(self) -> bool:

@@ -7,6 +7,13 @@ Semantics every backend must honour:
 - children may arrive before parents; ``children_ids`` returned by reads are complete (the ids the
   client sent plus every stored event whose ``parent_id`` points here);
 - an update for an unknown event may be kept and applied when the event arrives;
+- an event written with ``aliases`` (other ids it is known by: the span-derived id of a span that
+  carried an explicit event id, contract 8.7) answers to them as a parent: children written before
+  or after it, in the same call or another, whose ``parent_id`` is one of its aliases are stored
+  with ``parent_id`` = its real id. Aliases are per project and only affect parent links (reads by
+  id do not follow them); the first event to claim an alias keeps it; a link to a child's own
+  session is never redirected, nor an event made its own parent. Aliases are not read back and are
+  forgotten when their event (or its session) is deleted;
 - a write that returns has been durably committed;
 - every call is confined to the scope's project.
 """

@@ -64,6 +64,20 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    (
+        2,
+        """
+        -- Other ids an event answers to as a parent (the span-derived id of a span that carried an
+        -- explicit event id, contract 8.7). The first event to claim an alias keeps it.
+        CREATE TABLE event_aliases (
+            project_id TEXT NOT NULL,
+            alias_id TEXT NOT NULL,
+            event_id TEXT NOT NULL,
+            PRIMARY KEY (project_id, alias_id)
+        );
+        CREATE INDEX event_aliases_by_event ON event_aliases (project_id, event_id);
+        """,
+    ),
 ]
 
 

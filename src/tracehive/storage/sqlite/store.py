@@ -79,6 +79,12 @@ WHERE events.event_type = 'session'
 
 _SELECT_EVENT = f"SELECT {EVENT_COLUMNS}, implicit FROM events WHERE project_id = ? AND event_id = ?"
 
+_ANY_ALIAS = "SELECT 1 FROM event_aliases WHERE project_id = ? LIMIT 1"
+_SELECT_ALIASES = (
+    "SELECT alias_id, event_id FROM event_aliases WHERE project_id = ? "
+    "AND alias_id IN (SELECT value FROM json_each(?))"
+)
+
 
 def _now() -> int:
     return int(time.time() * 1000)
@@ -278,7 +284,10 @@ class SQLiteStore(Store):
             rows = []
             sessions: dict[str, list[Any]] = {}
             explicit_sessions = []
+            aliased = []
             for event in events:
+                if event.aliases:
+                    aliased.append(event)
                 if event.event_type == "session":
                     explicit_sessions.append(event)
                     continue
@@ -291,6 +300,7 @@ class SQLiteStore(Store):
                         span[0] = event.start_time
                     if event.end_time > span[1]:
                         span[1] = event.end_time
+            owners = _link_aliases(conn, project_id, aliased, rows)
             # Both statements skip a row whose id already has the other role (event vs session);
             # a short change count is how that rare case is noticed without a lookup per event.
             changed = conn.executemany(_UPSERT_EVENT, rows).rowcount
@@ -305,6 +315,8 @@ class SQLiteStore(Store):
                 _refuse_role_clash(conn, scope, rows, sessions)
             for session in explicit_sessions:
                 _upsert_session(conn, scope, session, now)
+            if owners:
+                _repoint_children(conn, project_id, owners, now)
             _apply_pending(conn, scope, [e.event_id for e in events] + list(sessions))
 
         await self._write(job)
@@ -332,6 +344,11 @@ class SQLiteStore(Store):
 
     async def delete_session(self, scope: Scope, session_id: str) -> int:
         def job(conn: sqlite3.Connection) -> int:
+            conn.execute(
+                "DELETE FROM event_aliases WHERE project_id = ? AND event_id IN (SELECT event_id FROM events "
+                "WHERE project_id = ? AND (session_id = ? OR event_id = ?))",
+                (scope.project_id, scope.project_id, session_id, session_id),
+            )
             cur = conn.execute(
                 "DELETE FROM events WHERE project_id = ? AND (session_id = ? OR event_id = ?)",
                 (scope.project_id, session_id, session_id),
@@ -347,6 +364,10 @@ class SQLiteStore(Store):
         def job(conn: sqlite3.Connection) -> bool:
             cur = conn.execute(
                 "DELETE FROM events WHERE project_id = ? AND event_id = ?", (scope.project_id, event_id)
+            )
+            conn.execute(
+                "DELETE FROM event_aliases WHERE project_id = ? AND event_id = ?",
+                (scope.project_id, event_id),
             )
             return cur.rowcount > 0
 
@@ -444,6 +465,52 @@ def _refuse_role_clash(
     }  # fmt: skip
     what = sorted(clash)[0] if clash else "(unknown)"
     raise BadRequest(f"id {what} is used both as a session id and as the id of a non-session event")
+
+
+def _link_aliases(
+    conn: sqlite3.Connection,
+    project_id: str,
+    aliased: list[Event],
+    rows: list[tuple[Any, ...]],
+) -> dict[str, str] | None:
+    """Claim the batch's aliases (the first event to claim one keeps it) and point the rows whose
+    parent is an alias at its owner. Returns {alias: owner} for the batch's own aliases, whose
+    stored children ``_repoint_children`` then links. The hot path (REST ingest: no aliases in the
+    batch nor in the project) costs one index probe per job."""
+    claims = [
+        (project_id, alias, event.event_id)
+        for event in aliased
+        for alias in dict.fromkeys(event.aliases)
+        if isinstance(alias, str) and alias and alias != event.event_id
+    ]
+    if claims:
+        conn.executemany("INSERT OR IGNORE INTO event_aliases VALUES (?, ?, ?)", claims)
+    elif conn.execute(_ANY_ALIAS, (project_id,)).fetchone() is None:
+        return None
+    # Rows are event_params tuples: [1] event_id, [2] session_id, [3] parent_id.
+    linked = [i for i, row in enumerate(rows) if row[3] is not None and row[3] != row[2]]
+    wanted = {rows[i][3] for i in linked}.union(claim[1] for claim in claims)
+    if not wanted:
+        return None
+    found: dict[str, str] = dict(conn.execute(_SELECT_ALIASES, (project_id, dump(list(wanted)))).fetchall())
+    if not found:
+        return None
+    for i in linked:
+        row = rows[i]
+        owner = found.get(row[3])
+        if owner is not None and owner != row[1]:  # never an event's own parent
+            rows[i] = (*row[:3], owner, *row[4:])
+    return {claim[1]: found[claim[1]] for claim in claims if claim[1] in found}
+
+
+def _repoint_children(conn: sqlite3.Connection, project_id: str, owners: dict[str, str], now: int) -> None:
+    """Stored children that name an alias as their parent now name its owner (a link to an
+    event's own session is never redirected, nor an event made its own parent)."""
+    conn.executemany(
+        "UPDATE events SET parent_id = ?, updated_at = ? "
+        "WHERE project_id = ? AND parent_id = ? AND session_id <> ? AND event_id <> ?",
+        [(owner, now, project_id, alias, alias, owner) for alias, owner in owners.items()],
+    )
 
 
 def _implicit_session_params(
