@@ -8,7 +8,20 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from tracehive import __version__
-from tracehive.api import errors, events, export, health, legacy, openapi, otlp, otlp_grpc, sessions
+from tracehive.api import (
+    chart,
+    errors,
+    events,
+    export,
+    health,
+    legacy,
+    openapi,
+    otlp,
+    otlp_grpc,
+    schema,
+    search,
+    sessions,
+)
 from tracehive.api.auth import KeyResolver
 from tracehive.settings import Settings
 from tracehive.storage.base import Store
@@ -49,7 +62,9 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.state.settings = settings
     app.state.store = store
     app.state.keys = KeyResolver(store, settings.key_cache_seconds)
-    for module in (health, sessions, export, events, legacy, otlp):
+    # chart, schema (and search) before events: GET /v1/events/{event_id} would otherwise capture
+    # /v1/events/chart and /v1/events/schema.
+    for module in (health, sessions, export, chart, schema, search, events, legacy, otlp):
         app.include_router(module.router)
     errors.install(app)
     openapi.install(app)

@@ -1,25 +1,38 @@
-"""The ``tracehive`` command: serve, keys, projects."""
+"""The ``tracehive`` command: serve, keys, projects, export, import."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import datetime as dt
+import re
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from tracehive import __version__
-from tracehive.model.scope import KeyKind
+from tracehive.model.errors import ValidationFailed
+from tracehive.model.event import Event
+from tracehive.model.scope import KeyKind, Scope
+from tracehive.query.filters import EventQuery, parse_export_request
 from tracehive.settings import Settings
-from tracehive.storage.base import Store
+from tracehive.storage.base import Project, Store
 
 T = TypeVar("T")
 DEFAULT_PROJECT = "default"
 
 
-def _with_store(settings: Settings, fn: Callable[[Store], Awaitable[T]]) -> T:
-    from tracehive.app import default_store
+def _with_store(settings: Settings, fn: Callable[[Store], Awaitable[T]], *, light: bool = False) -> T:
+    """``light``: open the SQLite store without importing the web app (export/import start
+    ~1 s faster); the same settings as ``tracehive.app.default_store``."""
+    if light:
+        from tracehive.storage.sqlite import SQLiteStore
+
+        def default_store(settings: Settings) -> Store:
+            return SQLiteStore(settings.database_path, readers=settings.reader_threads,
+                               writer_queue=settings.writer_queue, synchronous=settings.sqlite_synchronous)
+    else:
+        from tracehive.app import default_store
 
     async def run() -> T:
         store = default_store(settings)
@@ -131,6 +144,169 @@ def cmd_projects_list(args: argparse.Namespace) -> int:
     return 0
 
 
+# export and import -----------------------------------------------------------------------------
+
+_CLI_OPERATORS = ("exists", "not exists", "is", "is not", "contains", "not contains", "greater than",
+                  "less than", "after", "before")
+_RELATIVE_SINCE = re.compile(r"\d{1,9}[mhdw]")
+
+
+def _fail(command: str, message: str, code: int = 1) -> int:
+    print(f"tracehive {command}: {message}", file=sys.stderr)
+    return code
+
+
+def _cli_filter(tokens: list[str], index: int) -> dict[str, Any]:
+    """``FIELD OP [VALUE]``; OP may be quoted (``"greater than"``), written with an underscore
+    (``greater_than``) or given as two words (``greater than``)."""
+    if len(tokens) < 2:
+        raise ValueError(f"--filter #{index + 1}: expected FIELD OPERATOR [VALUE], got {' '.join(tokens)!r}")
+    field, rest = tokens[0], tokens[1:]
+    operator = rest[0]
+    for n in (2, 1):
+        candidate = " ".join(rest[:n]).lower().replace("_", " ")
+        if len(rest) >= n and candidate in _CLI_OPERATORS:
+            operator, rest = candidate, rest[n:]
+            break
+    else:
+        rest = rest[1:]
+    if len(rest) > 1:
+        raise ValueError(f"--filter #{index + 1}: too many values {rest!r} (quote a value that has spaces)")
+    return {"field": field, "operator": operator, "value": rest[0] if rest else None}
+
+
+def _export_query(args: argparse.Namespace) -> EventQuery:
+    body: dict[str, Any] = {"filters": [_cli_filter(t, i) for i, t in enumerate(args.filter or [])]}
+    if args.since:
+        since = args.since.strip()
+        body["dateRange"] = {"relative": since} if _RELATIVE_SINCE.fullmatch(since) else since
+    return parse_export_request(body)
+
+
+def _scope_of(project: Project) -> Scope:
+    return Scope(org_id=project.org_id, workspace_id=project.workspace_id, project_id=project.project_id,
+                 project_name=project.name)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    import csv
+    import io
+    import os
+
+    from tracehive import transfer
+
+    settings = _settings(args)
+    if not settings.database_path.exists():
+        return _fail("export", f"no database in {settings.data_dir} (use --data-dir or TRACEHIVE_DATA_DIR)")
+    try:
+        query = _export_query(args)
+    except (ValueError, ValidationFailed) as exc:
+        return _fail("export", str(exc), 2)
+
+    async def run(store: Store) -> int | str:
+        projects = {p.name: p for p in await store.list_projects()}
+        if args.project not in projects:
+            return f"no project named {args.project!r}; projects: {', '.join(sorted(projects)) or '(none)'}"
+        scope = _scope_of(projects[args.project])
+        progress = transfer.Progress("exported")
+        temp = f"{args.output}.partial" if args.output else None
+        raw: Any = open(temp, "wb") if temp else sys.stdout.buffer  # noqa: SIM115
+        try:
+            if args.format == "csv":
+                text = io.TextIOWrapper(raw, encoding="utf-8", newline="", write_through=False)
+                writer = csv.writer(text, lineterminator="\n")
+                writer.writerow(transfer.COLUMNS)
+                async for chunk in store.iter_events(scope, query):
+                    writer.writerows(transfer.csv_row(e) for e in chunk)
+                    progress.add(len(chunk))
+                text.flush()
+                text.detach()
+            else:
+                async for chunk in store.iter_events(scope, query):
+                    raw.write(transfer.jsonl(chunk))
+                    progress.add(len(chunk))
+            raw.flush()
+        finally:
+            if temp:
+                raw.close()
+        if temp:
+            os.replace(temp, args.output)
+        progress.done()
+        return progress.count
+
+    try:
+        outcome = _with_store(settings, run, light=True)
+    except BrokenPipeError:  # e.g. piped into head: stop quietly
+        sys.stderr.close()
+        return 0
+    finally:
+        if args.output and os.path.exists(f"{args.output}.partial"):
+            os.unlink(f"{args.output}.partial")
+    if isinstance(outcome, str):
+        return _fail("export", outcome)
+    if args.output:
+        print(f"Exported {outcome:,} events to {args.output}.", file=sys.stderr)
+    return 0
+
+
+IMPORT_BATCH = 1000
+MAX_REPORTED_LINES = 20
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from tracehive import transfer
+
+    settings = _settings(args)
+    try:
+        source: Any = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")  # noqa: SIM115
+    except OSError as exc:
+        return _fail("import", f"cannot read {args.file}: {exc.strerror}")
+
+    async def run(store: Store) -> tuple[int, list[tuple[int, str]], int]:
+        project, _ = await store.ensure_project(args.project)
+        scope = _scope_of(project)
+        progress = transfer.Progress("imported")
+        batch: list[Event] = []
+        bad: list[tuple[int, str]] = []
+        bad_count = 0
+        for number, line in enumerate(source, 1):
+            if not line.strip():
+                continue
+            try:
+                batch.append(transfer.parse_line(line))
+            except ValueError as exc:
+                bad_count += 1
+                if len(bad) < MAX_REPORTED_LINES:
+                    bad.append((number, str(exc)))
+                continue
+            if len(batch) >= args.batch_size:
+                await store.import_events(scope, batch)  # one atomic commit per batch
+                progress.add(len(batch))
+                batch = []
+        if batch:
+            await store.import_events(scope, batch)
+            progress.add(len(batch))
+        progress.done()
+        return progress.count, bad, bad_count
+
+    try:
+        count, bad, bad_count = _with_store(settings, run, light=True)
+    finally:
+        if source is not sys.stdin.buffer:
+            source.close()
+    name = "<stdin>" if args.file == "-" else args.file
+    for number, message in bad:
+        print(f"{name}:{number}: {message}", file=sys.stderr)
+    if bad_count > len(bad):
+        print(f"... and {bad_count - len(bad)} more bad lines", file=sys.stderr)
+    print(f"Imported {count:,} events into project '{args.project}'.")
+    if bad_count:
+        print(f"Skipped {bad_count:,} bad line{'s' if bad_count != 1 else ''} (listed above); "
+              "fix them and import the file again (importing is idempotent).", file=sys.stderr)
+        return 1
+    return 0
+
+
 # parser ----------------------------------------------------------------------------------------
 
 
@@ -169,6 +345,24 @@ def build_parser() -> argparse.ArgumentParser:
     plist = projects.add_parser("list", help="list projects")
     _data_dir_arg(plist)
     plist.set_defaults(func=cmd_projects_list)
+
+    export = sub.add_parser("export", help="stream a project's events to JSONL or CSV (reads the data dir directly)")
+    export.add_argument("--project", default=DEFAULT_PROJECT, help=f"project name (default {DEFAULT_PROJECT})")
+    export.add_argument("--filter", nargs="+", action="append", metavar="TERM",
+                        help="FIELD OPERATOR [VALUE], e.g. --filter event_type is model --filter metadata.cost 'greater than' 0.01 "
+                             "(repeatable, ANDed; same language as POST /v1/events/export)")
+    export.add_argument("--since", help="only events that started since: relative (30m, 12h, 7d, 2w) or an ISO date")
+    export.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+    export.add_argument("-o", "--output", metavar="FILE", help="write here (default stdout)")
+    _data_dir_arg(export)
+    export.set_defaults(func=cmd_export)
+
+    imp = sub.add_parser("import", help="load a JSONL export into a project (created if needed)")
+    imp.add_argument("file", metavar="FILE.jsonl", help="a file written by 'tracehive export', or - for stdin")
+    imp.add_argument("--project", default=DEFAULT_PROJECT, help=f"project name (default {DEFAULT_PROJECT})")
+    imp.add_argument("--batch-size", type=int, default=IMPORT_BATCH, help=argparse.SUPPRESS)
+    _data_dir_arg(imp)
+    imp.set_defaults(func=cmd_import)
     return parser
 
 

@@ -1101,3 +1101,337 @@ async def test_export_values_are_literals(store: Store, scope_a: Scope, value: s
             events, _ = await store.export_events(scope_a, query(flt(field, operator, value)))
             assert [e.event_id for e in events] == [odd.event_id]
     assert (await store.export_events(scope_a, query()))[1] == 6
+
+
+# Bulk export and import (``iter_events``, ``import_events``) -----------------------------------
+
+
+async def streamed(store: Store, scope: Scope, q: EventQuery) -> list[list[Event]]:
+    return [chunk async for chunk in store.iter_events(scope, q)]
+
+
+async def test_iter_events_streams_every_match_in_order(store: Store, scope_a: Scope, scope_b: Scope) -> None:
+    sid = new_id()
+    # 2,600 events over more than one chunk, many sharing a start_time (ties across chunk edges).
+    events = [make_event(sid, name=f"e{i}", start=1_000 + i // 7, metadata={"i": i, "odd": i % 2 == 1})
+              for i in range(2_600)]  # fmt: skip
+    for at in range(0, len(events), 500):
+        await store.write_events(scope_a, events[at : at + 500])
+    await store.write_events(scope_b, [make_event(new_id(), name="other project")])
+    chunks = await streamed(store, scope_a, query(limit=5, page=3, ignore_order=True))  # page is ignored
+    assert len(chunks) > 1 and all(chunks)
+    flat = [e for chunk in chunks for e in chunk]
+    assert len(flat) == 2_601  # the events and their implicit session
+    assert len({e.event_id for e in flat}) == len(flat)
+    keys = [(e.start_time, e.event_id) for e in flat]
+    assert keys == sorted(keys, reverse=True)  # newest first, ties by event_id descending
+    assert all(e.project_id == scope_a.project_id for e in flat)
+
+    odd = [e async for chunk in store.iter_events(scope_a, query(flt("metadata.odd", "is", True, "boolean")))
+           for e in chunk]  # fmt: skip
+    assert sorted(e.metadata["i"] for e in odd) == list(range(1, 2_600, 2))
+    ranged = await streamed(store, scope_a, query(dateRange={"$gte": 1_100, "$lte": 1_101}))
+    assert sorted(e.metadata["i"] for c in ranged for e in c) == list(range(700, 714))
+    assert await streamed(store, scope_a, query(flt("event_name", "is", "nothing"))) == []
+    assert sorted(e.event_name for c in await streamed(store, scope_b, query()) for e in c) == [
+        "other project", "unknown"]  # the event and its implicit session
+
+
+async def test_iter_events_matches_export_events(store: Store, scope_a: Scope) -> None:
+    await seed_export(store, scope_a)
+    for case, expected in EXPORT_CASES:
+        got = [e.event_name for c in await streamed(store, scope_a, query(case)) for e in c]
+        assert got == expected, case
+    [stored] = [e for c in await streamed(store, scope_a, query(flt("event_name", "is", "a"))) for e in c]
+    [paged], _ = await store.export_events(scope_a, query(flt("event_name", "is", "a")))
+    assert stored == paged
+
+
+async def _export_all(store: Store, scope: Scope) -> list[dict[str, Any]]:
+    out = []
+    async for chunk in store.iter_events(scope, query()):
+        for event in chunk:
+            row = event.to_dict()
+            for key in ("org_id", "workspace_id", "project_id", "tenant"):
+                assert row.pop(key) == (scope.org_id if key == "tenant" else getattr(scope, key))
+            out.append(row)
+    return out
+
+
+async def seed_rich(store: Store, scope: Scope) -> None:
+    """Sessions explicit and implicit, nesting, children_ids as sent, updates applied (also kept
+    ones), a session narrowed by an update, unicode, floats, ties."""
+    sid, other = new_id(), new_id()
+    await store.create_session(scope, make_session(sid, start=1_000.25, name="sessión ☃",
+                                                   metadata={"nested": {"a": [1, 2.5, {"b": None}]}}))
+    chain, model = new_id(), new_id()
+    await store.update_event(scope, model, EventUpdate(feedback={"rating": 4}), keep_if_missing=True)
+    await store.write_events(scope, [
+        make_event(sid, chain, event_type="chain", start=1_001, end=1_090.125, children_ids=[model, "gone"]),
+        make_event(sid, model, parent_id=chain, event_type="model", start=1_002, end=1_003.3,
+                   inputs={"chat_history": [{"role": "user", "content": "héllo 🐝 \u0000 \"q\""}]},
+                   outputs={"content": "1e-7"}, metadata={"cost": 1e-7, "big": 2**53 + 1, "neg": -0.0}),
+        make_event(sid, name="tie-a", start=1_050), make_event(sid, name="tie-b", start=1_050),
+        make_event(other, name="orphan", parent_id="not-stored", start=2_000, error="boom"),
+    ])  # fmt: skip
+    await store.update_event(scope, chain, EventUpdate(metrics={"score": 0.75}, end_time=5_000, duration=3_999))
+    await store.update_event(scope, sid, EventUpdate(end_time=1_001, duration=0.75, outputs={"done": True}))
+
+
+async def test_import_events_round_trip_is_exact(
+    store: Store, scope_a: Scope, scope_b: Scope
+) -> None:
+    await seed_rich(store, scope_a)
+    original = await _export_all(store, scope_a)
+    assert len(original) == 7
+    # Imported in chunks, newest first (as exported); and into a third project oldest first.
+    events = [e async for chunk in store.iter_events(scope_a, query()) for e in chunk]
+    for at in range(0, len(events), 3):
+        await store.import_events(scope_b, events[at : at + 3])
+    assert await _export_all(store, scope_b) == original
+    scope_c = await scope_for(store, "project-c")
+    for event in reversed(events):
+        await store.import_events(scope_c, [event])
+    assert await _export_all(store, scope_c) == original
+    # Importing again changes nothing; the source project is untouched.
+    await store.import_events(scope_b, events)
+    assert await _export_all(store, scope_b) == original
+    assert await _export_all(store, scope_a) == original
+    for event in events:
+        got = await store.get_event(scope_b, event.event_id)
+        assert got is not None and (got.org_id, got.project_id) == (scope_b.org_id, scope_b.project_id)
+
+
+async def test_import_without_the_session_row_creates_it(store: Store, scope_a: Scope) -> None:
+    sid = new_id()
+    await store.import_events(scope_a, [make_event(sid, name="late", start=3_000, end=3_500)])
+    await store.import_events(scope_a, [make_event(sid, name="early", start=1_000, end=1_200)])
+    session = await store.get_event(scope_a, sid)
+    assert session is not None and session.event_type == "session"
+    assert (session.start_time, session.end_time, session.duration) == (1_000, 3_500, 2_500)
+    # The exported session row, when it comes, replaces the made-up one exactly.
+    real = make_session(sid, start=2_000, end=2_001, name="real")
+    await store.import_events(scope_a, [real])
+    await store.import_events(scope_a, [make_event(sid, name="later still", start=9_000)])
+    session = await store.get_event(scope_a, sid)
+    assert session is not None and (session.event_name, session.start_time, session.end_time) == ("real", 2_000, 2_001)
+
+
+async def test_import_replaces_and_is_atomic(store: Store, scope_a: Scope) -> None:
+    sid = new_id()
+    event = make_event(sid, metadata={"a": 1, "b": 2})
+    await store.write_events(scope_a, [event])
+    event.metadata = {"a": 3}
+    await store.import_events(scope_a, [event])
+    got = await store.get_event(scope_a, event.event_id)
+    assert got is not None and got.metadata == {"a": 3}  # replaced, not merged
+    bad = make_event(sid, name="bad")
+    bad.metadata = {"x": object()}  # cannot be stored
+    with pytest.raises(Exception):
+        await store.import_events(scope_a, [make_event(sid, name="fine"), bad])
+    assert [e.event_name for c in await streamed(store, scope_a, query(flt("event_name", "is", "fine")))
+            for e in c] == []  # fmt: skip
+
+
+# Charts (``chart_events``; semantics in tracehive.query.chart) ----------------------------------
+
+from dataclasses import replace as _replace  # noqa: E402
+
+from tracehive.model.errors import ValidationFailed  # noqa: E402
+from tracehive.query.chart import ChartQuery, parse_chart_request  # noqa: E402
+
+# 2024-02-29T23:59:59.999Z (Thursday, last ms of February) and neighbours, in ms.
+_FEB_END = 1_709_251_199_999
+_MAR_START = _FEB_END + 1
+_SUN_END = 1_709_510_399_999  # 2024-03-03T23:59:59.999Z
+_MON_START = _SUN_END + 1  # 2024-03-04T00:00:00Z
+
+
+def chart_query(**params: Any) -> ChartQuery:
+    return parse_chart_request(params, now=_MON_START + 86_400_000)
+
+
+async def seed_chart(store: Store, scope: Scope) -> str:
+    """A session (at _FEB_END - 1000, duration widened) and five events with durations 1, 2, 3, 4
+    (one hour, Thursday Feb 29) and 10 (Monday Mar 4), with assorted metadata."""
+    sid = new_id()
+    await store.create_session(scope, make_session(sid, start=_FEB_END - 1_000, name="session"))
+    await store.write_events(scope, [
+        make_event(sid, name="a", event_type="model", start=_FEB_END - 3_000, end=_FEB_END - 2_999,
+                   metadata={"cost": 1, "flag": True}, config={"model": "m1"}),
+        make_event(sid, name="b", event_type="model", start=_FEB_END - 2_000.5, end=_FEB_END - 1_998.5,
+                   metadata={"cost": 2.5, "flag": False}, config={"model": "m2"}),
+        make_event(sid, name="c", event_type="tool", start=_FEB_END - 10, end=_FEB_END - 7,
+                   metadata={"cost": "9", "flag": 1}),
+        make_event(sid, name="d", event_type="tool", start=_FEB_END, end=_FEB_END + 4,
+                   metadata={"cost": 4, "flag": "1"}, config={"model": "m1"}),
+        make_event(sid, name="e", event_type="chain", start=_MON_START, end=_MON_START + 10,
+                   metadata={"flag": {"x": [1]}}),
+    ])  # fmt: skip
+    return sid
+
+
+_NOT_SESSION = '[{"field": "event_type", "operator": "is not", "value": "session"}]'
+
+
+def _rows(rows: Any) -> list[tuple[Any, ...]]:
+    return [(r.bucket, r.group, r.value, r.count) for r in rows]
+
+
+@pytest.mark.parametrize(
+    ("aggregation", "expected"),
+    [
+        ("avg", 2.5), ("sum", 10), ("min", 1), ("max", 4), ("count", 4),
+        # linear interpolation between closest ranks over [1, 2, 3, 4]
+        ("p50", 2.5), ("median", 2.5), ("p75", 3.25), ("p90", 3.7), ("p95", 3.85), ("p99", 3.97),
+    ],
+)  # fmt: skip
+async def test_chart_aggregations(store: Store, scope_a: Scope, aggregation: str, expected: float) -> None:
+    await seed_chart(store, scope_a)
+    rows = await store.chart_events(scope_a, chart_query(aggregation=aggregation, bucket="day", filters=_NOT_SESSION))
+    assert [(r.bucket, r.count) for r in rows] == [(_FEB_END - 86_399_999, 4), (_MON_START, 1)]
+    assert rows[0].value == pytest.approx(expected)
+    assert rows[0].group is None
+    assert rows[1].value == (1 if aggregation == "count" else 10)
+
+
+async def test_chart_percentile_of_one_value_and_of_none(store: Store, scope_a: Scope) -> None:
+    await seed_chart(store, scope_a)
+    rows = await store.chart_events(scope_a, chart_query(aggregation="p99", bucket="week", metric="metadata.cost",
+                                                         filters=_NOT_SESSION))
+    # week of Mon Feb 26: numeric costs 1, 2.5, 4 (the string "9" is no number); week of Mar 4: none
+    assert _rows(rows) == [(_MON_START - 7 * 86_400_000, None, pytest.approx(3.97), 4),
+                           (_MON_START, None, None, 1)]
+    rows = await store.chart_events(scope_a, chart_query(aggregation="count", bucket="week", metric="metadata.cost",
+                                                         filters=_NOT_SESSION))
+    assert [(r.value, r.count) for r in rows] == [(3, 4), (0, 1)]
+
+
+@pytest.mark.parametrize(
+    ("bucket", "expected"),
+    [
+        ("minute", [(_FEB_END - 59_999, 4), (_MON_START, 1)]),
+        ("hour", [(_FEB_END - 3_599_999, 4), (_MON_START, 1)]),
+        ("day", [(_FEB_END - 86_399_999, 4), (_MON_START, 1)]),
+        ("week", [(_MON_START - 7 * 86_400_000, 4), (_MON_START, 1)]),  # Mon Feb 26, Mon Mar 4
+        ("month", [(1_706_745_600_000, 4), (_MAR_START, 1)]),  # Feb 1, Mar 1
+    ],
+)
+async def test_chart_buckets(store: Store, scope_a: Scope, bucket: str, expected: list[tuple[int, int]]) -> None:
+    await seed_chart(store, scope_a)
+    rows = await store.chart_events(scope_a, chart_query(bucket=bucket, aggregation="count", filters=_NOT_SESSION))
+    assert [(r.bucket, r.count) for r in rows] == expected
+
+
+async def test_chart_bucket_edges(store: Store, scope_a: Scope) -> None:
+    sid = new_id()
+    await store.write_events(scope_a, [
+        make_event(sid, name="x", start=_SUN_END), make_event(sid, name="y", start=_MON_START),
+        make_event(sid, name="z", start=_FEB_END + 0.5), make_event(sid, name="w", start=_MAR_START),
+    ])  # fmt: skip
+    week = await store.chart_events(scope_a, chart_query(bucket="week", aggregation="count", filters=_NOT_SESSION))
+    assert [(r.bucket, r.count) for r in week] == [(_MON_START - 7 * 86_400_000, 3), (_MON_START, 1)]
+    month = await store.chart_events(scope_a, chart_query(bucket="month", aggregation="count", filters=_NOT_SESSION))
+    assert [(r.bucket, r.count) for r in month] == [(1_706_745_600_000, 1), (_MAR_START, 3)]
+
+
+async def test_chart_group_by_column_and_json_path(store: Store, scope_a: Scope) -> None:
+    await seed_chart(store, scope_a)
+    rows = await store.chart_events(scope_a, chart_query(bucket="month", aggregation="sum", groupBy="event_type"))
+    assert [(r.group, r.value, r.count) for r in rows] == [
+        ("model", 3, 2), ("session", _MON_START + 10 - (_FEB_END - 3_000), 1), ("tool", 7, 2),  # session: widened
+        ("chain", 10, 1),
+    ]  # fmt: skip
+    rows = await store.chart_events(scope_a, chart_query(bucket="month", aggregation="max", groupBy="config.model",
+                                                         filters=_NOT_SESSION))
+    assert [(r.group, r.value, r.count) for r in rows] == [(None, 3, 1), ("m1", 4, 2), ("m2", 2, 1), (None, 10, 1)]
+    rows = await store.chart_events(scope_a, chart_query(bucket="month", aggregation="count", groupBy="metadata.flag",
+                                                         filters=_NOT_SESSION))
+    february = {repr(r.group): r.count for r in rows if r.bucket < _MAR_START}
+    assert february == {"True": 1, "False": 1, "1": 1, "'1'": 1}
+    assert [r.group for r in rows if r.bucket == _MAR_START] == [{"x": [1]}]
+
+
+async def test_chart_filters_and_date_ranges(store: Store, scope_a: Scope) -> None:
+    await seed_chart(store, scope_a)
+    model = '[{"field": "event_type", "operator": "is", "value": "model"}]'
+    rows = await store.chart_events(scope_a, chart_query(bucket="month", aggregation="sum", filters=model))
+    assert [(r.value, r.count) for r in rows] == [(3, 2)]
+    for date_range in ({"$gte": _FEB_END - 2_000.5, "$lte": _FEB_END}, {"start_time": _FEB_END - 2_000.5,
+                                                                        "end_time": _FEB_END}):
+        rows = await store.chart_events(scope_a, chart_query(bucket="month", aggregation="count", dateRange=date_range,
+                                                             filters=_NOT_SESSION))
+        assert [r.count for r in rows] == [3]  # inclusive bounds
+    rows = await store.chart_events(scope_a, chart_query(bucket="day", dateRange={"relative": "1d"}))
+    assert [r.count for r in rows] == [1]  # now = Mar 5 00:00: only Mar 4's event
+    rows = await store.chart_events(scope_a, chart_query(bucket="day", evaluation_id="nope"))
+    assert rows == []
+
+
+async def test_chart_limits(store: Store, scope_a: Scope) -> None:
+    await seed_chart(store, scope_a)
+    base = chart_query(bucket="minute", aggregation="count", groupBy="event_name")
+    assert len(await store.chart_events(scope_a, _replace(base, max_buckets=2))) == 6
+    with pytest.raises(ValidationFailed, match="bigger bucket"):
+        await store.chart_events(scope_a, _replace(base, max_buckets=1))
+    assert len(await store.chart_events(scope_a, _replace(base, max_rows=6))) == 6
+    with pytest.raises(ValidationFailed, match="fewer values"):
+        await store.chart_events(scope_a, _replace(base, max_rows=5))
+    with pytest.raises(ValidationFailed, match="bigger bucket"):
+        chart_query(bucket="minute", dateRange={"relative": "7w"})
+
+
+async def test_chart_is_confined_to_the_project(store: Store, scope_a: Scope, scope_b: Scope) -> None:
+    await seed_chart(store, scope_a)
+    assert await store.chart_events(scope_b, chart_query()) == []
+    assert await store.chart_events(scope_b, chart_query(groupBy="event_type", aggregation="p50")) == []
+    await store.write_events(scope_b, [make_event(new_id(), start=_MON_START, end=_MON_START + 99)])
+    rows = await store.chart_events(scope_b, chart_query(aggregation="max", filters=_NOT_SESSION))
+    assert [(r.value, r.count) for r in rows] == [(99, 1)]
+
+
+# Schema fields (``schema_fields``; names in tracehive.query.schema) ------------------------------
+
+
+async def test_schema_fields_per_event_type(store: Store, scope_a: Scope) -> None:
+    await seed_export(store, scope_a)
+    fields = await store.schema_fields(scope_a, query())
+    assert fields == sorted(fields, key=lambda pair: (pair[1], pair[0])) and len(fields) == len(set(fields))
+    by_type: dict[str, set[str]] = {}
+    for name, event_type in fields:
+        by_type.setdefault(event_type, set()).add(name)
+    assert set(by_type) == {"session", "model", "tool", "chain"}
+    model = by_type["model"]
+    assert {"event_id", "event_name", "start_time", "inputs", "inputs.chat", "outputs.text", "metadata",
+            "metadata.cost", "metadata.tags", "metadata.label"} <= model
+    assert "metadata.nothing" not in model  # null members are not values
+    assert not any(name.startswith("inputs.chat.") for name in model)  # arrays are not followed
+    assert "error" in by_type["tool"] and "error" not in model
+    assert "outputs" not in by_type["chain"]
+
+
+async def test_schema_fields_follow_the_query_and_the_sample(store: Store, scope_a: Scope) -> None:
+    await seed_export(store, scope_a)
+    only_tool = await store.schema_fields(scope_a, query(flt("event_type", "is", "tool")))
+    assert {t for _, t in only_tool} == {"tool"}
+    window = await store.schema_fields(scope_a, query(dateRange={"$gte": 2_000, "$lte": 2_000}))
+    assert {t for _, t in window} == {"model"}
+    newest = await store.schema_fields(scope_a, query(), sample=1)  # only "c", the newest
+    assert {t for _, t in newest} == {"chain"}
+    assert await store.schema_fields(scope_a, query(flt("event_name", "is", "none"))) == []
+
+
+async def test_schema_fields_skip_unaddressable_keys(store: Store, scope_a: Scope) -> None:
+    sid = new_id()
+    await store.write_events(scope_a, [make_event(sid, metadata={
+        "a.b": {"c": 1}, "sp ace": 1, "7": 1, 'q"uote': 1, "fine_-1": {"x": [1]}, "Ünï": 1})])
+    names = {n for n, t in await store.schema_fields(scope_a, query()) if t == "tool"}
+    assert {n for n in names if n.startswith("metadata")} == {"metadata", "metadata.fine_-1", "metadata.fine_-1.x"}
+
+
+async def test_schema_fields_are_confined_to_the_project(store: Store, scope_a: Scope, scope_b: Scope) -> None:
+    await seed_export(store, scope_a)
+    assert await store.schema_fields(scope_b, query()) == []
+    await store.write_events(scope_b, [make_event(new_id(), metadata={"only_b": 1})])
+    assert ("metadata.only_b", "tool") in await store.schema_fields(scope_b, query())
+    assert ("metadata.only_b", "tool") not in await store.schema_fields(scope_a, query())

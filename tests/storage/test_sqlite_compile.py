@@ -65,3 +65,70 @@ def test_json_paths_are_quoted_segments() -> None:
     assert json_path(("a-b", "_")) == '$."a-b"."_"'
     with pytest.raises(ValueError):
         json_path(('a"b',))
+
+
+# Hot JSON paths: literal constants that match the expression indexes of migration 3 ------------
+
+HOT_FILTERS = [
+    ({"field": "config.model", "operator": "is", "value": "gpt-4o", "type": "string"}, "events_by_model"),
+    ({"field": "user_properties.user_id", "operator": "is", "value": "user_42"}, "events_by_user_id"),
+    ({"field": "feedback.rating", "operator": "greater than", "value": 3, "type": "number"}, "events_by_rating"),
+]
+
+
+def _plan(conn: sqlite3.Connection, body: dict[str, Any]) -> str:
+    compiled = compile_export("p", parse_export_request(body))
+    rows = conn.execute("EXPLAIN QUERY PLAN " + compiled.count_sql, compiled.count_params).fetchall()
+    return " | ".join(str(r[-1]) for r in rows)
+
+
+@pytest.mark.parametrize(("flt", "index"), HOT_FILTERS, ids=lambda x: x if isinstance(x, str) else x["field"])
+def test_hot_paths_use_their_expression_index(conn: sqlite3.Connection, flt: dict[str, Any], index: str) -> None:
+    plan = _plan(conn, {"filters": [flt]})
+    assert f"USING INDEX {index} " in plan, plan
+
+
+def test_hot_path_sql_carries_only_our_constant() -> None:
+    from tracehive.storage.sqlite.compile import HOT_PATHS
+
+    query = parse_export_request({"filters": [{"field": "metadata.cost", "operator": "greater than", "value": 1}]})
+    sql = compile_export("p", query).count_sql
+    assert "json_extract(e.metadata, '$.\"cost\"')" in sql and HOT_PATHS[("metadata", ("cost",))] in sql
+    # A path that is not hot stays a parameter, even one that looks like a hot path.
+    for field in ("metadata.cost.0", "metadata.costs", "inputs.cost", "metadata.Cost"):
+        query = parse_export_request({"filters": [{"field": field, "operator": "greater than", "value": 1}]})
+        compiled = compile_export("p", query)
+        assert "'$." not in compiled.count_sql and compiled.count_sql.count("?") == len(compiled.count_params)
+
+
+def test_type_and_name_searches_use_their_index(conn: sqlite3.Connection) -> None:
+    for field, index in (("event_type", "events_by_type"), ("event_name", "events_by_name")):
+        body = {"filters": [{"field": field, "operator": "is", "value": "model"},
+                            {"field": "metadata.cost", "operator": "greater than", "value": 0.01}],
+                "dateRange": {"$gte": 1, "$lte": 2}}
+        compiled = compile_export("p", parse_export_request(body))
+        rows = conn.execute("EXPLAIN QUERY PLAN " + compiled.select_sql, compiled.select_params).fetchall()
+        plan = " | ".join(str(r[-1]) for r in rows)
+        assert f"USING INDEX {index} (project_id=? AND {field}=? AND start_time>? AND start_time<?)" in plan, plan
+        assert "TEMP B-TREE" not in plan, plan  # newest first straight from the index
+
+
+@pytest.mark.parametrize("value", ["gpt-4o", "5", "5.0", "true", "[\"a\"]", "{\"a\": 1}", "", " x"])
+def test_hot_string_is_matches_like_the_general_form(conn: sqlite3.Connection, value: str) -> None:
+    """The index-friendly form of ``is`` on a hot path selects exactly what the general form does."""
+    from tracehive.storage.sqlite.compile import condition_sql
+    from tracehive.query.filters import parse_filter
+
+    docs = ['{"model": "gpt-4o"}', '{"model": 5}', '{"model": 5.0}', '{"model": true}', '{"model": ["a"]}',
+            '{"model": {"a": 1}}', '{"model": ""}', '{"model": " x"}', '{"model": null}', "{}", '{"model": "5"}']
+    cond = parse_filter({"field": "config.model", "operator": "is", "value": value, "type": "string"}, 0)
+    hot_sql, hot_params = condition_sql(cond)
+    general = parse_filter({"field": "config.model.x", "operator": "is", "value": value, "type": "string"}, 0)
+    gen_sql, gen_params = condition_sql(general)
+    gen_params = ['$."model"' if p == '$."model"."x"' else p for p in gen_params]
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS t (config TEXT)")
+    conn.execute("DELETE FROM t")
+    conn.executemany("INSERT INTO t VALUES (?)", [(d,) for d in docs])
+    a = conn.execute(f"SELECT config FROM t AS e WHERE {hot_sql}", hot_params).fetchall()
+    b = conn.execute(f"SELECT config FROM t AS e WHERE {gen_sql}", gen_params).fetchall()
+    assert a == b

@@ -7,20 +7,31 @@ The body is lenient (unknown keys such as ``project`` are ignored); the filter l
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any, Literal
+
+import orjson
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 from tracehive.api.auth import authenticate
 from tracehive.api.bodies import read_json
 from tracehive.api.context import settings_of, store_of
 from tracehive.api.documented import errors, request_body
 from tracehive.api.responses import JSONResponse
+from tracehive.model.event import Event
+from tracehive.model.scope import Scope
 from tracehive.model.wire import ResponseBody
-from tracehive.query.filters import DEFAULT_LIMIT, EXPORT_MAX_LIMIT, parse_export_request, project_event
+from tracehive.query.filters import (
+    DEFAULT_LIMIT,
+    EXPORT_MAX_LIMIT,
+    EventQuery,
+    parse_export_request,
+    project_event,
+)
 
 router = APIRouter(tags=["events"])
 
@@ -73,9 +84,44 @@ class ExportEventsResponse(ResponseBody):
 _ERRORS = errors(400, 401, 403, 413, 415)
 
 
+_NDJSON = ("application/x-ndjson", "application/ndjson")
+
+
+def _wants_ndjson(request: Request) -> bool:
+    accept = request.headers.get("accept", "").lower()
+    return any(kind in accept for kind in _NDJSON)
+
+
+def _lines(events: list[Event], query: EventQuery) -> bytes:
+    """One event (or its projected fields) per line."""
+    dumps, option, projections = orjson.dumps, orjson.OPT_APPEND_NEWLINE, query.projections
+    if projections is None:
+        return b"".join(dumps(e.to_dict(), option=option) for e in events)
+    return b"".join(dumps(project_event(e.to_dict(), projections), option=option) for e in events)
+
+
+async def _ndjson(request: Request, scope: Scope, query: EventQuery, body: dict[str, Any]) -> Response:
+    """``Accept: application/x-ndjson``. Without ``limit``/``page`` in the body: every match,
+    streamed chunk by chunk in constant memory, newest first (``ignore_order`` changes nothing).
+    With either: that page (at most 7500 events), its total in ``X-Total-Count``."""
+    store = store_of(request)
+    if body.get("limit") is not None or body.get("page") is not None:
+        events, total = await store.export_events(scope, query)
+        return Response(_lines(events, query), media_type=_NDJSON[0], headers={"X-Total-Count": str(total)})
+
+    async def everything() -> AsyncIterator[bytes]:
+        async for chunk in store.iter_events(scope, query):
+            yield _lines(chunk, query)
+
+    return StreamingResponse(everything(), media_type=_NDJSON[0])
+
+
 async def _export(request: Request) -> Response:
     scope = await authenticate(request, write=False)
-    query = parse_export_request(await read_json(request, settings_of(request)))
+    body = await read_json(request, settings_of(request))
+    query = parse_export_request(body)
+    if _wants_ndjson(request):
+        return await _ndjson(request, scope, query, body)
     events, total = await store_of(request).export_events(scope, query)
     if query.projections is None:
         rows = [event.to_dict() for event in events]
@@ -87,7 +133,10 @@ async def _export(request: Request) -> Response:
 @router.post("/v1/events/export", response_model=ExportEventsResponse, responses=_ERRORS, summary="Export events")
 @request_body(ExportEventsRequest)
 async def export_events(request: Request) -> Response:
-    """A page of the project's events matching the filters, newest first, with the total count."""
+    """A page of the project's events matching the filters, newest first, with the total count.
+    With ``Accept: application/x-ndjson``: JSONL, one event per line; without ``limit``/``page``
+    every matching event is streamed (constant memory), with them that page (total in
+    ``X-Total-Count``)."""
     return await _export(request)
 
 

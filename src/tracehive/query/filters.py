@@ -335,10 +335,14 @@ def _value_type(raw: Any, where: str) -> ValueType:
         raise _fail(where, f"{_show(raw)} is not a type; expected one of: {expected}") from None
 
 
-def _infer_type(value: Any, operator: Operator) -> ValueType:
-    """For bodies whose ``type`` is optional (search, contract 6.1)."""
+def _infer_type(value: Any, operator: Operator, ref: FieldRef) -> ValueType:
+    """For bodies whose ``type`` is optional (search, contract 6.1): from the operator, then the
+    JSON type of the value. String columns and ``contains`` always compare text (``event_name is
+    5`` means the text "5", not a type error)."""
     if operator in (Operator.AFTER, Operator.BEFORE):
         return ValueType.DATETIME
+    if ref.kind == "text" or operator in (Operator.CONTAINS, Operator.NOT_CONTAINS):
+        return ValueType.STRING
     if isinstance(value, bool):
         return ValueType.BOOLEAN
     if isinstance(value, (int, float)):
@@ -361,7 +365,7 @@ def parse_filter(raw: Any, index: int, *, default_type: ValueType | None = Value
     if raw_type is not None:
         vtype = _value_type(raw_type, f"{where}.type")
     else:
-        vtype = default_type if default_type is not None else _infer_type(value, operator)
+        vtype = default_type if default_type is not None else _infer_type(value, operator, ref)
 
     if operator in _VALUELESS:
         return Condition(ref, operator, vtype, None)

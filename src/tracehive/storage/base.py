@@ -21,11 +21,12 @@ Semantics every backend must honour:
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 from tracehive.model.event import Event, EventUpdate
 from tracehive.model.scope import KeyKind, Scope
+from tracehive.query.chart import ChartQuery, ChartRow
 from tracehive.query.filters import EventQuery
 
 
@@ -127,3 +128,41 @@ class Store(abc.ABC):
         ``tracehive.query.filters``), newest ``start_time`` first unless ``query.ignore_order``,
         and the total number of matches. ``query.projections`` may be ignored (the caller applies
         them); ``children_ids`` need not be completed from stored children (they are as stored)."""
+
+    # Bulk export and import ---------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def iter_events(self, scope: Scope, query: EventQuery) -> AsyncIterator[list[Event]]:
+        """Every event of the scope matching ``query``'s conditions and date range, in chunks
+        (at most a few thousand events each), newest ``start_time`` first with a stable order for
+        ties. ``limit``, ``page``, ``ignore_order`` and ``projections`` are ignored: this streams
+        all matches in constant memory, whatever their number. Events are as stored
+        (``children_ids`` not completed), as ``export_events`` returns them. Events written while
+        the stream runs may or may not appear; none appears twice."""
+
+    @abc.abstractmethod
+    async def import_events(self, scope: Scope, events: Sequence[Event]) -> None:
+        """Store exported events exactly as given, in one atomic commit: every field as it is
+        (ids, times, ``children_ids``, an explicit session's own times), except the scope ids,
+        which become the scope's. An event whose id is stored is replaced. Nothing is merged,
+        widened, linked or applied (no aliases, no kept updates), with one exception that keeps
+        the store's invariants: a session that an event names and that is not stored is created
+        as ``write_events`` would create it (implicit, covering its events) until the session's
+        own exported row replaces it. So export, import into an empty project and export again
+        gives the same events whatever order the rows come in."""
+
+    @abc.abstractmethod
+    async def chart_events(self, scope: Scope, query: ChartQuery) -> list[ChartRow]:
+        """The scope's events matching ``query`` aggregated per time bucket (and group), ordered by
+        bucket then group (semantics in ``tracehive.query.chart``). Raises ``ValidationFailed``
+        when the result would exceed ``query.max_buckets`` buckets or ``query.max_rows`` rows; the
+        events are aggregated by the backend, never loaded into memory."""
+
+    @abc.abstractmethod
+    async def schema_fields(self, scope: Scope, query: EventQuery, *, sample: int = 1000) -> list[tuple[str, str]]:
+        """Distinct ``(field name, event_type)`` pairs seen in the newest ``sample`` events of the
+        scope matching ``query``'s conditions and date range (its limit, page, order and
+        projections are ignored), sorted by event_type then name. Names are top-level columns
+        holding a value, JSON columns that are not null/empty, and the dot path of every object
+        member (not null) inside a JSON column, not following arrays; only names
+        ``tracehive.query.schema.field_name`` accepts (the filter language can address them)."""

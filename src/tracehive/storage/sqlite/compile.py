@@ -1,7 +1,11 @@
 """Compiling a backend-neutral ``EventQuery`` (``tracehive.query.filters``) to SQLite SQL.
 
 Rules that keep user input out of the SQL text:
-- every value and every JSON path is a bound parameter (``json_extract(col, ?)``);
+- every value and every JSON path is a bound parameter (``json_extract(col, ?)``), except the
+  paths of ``HOT_PATHS``: for those the SQL carries *our* constant from that table (never the
+  request's text), written exactly as in the expression indexes of migration 3, because SQLite
+  only uses an index on ``json_extract(metadata, '$."cost"')`` when the query has the same
+  constant, not a parameter;
 - the only identifiers in the SQL come from ``_COLUMNS`` below, looked up by the parsed field's
   column name (a ``KeyError`` for anything else), never from the request;
 - paths are rebuilt from validated segments (``[A-Za-z0-9_-]+`` or an array index), quoted.
@@ -62,38 +66,68 @@ def json_path(path: tuple[str | int, ...]) -> str:
     return out
 
 
+# The JSON paths users filter most, each with an expression index (migration 3) on
+# ``json_extract(<column>, '<path>')``. For these, and only these, the compiled SQL carries the
+# path as a literal: the constant below (never the request's text), so the planner can match
+# the index. Keep this table and the migration's index expressions in step
+# (``tests/storage/test_sqlite_compile.py`` checks the plans).
+HOT_PATHS: dict[tuple[str, tuple[str | int, ...]], str] = {
+    ("metadata", ("cost",)): '$."cost"',
+    ("metadata", ("total_tokens",)): '$."total_tokens"',
+    ("metadata", ("prompt_tokens",)): '$."prompt_tokens"',
+    ("metadata", ("completion_tokens",)): '$."completion_tokens"',
+    ("config", ("model",)): '$."model"',
+    ("user_properties", ("user_id",)): '$."user_id"',
+    ("feedback", ("rating",)): '$."rating"',
+}
+_HOT_LITERALS = {key: f"'{path}'" for key, path in HOT_PATHS.items()}
+assert all("'" not in path for path in HOT_PATHS.values())
+
+
 @dataclass(frozen=True, slots=True)
 class _Operand:
     column: str  # SQL text from _COLUMNS
     kind: str  # text | number | json
-    path: str | None  # bound parameter for json columns
+    path: str | None  # the JSON path of json columns
+    literal: str | None = None  # SQL text of the path for HOT_PATHS (our constant), else None
 
     @classmethod
     def of(cls, ref: FieldRef) -> _Operand:
         column, kind = _COLUMNS[ref.column]
         if kind != "json" and ref.path:
             raise ValueError(f"{ref.column} has no JSON path")
-        return cls(column, kind, json_path(ref.path) if kind == "json" else None)
+        if kind != "json":
+            return cls(column, kind, None)
+        return cls(column, kind, json_path(ref.path), _HOT_LITERALS.get((ref.column, ref.path)))
+
+    def _p(self) -> tuple[str, list[Any]]:
+        """The path's SQL text (``?`` or the hot path's constant) and its parameters, once."""
+        if self.literal is not None:
+            return self.literal, []
+        return "?", [self.path]
 
     # Pieces, each (sql, params in placeholder order) ----------------------------------------
 
     def value(self) -> Sql:
         if self.kind == "json":
-            return f"json_extract({self.column}, ?)", [self.path]
+            p, params = self._p()
+            return f"json_extract({self.column}, {p})", params
         return self.column, []
 
     def json_type(self) -> Sql:
-        return f"json_type({self.column}, ?)", [self.path]
+        p, params = self._p()
+        return f"json_type({self.column}, {p})", params
 
     def text(self) -> Sql:
         if self.kind == "text":
             return self.column, []
         if self.kind == "number":
             return f"CAST({self.column} AS TEXT)", []
+        p, params = self._p()
         return (
-            f"CASE json_type({self.column}, ?) WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' "
-            f"ELSE CAST(json_extract({self.column}, ?) AS TEXT) END",
-            [self.path, self.path],
+            f"CASE json_type({self.column}, {p}) WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' "
+            f"ELSE CAST(json_extract({self.column}, {p}) AS TEXT) END",
+            params * 2,
         )
 
     def numeric_guard(self) -> Sql:
@@ -102,7 +136,8 @@ class _Operand:
             return "1", []
         if self.kind == "text":
             return "0", []
-        return f"json_type({self.column}, ?) IN ('integer', 'real')", [self.path]
+        p, params = self._p()
+        return f"json_type({self.column}, {p}) IN ('integer', 'real')", params
 
     def milliseconds(self) -> Sql:
         """The value as Unix ms: numbers as they are, text parsed as an ISO 8601 datetime."""
@@ -111,10 +146,11 @@ class _Operand:
         if self.kind == "text":
             raise ValueError("string columns hold no datetimes")
         c = self.column
+        p, params = self._p()
         return (
-            f"CASE json_type({c}, ?) WHEN 'integer' THEN json_extract({c}, ?) WHEN 'real' THEN json_extract({c}, ?) "
-            f"WHEN 'text' THEN round((julianday(json_extract({c}, ?)) - {_JULIAN_EPOCH}) * {_MS_PER_DAY}) END",
-            [self.path] * 4,
+            f"CASE json_type({c}, {p}) WHEN 'integer' THEN json_extract({c}, {p}) WHEN 'real' THEN json_extract({c}, {p}) "
+            f"WHEN 'text' THEN round((julianday(json_extract({c}, {p})) - {_JULIAN_EPOCH}) * {_MS_PER_DAY}) END",
+            params * 4,
         )
 
 
@@ -125,7 +161,8 @@ def _not(sql: Sql) -> Sql:
 
 def _exists(op: _Operand) -> Sql:
     if op.kind == "json":
-        return f"coalesce(json_type({op.column}, ?), 'null') <> 'null'", [op.path]
+        p, params = op._p()
+        return f"coalesce(json_type({op.column}, {p}), 'null') <> 'null'", params
     return f"{op.column} IS NOT NULL", []
 
 
@@ -134,11 +171,12 @@ def _contains(op: _Operand, needle: str) -> Sql:
         text, params = op.text()
         return f"instr({text}, ?) > 0", [*params, needle]
     text, text_params = op.text()
+    p, params = op._p()
     return (
-        f"CASE WHEN json_type({op.column}, ?) = 'array' "
-        f"THEN EXISTS (SELECT 1 FROM json_each({op.column}, ?) AS j WHERE instr({_TEXT_OF_EACH}, ?) > 0) "
+        f"CASE WHEN json_type({op.column}, {p}) = 'array' "
+        f"THEN EXISTS (SELECT 1 FROM json_each({op.column}, {p}) AS j WHERE instr({_TEXT_OF_EACH}, ?) > 0) "
         f"ELSE instr({text}, ?) > 0 END",
-        [op.path, op.path, needle, *text_params, needle],
+        [*params, *params, needle, *text_params, needle],
     )
 
 
@@ -147,6 +185,16 @@ def _compare(expr: Sql, guard: Sql | None, sign: str, value: Any) -> Sql:
     if guard is not None and guard[0] != "1":
         sql, params = f"({guard[0]} AND {sql})", [*guard[1], *params]
     return sql, params
+
+
+def _only_a_string_equals(value: Any) -> bool:
+    """True when a JSON value whose text form is ``value`` must be a string equal to it."""
+    return (
+        isinstance(value, str)
+        and parse_number(value) is None
+        and value not in ("true", "false")
+        and not value.startswith(("{", "["))
+    )
 
 
 _SIGNS = {Operator.IS: "=", Operator.GREATER_THAN: ">", Operator.LESS_THAN: "<"}
@@ -165,6 +213,10 @@ def condition_sql(cond: Condition) -> Sql:
     if vtype is ValueType.STRING:
         if positive is Operator.CONTAINS:
             sql = _contains(op, str(value))
+        elif positive is Operator.IS and op.literal is not None and _only_a_string_equals(value):
+            # Same matches as the general form below, in a shape the hot path's index serves:
+            # a value that is no number, no true/false and no JSON text can only equal a string.
+            sql = _compare(op.value(), None, "=", value)
         elif positive is Operator.IS:
             sql = _compare(op.text(), None, "=", value)
             number = parse_number(value) if op.kind == "json" else None
@@ -220,4 +272,48 @@ def compile_export(project_id: str, query: EventQuery) -> CompiledQuery:
         select_params=[*params, query.limit, query.offset],
         count_sql=f"SELECT count(*) FROM events AS e WHERE {clause}",
         count_params=list(params),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledStream:
+    """Keyset pages over every match of a query, newest first, ties by event_id descending (so
+    the order depends on the data alone, not on insertion order: a re-imported export comes out
+    in the same order). ``first`` starts the stream, ``after`` continues below the last row seen."""
+
+    first_sql: str
+    after_sql: str
+    params: list[Any]
+
+    def first(self, chunk: int) -> tuple[str, list[Any]]:
+        return self.first_sql, [*self.params, chunk]
+
+    def after(self, start_time: Any, event_id: str, chunk: int) -> tuple[str, list[Any]]:
+        return self.after_sql, [*self.params, start_time, start_time, event_id, chunk]
+
+
+def compile_stream(project_id: str, query: EventQuery) -> CompiledStream:
+    """For ``Store.iter_events``: the query's conditions and date range (not its page), ordered by
+    (start_time, event_id) descending: the (project_id, start_time) index gives the order, only
+    rows with equal start_time are sorted among themselves."""
+    where = ["e.project_id = ?"]
+    params: list[Any] = [project_id]
+    if query.date_range is not None:
+        if query.date_range.start is not None:
+            where.append("e.start_time >= ?")
+            params.append(query.date_range.start)
+        if query.date_range.end is not None:
+            where.append("e.start_time <= ?")
+            params.append(query.date_range.end)
+    for cond in query.conditions:
+        sql, cond_params = condition_sql(cond)
+        where.append(f"({sql})")
+        params.extend(cond_params)
+    clause = " AND ".join(where)
+    select = f"SELECT {_SELECT_COLUMNS} FROM events AS e WHERE {clause}"
+    order = " ORDER BY e.start_time DESC, e.event_id DESC LIMIT ?"
+    return CompiledStream(
+        first_sql=select + order,
+        after_sql=select + " AND e.start_time <= ? AND (e.start_time < ? OR e.event_id < ?)" + order,
+        params=params,
     )

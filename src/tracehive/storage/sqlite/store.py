@@ -7,7 +7,7 @@ import hmac
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,9 +19,11 @@ from tracehive.model.errors import BadRequest
 from tracehive.model.event import Event, EventUpdate, deep_merge
 from tracehive.model.keys import generate_key, hash_key
 from tracehive.model.scope import KeyKind, Scope
+from tracehive.query.chart import ChartQuery, ChartRow
 from tracehive.query.filters import EventQuery
 from tracehive.storage.base import ApiKeyRecord, Project, Store
-from tracehive.storage.sqlite.compile import compile_export
+from tracehive.storage.sqlite.chart import run_chart
+from tracehive.storage.sqlite.compile import compile_export, compile_stream
 from tracehive.storage.sqlite.connection import connect
 from tracehive.storage.sqlite.migrations import migrate
 from tracehive.storage.sqlite.rows import (
@@ -32,6 +34,7 @@ from tracehive.storage.sqlite.rows import (
     event_params,
     row_to_event,
 )
+from tracehive.storage.sqlite.schema import schema_fields as _schema_fields
 from tracehive.storage.sqlite.writer import GroupCommitWriter
 
 T = TypeVar("T")
@@ -416,6 +419,76 @@ class SQLiteStore(Store):
 
         return await self._read(fn)
 
+    async def chart_events(self, scope: Scope, query: ChartQuery) -> list[ChartRow]:
+        return await self._read(lambda conn: run_chart(conn, scope.project_id, query))
+
+
+    # Bulk export and import ----------------------------------------------------------------------
+
+    async def iter_events(
+        self, scope: Scope, query: EventQuery, *, chunk_size: int = 1000
+    ) -> AsyncIterator[list[Event]]:
+        """Keyset pages on (start_time, event_id): each chunk is one short read (no read transaction
+        held across chunks, so checkpoints proceed during a long export), and the next chunk is
+        fetched while the caller handles the current one."""
+        compiled = compile_stream(scope.project_id, query)
+
+        def fetch(sql: str, params: list[Any]) -> Callable[[sqlite3.Connection], tuple[list[Event], Any]]:
+            def fn(conn: sqlite3.Connection) -> tuple[list[Event], Any]:
+                rows = conn.execute(sql, params).fetchall()
+                # EVENT_COLUMNS: event_id is [0], start_time [6].
+                return [row_to_event(r) for r in rows], ((rows[-1][6], rows[-1][0]) if rows else None)
+
+            return fn
+
+        task: asyncio.Future[tuple[list[Event], Any]] | None = asyncio.ensure_future(
+            self._read(fetch(*compiled.first(chunk_size)))
+        )
+        try:
+            while task is not None:
+                events, last = await task
+                task = None
+                if len(events) == chunk_size:
+                    task = asyncio.ensure_future(self._read(fetch(*compiled.after(*last, chunk_size))))
+                if events:
+                    yield events
+        finally:
+            if task is not None:
+                task.cancel()
+
+    async def import_events(self, scope: Scope, events: Sequence[Event]) -> None:
+        if not events:
+            return
+        project_id, org_id, workspace_id = scope.project_id, scope.org_id, scope.workspace_id
+
+        def job(conn: sqlite3.Connection) -> None:
+            now = _now()
+            conn.executemany(
+                _IMPORT_EVENT, [event_params(e, project_id, org_id, workspace_id, now) for e in events]
+            )
+            # Sessions the batch's events name: created if unknown, widened while implicit; an
+            # explicit session (this batch's own rows were just written as explicit) is left as is.
+            spans: dict[str, list[Any]] = {}
+            for event in events:
+                if event.event_type == "session":
+                    continue
+                span = spans.get(event.session_id)
+                if span is None:
+                    spans[event.session_id] = [event.start_time, event.end_time, event]
+                else:
+                    span[0] = min(span[0], event.start_time)
+                    span[1] = max(span[1], event.end_time)
+            conn.executemany(
+                _IMPORT_COVER_SESSION,
+                [_implicit_session_params(sid, start, end, first, scope, now) for sid, (start, end, first) in spans.items()],
+            )
+
+        await self._write(job)
+
+    async def schema_fields(self, scope: Scope, query: EventQuery, *, sample: int = 1000) -> list[tuple[str, str]]:
+        project_id = scope.project_id
+        return await self._read(lambda conn: _schema_fields(conn, project_id, query, sample))
+
 
 # Helpers that run inside a writer job ----------------------------------------------------------
 
@@ -603,3 +676,31 @@ def _apply_pending(conn: sqlite3.Connection, scope: Scope, event_ids: list[str])
             conn.execute(
                 "DELETE FROM pending_updates WHERE project_id = ? AND event_id = ?", (scope.project_id, event_id)
             )
+
+
+# Bulk export and import ------------------------------------------------------------------------
+
+# An imported row replaces what is stored under its id, field for field, and is explicit.
+_IMPORT_EVENT = f"""
+INSERT INTO events ({_INSERT_COLUMNS}, implicit) VALUES ({_PLACEHOLDERS}, 0)
+ON CONFLICT (project_id, event_id) DO UPDATE SET
+    session_id = excluded.session_id, parent_id = excluded.parent_id, event_type = excluded.event_type,
+    event_name = excluded.event_name, source = excluded.source, start_time = excluded.start_time,
+    end_time = excluded.end_time, duration = excluded.duration, error = excluded.error,
+    config = excluded.config, inputs = excluded.inputs, outputs = excluded.outputs,
+    metadata = excluded.metadata, feedback = excluded.feedback, metrics = excluded.metrics,
+    user_properties = excluded.user_properties, children_ids = excluded.children_ids,
+    org_id = excluded.org_id, workspace_id = excluded.workspace_id, implicit = 0,
+    updated_at = excluded.updated_at
+"""
+
+# A session named by imported events: made up if unknown, widened only while it is made up.
+_IMPORT_COVER_SESSION = f"""
+INSERT INTO events ({_INSERT_COLUMNS}, implicit) VALUES ({_PLACEHOLDERS}, 1)
+ON CONFLICT (project_id, event_id) DO UPDATE SET
+    start_time = min(events.start_time, excluded.start_time),
+    end_time = max(events.end_time, excluded.end_time),
+    duration = max(events.end_time, excluded.end_time) - min(events.start_time, excluded.start_time),
+    updated_at = excluded.updated_at
+WHERE events.event_type = 'session' AND events.implicit = 1
+"""

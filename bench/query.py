@@ -1,0 +1,489 @@
+#!/usr/bin/env python
+"""Query benchmark (issue #4): the read side against a real server on a million events.
+
+What it does, in one run:
+
+1. Builds (or reuses) a data dir of ``--events`` realistic events: ``--events / 100`` sessions
+   spread over 30 days, each a run of traces (chain -> model / tool / nested chain -> model /
+   tool) with chat messages, model names, costs, token counts, user ids and, on some model
+   events, feedback ratings. Session 0 has exactly 1,000 events (the tree case). Events are
+   written straight through ``SQLiteStore.write_events`` in big batches (synchronous=OFF while
+   building), so the result is an ordinary tracehive data dir with a project and a key. It is
+   cached under ``bench/out/query-data-<events>-<seed>/`` (gitignored): reruns skip the build.
+2. Starts ``python -m tracehive serve`` on it and measures, over HTTP, warm (after a few
+   warm-up calls), ``--reps`` times each:
+   (a) search: ``event_type is model`` + ``metadata.cost greater than`` + a 7-day range, first
+       page of 50, newest first (``POST /v1/events/search``; ``POST /v1/events/export`` with the
+       same body if search is not there, and the table says so);
+   (b) the tree of the 1,000-event session (``GET /v1/sessions/{id}``);
+   (c) a 7-day hourly chart of p95 duration grouped by event_type (``GET /v1/events/chart``;
+       'not available' if the route 404s);
+   (d) an export of 100,000 events: JSONL (``Accept: application/x-ndjson``) if the server
+       streams it, else pages of 7,500 of JSON export; events/s and the server's RSS (sampled
+       every 20 ms: before, peak, after).
+3. Prints the figures against the targets and the command; ``--json`` writes them.
+
+    python bench/query.py                      # 1,000,000 events (first build takes minutes)
+    python bench/query.py --events 100000      # quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import http.client
+import json
+import random
+import shlex
+import shutil
+import statistics
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ingest import (  # noqa: E402  (bench helpers: real server, quiet machine, percentiles)
+    CHAINS,
+    COMPLETIONS,
+    MODELS,
+    SNIPPETS,
+    SYSTEM_PROMPTS,
+    TOOLS,
+    USER_PROMPTS,
+    Server,
+    free_port,
+    log,
+    percentile,
+    source_info,
+    wait_quiet,
+)
+
+OUT = Path(__file__).resolve().parent / "out"
+DAY_MS = 86_400_000
+SPAN_DAYS = 30
+TREE_EVENTS = 1000
+EXPORT_EVENTS = 100_000
+COST_OVER = 0.005
+TARGETS = {"search_p50_ms": 250.0, "tree_p50_ms": 50.0, "chart_p50_ms": 500.0, "export_events_per_s": 50_000.0}
+RSS_FLAT_MB = 64.0  # "flat": the export may not grow the server by more than this
+FORMAT_VERSION = 1  # bump when the generated data changes, so old caches are not reused
+
+
+# ------------------------------------------------------------------------------------------------
+# Data
+# ------------------------------------------------------------------------------------------------
+
+
+def _uuid(rng: random.Random) -> str:
+    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+
+
+class Generator:
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+
+    def model(self, sid: str, parent: str, t: int, user: dict[str, Any]) -> dict[str, Any]:
+        rng = self.rng
+        model, provider, cin, cout = rng.choice(MODELS)
+        prompt_tokens = rng.randint(150, 2500)
+        completion_tokens = rng.randint(20, 400)
+        feedback: dict[str, Any] = {}
+        if rng.random() < 0.1:
+            feedback = {"rating": rng.randint(1, 5), "comment": rng.choice(("great", "wrong source", "too long"))}
+        return dict(
+            event_type="model", event_name=f"{provider}.chat.completions", event_id=_uuid(rng), session_id=sid,
+            parent_id=parent, source="python-sdk",
+            config={"model": model, "provider": provider, "temperature": rng.choice((0, 0.2, 0.7, 1.0)),
+                    "max_tokens": 1024},
+            inputs={"chat_history": [{"role": "system", "content": rng.choice(SYSTEM_PROMPTS)},
+                                     {"role": "user", "content": rng.choice(USER_PROMPTS)}]},
+            outputs={"role": "assistant", "content": rng.choice(COMPLETIONS), "finish_reason": "stop"},
+            metadata={"cost": round((prompt_tokens * cin + completion_tokens * cout) / 1e6, 6),
+                      "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                      "total_tokens": prompt_tokens + completion_tokens},
+            feedback=feedback, user_properties=user,
+            start_time=t, end_time=t + rng.randint(300, 4000),
+        )  # fmt: skip
+
+    def tool(self, sid: str, parent: str, t: int, user: dict[str, Any]) -> dict[str, Any]:
+        rng = self.rng
+        name, kind = rng.choice(TOOLS)
+        return dict(
+            event_type="tool", event_name=name, event_id=_uuid(rng), session_id=sid, parent_id=parent,
+            source="python-sdk", config={"tool": name, "kind": kind, "top_k": 3},
+            inputs={"query": rng.choice(USER_PROMPTS)},
+            outputs={"results": [{"id": rng.randint(1, 99999), "text": h} for h in rng.sample(SNIPPETS, 2)]},
+            metadata={"latency_ms": rng.randint(5, 800), "cached": rng.random() < 0.3},
+            user_properties=user, start_time=t, end_time=t + rng.randint(5, 800),
+        )  # fmt: skip
+
+    def chain(self, sid: str, parent: str, t: int, user: dict[str, Any]) -> dict[str, Any]:
+        rng = self.rng
+        return dict(
+            event_type="chain", event_name=rng.choice(CHAINS), event_id=_uuid(rng), session_id=sid,
+            parent_id=parent, source="python-sdk", config={"pipeline_version": "2.3.1"},
+            inputs={"question": rng.choice(USER_PROMPTS)}, outputs={"answer": rng.choice(COMPLETIONS)},
+            metadata={"cost": round(rng.random() / 50, 6), "total_tokens": rng.randint(300, 5000)},
+            user_properties=user, start_time=t, end_time=t + rng.randint(500, 8000),
+        )  # fmt: skip
+
+    def session(self, sid: str, n: int, t0: int) -> list[dict[str, Any]]:
+        """``n`` events: traces of a root chain with model/tool children and a nested chain."""
+        rng = self.rng
+        user = {"user_id": f"user_{rng.randint(1, 50_000)}", "plan": rng.choice(("free", "pro", "team"))}
+        out: list[dict[str, Any]] = []
+        t = t0
+        while len(out) < n:
+            root = self.chain(sid, sid, t, user)
+            out.append(root)
+            parents = [root["event_id"]]
+            for _ in range(min(rng.randint(2, 6), n - len(out))):
+                t += rng.randint(1, 50)
+                r = rng.random()
+                parent = rng.choice(parents)
+                if r < 0.15 and len(parents) < 3:
+                    child = self.chain(sid, parent, t, user)
+                    parents.append(child["event_id"])
+                elif r < 0.65:
+                    child = self.model(sid, parent, t, user)
+                else:
+                    child = self.tool(sid, parent, t, user)
+                out.append(child)
+            t += rng.randint(200, 5000)
+        return out
+
+
+def build(data_dir: Path, events: int, seed: int) -> dict[str, Any]:
+    """Write the data set through the store; returns the meta (key, anchor time, big session)."""
+    from tracehive.cli import DEFAULT_PROJECT
+    from tracehive.model.event import Event
+    from tracehive.model.scope import KeyKind, Scope
+    from tracehive.storage.sqlite import SQLiteStore
+
+    rng = random.Random(seed)
+    gen = Generator(rng)
+    n_sessions = max(1, events // 100)
+    t_end = int(time.time() * 1000)
+    t_start = t_end - SPAN_DAYS * DAY_MS
+    sizes = [TREE_EVENTS if events >= TREE_EVENTS else events]
+    rest, others = events - sizes[0], n_sessions - 1
+    for i in range(others):
+        left = others - i
+        sizes.append(rest // left)
+        rest -= sizes[-1]
+    sessions = [(_uuid(rng), size) for size in sizes if size > 0]
+
+    tmp = data_dir.with_name(data_dir.name + ".building")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+
+    async def go() -> dict[str, Any]:
+        store = SQLiteStore(tmp / "tracehive.db", synchronous="OFF", writer_queue=4)
+        await store.open()
+        try:
+            project, _ = await store.ensure_project(DEFAULT_PROJECT)
+            record, key = await store.create_key(project.project_id, KeyKind.PROJECT)
+            scope = Scope(org_id=project.org_id, workspace_id=project.workspace_id, project_id=project.project_id,
+                          project_name=project.name, key_kind=KeyKind.PROJECT, key_id=record.key_id)
+            batch: list[Event] = []
+            written, t0 = 0, time.monotonic()
+            for k, (sid, size) in enumerate(sessions):
+                # The big session sits in the middle of the newest 7 days; the rest anywhere.
+                start = t_end - 3 * DAY_MS if k == 0 else rng.randint(t_start, t_end - 3_600_000)
+                for e in gen.session(sid, size, start):
+                    e["duration"] = e["end_time"] - e["start_time"]
+                    e["session_name_hint"] = "support_chat"
+                    batch.append(Event(**e))
+                if len(batch) >= 5000 or k == len(sessions) - 1:
+                    await store.write_events(scope, batch)
+                    written += len(batch)
+                    batch = []
+                    if written % 100_000 < 5000:
+                        rate = written / (time.monotonic() - t0)
+                        log(f"  built {written:,} / {events:,} events ({rate:,.0f}/s)")
+        finally:
+            await store.close()
+        return {"key": key, "t_end": t_end, "tree_session": sessions[0][0], "events": events, "seed": seed,
+                "sessions": len(sessions), "format": FORMAT_VERSION}
+
+    meta = asyncio.run(go())
+    (tmp / "bench-meta.json").write_text(json.dumps(meta, indent=2))
+    shutil.rmtree(data_dir, ignore_errors=True)
+    tmp.rename(data_dir)
+    return meta
+
+
+def data_set(events: int, seed: int, rebuild: bool) -> tuple[Path, dict[str, Any], float | None]:
+    data_dir = OUT / f"query-data-{events}-{seed}"
+    meta_path = data_dir / "bench-meta.json"
+    if not rebuild and meta_path.exists():
+        meta = json.loads(meta_path.read_text())
+        if meta.get("format") == FORMAT_VERSION:
+            log(f"reusing the data dir {data_dir}")
+            return data_dir, meta, None
+    log(f"building {events:,} events in {data_dir} (cached for reruns)")
+    t0 = time.monotonic()
+    meta = build(data_dir, events, seed)
+    return data_dir, meta, time.monotonic() - t0
+
+
+# ------------------------------------------------------------------------------------------------
+# HTTP
+# ------------------------------------------------------------------------------------------------
+
+
+class Client:
+    def __init__(self, port: int, key: str) -> None:
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+        self.headers = {"Authorization": f"Bearer {key}"}
+
+    def request(self, method: str, path: str, body: Any = None, accept: str | None = None
+                ) -> tuple[int, bytes, float, str]:
+        headers = dict(self.headers)
+        data = None
+        if body is not None:
+            data = orjson.dumps(body)
+            headers["Content-Type"] = "application/json"
+        if accept:
+            headers["Accept"] = accept
+        t0 = time.perf_counter()
+        self.conn.request(method, path, body=data, headers=headers)
+        resp = self.conn.getresponse()
+        payload = resp.read()
+        return resp.status, payload, (time.perf_counter() - t0) * 1000, resp.getheader("content-type") or ""
+
+
+def _iso(ms: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms / 1000)) + f".{ms % 1000:03d}Z"
+
+
+def timed(client: Client, method: str, path: str, body: Any, reps: int, warmup: int = 3) -> dict[str, Any]:
+    status, payload, _, _ = client.request(method, path, body)
+    if status != 200:
+        return {"status": status, "error": payload[:300].decode(errors="replace")}
+    for _ in range(warmup - 1):
+        client.request(method, path, body)
+    times = []
+    for _ in range(reps):
+        status, payload, ms, _ = client.request(method, path, body)
+        if status != 200:
+            return {"status": status, "error": payload[:300].decode(errors="replace")}
+        times.append(ms)
+    times.sort()
+    return {"status": 200, "p50_ms": round(percentile(times, 50), 1), "p95_ms": round(percentile(times, 95), 1),
+            "mean_ms": round(statistics.fmean(times), 1), "reps": reps, "bytes": len(payload),
+            "sample": orjson.loads(payload)}
+
+
+class RssSampler(threading.Thread):
+    def __init__(self, server: Server, every: float = 0.02) -> None:
+        super().__init__(daemon=True)
+        self.server, self.every = server, every
+        self.samples: list[float] = []
+        self.stop_flag = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop_flag.is_set():
+            rss = self.server.status().get("VmRSS")
+            if rss:
+                self.samples.append(rss)
+            time.sleep(self.every)
+
+
+def export_run(client: Client, server: Server, port: int, key: str, n: int) -> dict[str, Any]:
+    """``n`` events out, as JSONL if the server streams it (read incrementally), else JSON pages."""
+    rss_before = server.status().get("VmRSS", 0.0)
+    sampler = RssSampler(server)
+    sampler.start()
+    body = {"filters": []}  # no limit: a JSONL export streams every match; we stop reading at n
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+    t0 = time.perf_counter()
+    conn.request("POST", "/v1/events/export", body=orjson.dumps(body),
+                 headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json",
+                          "Accept": "application/x-ndjson"})
+    resp = conn.getresponse()
+    ctype = resp.getheader("content-type") or ""
+    got, nbytes, mode = 0, 0, ""
+    if resp.status == 200 and "ndjson" in ctype:
+        mode = "JSONL stream (Accept: application/x-ndjson)"
+        tail = b""
+        while got < n:
+            chunk = resp.read1(1 << 16) if hasattr(resp, "read1") else resp.read(1 << 16)
+            if not chunk:
+                break
+            nbytes += len(chunk)
+            data = tail + chunk
+            got += data.count(b"\n")
+            tail = data[data.rfind(b"\n") + 1:] if b"\n" in data else data
+        conn.close()
+    else:
+        resp.read()
+        conn.close()
+        mode = "paged JSON export, 7,500 per page (no JSONL stream on this server)"
+        page = 1
+        while got < n:
+            status, payload, _, _ = client.request(
+                "POST", "/v1/events/export", {"filters": [], "limit": 7500, "page": page})
+            if status != 200:
+                break
+            nbytes += len(payload)
+            count = len(orjson.loads(payload)["events"])
+            if count == 0:
+                break
+            got += count
+            page += 1
+    wall = time.perf_counter() - t0
+    time.sleep(0.2)
+    sampler.stop_flag.set()
+    sampler.join()
+    rss_after = server.status().get("VmRSS", 0.0)
+    peak = max(sampler.samples or [rss_before])
+    return {"mode": mode, "events": min(got, n), "wall_s": round(wall, 2),
+            "events_per_s": round(min(got, n) / wall) if wall else 0, "mb": round(nbytes / 1e6, 1),
+            "rss_before_mb": round(rss_before, 1), "rss_peak_mb": round(peak, 1), "rss_after_mb": round(rss_after, 1)}
+
+
+# ------------------------------------------------------------------------------------------------
+# Orchestration
+# ------------------------------------------------------------------------------------------------
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    source = source_info()
+    log(f"tracehive under test: {source}")
+    data_dir, meta, build_s = data_set(args.events, args.seed, args.rebuild)
+    t_end = meta["t_end"]
+    week = {"$gte": t_end - 7 * DAY_MS, "$lte": t_end}
+    result: dict[str, Any] = {"tracehive": source, "command": args.command_line, "data_dir": str(data_dir),
+                              "events": meta["events"], "sessions": meta["sessions"], "build_s": build_s,
+                              "db_mb": round((data_dir / "tracehive.db").stat().st_size / 1e6)}
+    port = args.port or free_port()
+    server = Server(data_dir, port)
+    server.out_path = OUT / "query-server.out"
+    server.err_path = OUT / "query-server.err"
+    server.key = meta["key"]
+    try:
+        if args.wait_quiet > 0:
+            result["other_load_cores"] = round(wait_quiet(args.wait_quiet), 2)
+        server.start(timeout=300)
+        client = Client(port, meta["key"])
+
+        # (a) search
+        search_body = {
+            "filters": [{"field": "event_type", "operator": "is", "value": "model", "type": "string"},
+                        {"field": "metadata.cost", "operator": "greater than", "value": COST_OVER,
+                         "type": "number"}],
+            "dateRange": week, "limit": 50,
+        }
+        iso = {"start_time": _iso(week["$gte"]), "end_time": _iso(week["$lte"])}  # search is strict: ISO
+        a = timed(client, "POST", "/v1/events/search", {**search_body, "dateRange": iso}, args.reps)
+        a["route"] = "POST /v1/events/search"
+        if a["status"] in (404, 405):
+            a = timed(client, "POST", "/v1/events/export", search_body, args.reps)
+            a["route"] = "POST /v1/events/export (no /v1/events/search on this server)"
+        if a.get("status") == 200:
+            sample = a.pop("sample")
+            a["page"] = len(sample.get("events", []))
+            a["count"] = sample.get("count", sample.get("totalEvents"))
+        result["search"] = a
+        log(f"(a) search: {a}")
+
+        # (b) tree
+        b = timed(client, "GET", f"/v1/sessions/{meta['tree_session']}", None, args.reps)
+        if b.get("status") == 200:
+            b["num_events"] = b.pop("sample").get("metadata", {}).get("num_events")
+        result["tree"] = b
+        log(f"(b) tree: {b}")
+
+        # (c) chart
+        query = urlencode({"dateRange": json.dumps(week), "metric": "duration", "aggregation": "p95",
+                           "bucket": "hour", "groupBy": "event_type"})
+        c = timed(client, "GET", f"/v1/events/chart?{query}", None, max(5, args.reps // 2))
+        if c.get("status") == 200:
+            sample = c.pop("sample")
+            rows = sample.get("events", sample) if isinstance(sample, dict) else sample
+            c["rows"] = len(rows) if isinstance(rows, list) else None
+        result["chart"] = c
+        log(f"(c) chart: {c}")
+
+        # (d) export
+        n = min(EXPORT_EVENTS, meta["events"])
+        d = export_run(client, server, port, meta["key"], n)
+        result["export"] = d
+        log(f"(d) export: {d}")
+        result["server_vmhwm_mb"] = round(server.status().get("VmHWM", 0.0), 1)
+    finally:
+        server.stop()
+    return result
+
+
+def _verdict(ok: bool) -> str:
+    return "ok" if ok else "MISSED"
+
+
+def print_table(r: dict[str, Any]) -> None:
+    print()
+    print(f"tracehive queries: {r['events']:,} events, {r['sessions']:,} sessions over {SPAN_DAYS} days, "
+          f"database {r['db_mb']:,} MB" + (f" (built in {r['build_s']:.0f} s)" if r.get("build_s") else " (cached)"))
+    print(f"tracehive: {r['tracehive']}")
+    print(f"data dir: {r['data_dir']}")
+    print(f"{'':<44}{'p50':>10}{'p95':>10}   target")
+    a, b, c, d = r["search"], r["tree"], r["chart"], r["export"]
+
+    def line(name: str, m: dict[str, Any], target: float, extra: str = "") -> None:
+        if m.get("status") != 200:
+            what = "not available (404)" if m.get("status") == 404 else f"HTTP {m.get('status')}: {m.get('error')}"
+            print(f"{name:<44}{what}")
+            return
+        ok = _verdict(m["p50_ms"] <= target)
+        print(f"{name:<44}{m['p50_ms']:>8} ms{m['p95_ms']:>7} ms   p50 <= {target:.0f} ms: {ok}{extra}")
+
+    line("(a) search model + cost > x + 7 days, 50", a, TARGETS["search_p50_ms"],
+         f"  ({a.get('count', '?')} matches)" if a.get("status") == 200 else "")
+    if a.get("status") == 200:
+        print(f"{'':<44}via {a['route']}")
+    line(f"(b) tree of a {TREE_EVENTS:,}-event session", b, TARGETS["tree_p50_ms"])
+    line("(c) chart 7 d hourly p95 duration by type", c, TARGETS["chart_p50_ms"],
+         f"  ({c.get('rows')} rows)" if c.get("status") == 200 else "")
+    flat = d["rss_peak_mb"] - d["rss_before_mb"] <= RSS_FLAT_MB
+    print(f"(d) export {d['events']:,} events: {d['events_per_s']:,} events/s ({d['wall_s']} s, {d['mb']} MB)   "
+          f"target >= {TARGETS['export_events_per_s']:,.0f}/s: {_verdict(d['events_per_s'] >= TARGETS['export_events_per_s'])}")
+    print(f"    server RSS {d['rss_before_mb']} MB before, {d['rss_peak_mb']} peak, {d['rss_after_mb']} after   "
+          f"flat (+{RSS_FLAT_MB:.0f} MB at most): {_verdict(flat)}")
+    print(f"    via {d['mode']}")
+    if "other_load_cores" in r:
+        warn = "  WARNING: the machine was busy, figures are skewed" if r["other_load_cores"] > 0.15 else ""
+        print(f"other CPU load before the run: {r['other_load_cores']} cores{warn}")
+    print(f"command: {r['command']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=1_000_000, help="events in the data set (default 1,000,000)")
+    parser.add_argument("--seed", type=int, default=4, help="seed of the generator (part of the cache key)")
+    parser.add_argument("--reps", type=int, default=30, help="timed calls per query (default 30)")
+    parser.add_argument("--rebuild", action="store_true", help="rebuild the cached data dir")
+    parser.add_argument("--port", type=int, default=0, help="server port (default: a free one)")
+    parser.add_argument("--wait-quiet", type=float, default=60, metavar="S",
+                        help="wait up to S seconds for other processes to go quiet first (default 60)")
+    parser.add_argument("--json", metavar="PATH", help="write the results as JSON")
+    args = parser.parse_args(argv)
+    args.command_line = shlex.join([Path(sys.executable).name, *sys.argv])
+    OUT.mkdir(parents=True, exist_ok=True)
+    result = run(args)
+    print_table(result)
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+        print(f"results: {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

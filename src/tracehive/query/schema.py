@@ -1,0 +1,54 @@
+"""``GET /v1/events/schema`` (contract 4.10): which field names a schema may report, and the reply.
+
+A reported name is one the filter language accepts (``parse_field``) and that addresses what was
+seen: a top-level column, or a dot path of object keys inside a JSON column. Keys a dot path cannot
+address (with dots, spaces or other characters outside ``[A-Za-z0-9_-]``, or all digits, which the
+filter language reads as array indexes) are left out with everything under them, and paths are not
+followed into arrays (the array itself is reported).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from tracehive.model.errors import ValidationFailed
+from tracehive.query.filters import JSON_FIELDS, MAX_PATH_SEGMENTS, parse_field
+
+SCHEMA_SAMPLE = 1000  # newest matching events looked at
+MAX_SCHEMA_FIELDS = 10_000
+
+_SEGMENT = re.compile(r"[A-Za-z0-9_\-]+")  # as in the filter language
+
+
+def field_name(column: str, path: Sequence[str]) -> str | None:
+    """``column.seg.seg`` if the filter language can address it, else None."""
+    if path and column not in JSON_FIELDS:
+        return None
+    if len(path) > MAX_PATH_SEGMENTS:
+        return None
+    if any(not _SEGMENT.fullmatch(segment) or segment.isdigit() for segment in path):
+        return None
+    name = ".".join((column, *path))
+    try:
+        parse_field(name, "field")
+    except ValidationFailed:
+        return None
+    return name
+
+
+def schema_reply(fields: Iterable[tuple[str, str]]) -> dict[str, Any]:
+    """``{fields: [{name, event_type}], datasets: [], mappings: {event_type: [{field_name, event_type}]}}``.
+
+    ``mappings`` is undocumented; best call: the same fields grouped by event type. There are no
+    datasets in tracehive."""
+    rows = sorted(set(fields), key=lambda pair: (pair[1], pair[0]))
+    mappings: dict[str, list[dict[str, str]]] = {}
+    for name, event_type in rows:
+        mappings.setdefault(event_type, []).append({"field_name": name, "event_type": event_type})
+    return {
+        "fields": [{"name": name, "event_type": event_type} for name, event_type in rows],
+        "datasets": [],
+        "mappings": mappings,
+    }
