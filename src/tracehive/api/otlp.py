@@ -27,6 +27,7 @@ from pydantic import BaseModel, Field
 from starlette.requests import Request
 from starlette.responses import Response
 
+from tracehive.api.bodies import read_body
 from tracehive.api.auth import authenticate
 from tracehive.api.context import settings_of, store_of
 from tracehive.api.documented import errors
@@ -252,18 +253,11 @@ def _content_encoding(request: Request) -> str:
 async def read_otlp_body(request: Request, limit: int) -> bytes:
     """The request body, inflated; neither the received nor the inflated size may exceed ``limit``."""
     encoding = _content_encoding(request)
+    if encoding == "identity":
+        return await read_body(request, limit)
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"request body of {declared} bytes exceeds the limit of {limit} bytes")
-    if encoding == "identity":
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
-            chunks.append(chunk)
-        return b"".join(chunks)
     inflater = _Inflater(encoding, limit)
     async for chunk in request.stream():
         if inflater.received + len(chunk) > limit:
