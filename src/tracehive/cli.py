@@ -222,9 +222,9 @@ def cmd_export(args: argparse.Namespace) -> int:
                 text.flush()
                 text.detach()
             else:
-                async for chunk in store.iter_events(scope, query):
-                    raw.write(transfer.jsonl(chunk))
-                    progress.add(len(chunk))
+                async for lines in store.iter_event_lines(scope, query, scope_fields=False):
+                    raw.write(b"".join(lines))
+                    progress.add(len(lines))
             raw.flush()
         finally:
             if temp:

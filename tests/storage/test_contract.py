@@ -1178,6 +1178,61 @@ async def seed_rich(store: Store, scope: Scope) -> None:
     await store.update_event(scope, sid, EventUpdate(end_time=1_001, duration=0.75, outputs={"done": True}))
 
 
+async def seed_tricky(store: Store, scope: Scope) -> None:
+    """``seed_rich`` plus values whose JSON text is easy to get wrong: number edges, escapes,
+    unicode keys, null and empty outputs, deep nesting, merged metadata."""
+    await seed_rich(store, scope)
+    sid = new_id()
+    nested: Any = {"leaf": [None, True, False, "", 0]}
+    for depth in range(20):
+        nested = {f"k{depth}": [nested, depth / 3]}
+    await store.write_events(scope, [
+        make_event(sid, name="numbers", start=3_000, end=3_000.1, metadata={
+            "neg0": -0.0, "i64": 2**63 - 1, "min64": -(2**63), "u64": 2**64 - 1, "tiny": 5e-324,
+            "huge": 1e300, "third": 1 / 3, "sum": 0.1 + 0.2, "whole": 1.0, "big_float": 1e16, "int": 7}),
+        make_event(sid, name="téxt ☃ 🐝", start=3_001, error="lïne\x00\nbreak\t\u2028\u0001 \\ \"",
+                   inputs={"ключ": "значение", "emoji 🐝": ["\ud7ff", "\ue000", "\U0010ffff"], "": {}},
+                   outputs=None, config={"a": {"b": {"c": []}}}, user_properties={"user_id": "u-1"}),
+        make_event(sid, name="empty outputs", start=3_002, outputs={}, children_ids=["x", "y"]),
+        make_event(sid, name="deep", start=3_003, inputs=nested, feedback={"rating": 5, "comment": None}),
+        make_event(sid, name="tie", start=3_004), make_event(sid, name="tie", start=3_004),
+    ])  # fmt: skip
+    # Merged on re-send (th_merge-style deep merge) and updated: stored text rewritten by the store.
+    merged = make_event(sid, name="merged", start=3_005, metadata={"a": {"x": 1.5}, "n": None})
+    await store.write_events(scope, [merged])
+    merged.metadata = {"a": {"y": -0.0}, "z": 2**64 - 1}
+    await store.write_events(scope, [merged])
+    await store.update_event(scope, merged.event_id, EventUpdate(metrics={"m": 1e-7}, outputs={"o": [1, 2.0]}))
+
+
+@pytest.mark.parametrize("scope_fields", [True, False])
+async def test_iter_event_lines_are_the_bytes_of_iter_events(
+    store: Store, scope_a: Scope, scope_fields: bool
+) -> None:
+    """The fast JSONL path gives exactly the bytes of dumping ``iter_events``' events (and so
+    does the contract's default implementation), whatever the filter."""
+    import orjson
+
+    from tracehive.transfer import record
+
+    await seed_tricky(store, scope_a)
+
+    def slow(event: Event) -> bytes:
+        return orjson.dumps(event.to_dict() if scope_fields else record(event), option=orjson.OPT_APPEND_NEWLINE)
+
+    for q in (query(), query(flt("event_name", "is", "numbers")), query(dateRange={"$gte": 3_000, "$lte": 3_003})):
+        expected = [slow(e) async for chunk in store.iter_events(scope_a, q) for e in chunk]
+        fast = [line async for chunk in store.iter_event_lines(scope_a, q, scope_fields=scope_fields)
+                for line in chunk]  # fmt: skip
+        default = [line async for chunk in Store.iter_event_lines(store, scope_a, q, scope_fields=scope_fields)
+                   for line in chunk]  # fmt: skip
+        assert fast == expected
+        assert default == expected
+    assert len(expected) > 1 and all(line.endswith(b"\n") and line.count(b"\n") == 1 for line in expected)
+    assert b'"neg0":-0.0' in b"".join(expected) and b'"u64":18446744073709551615' in b"".join(expected)
+    assert (b'"tenant":' in expected[0]) is scope_fields
+
+
 async def test_import_events_round_trip_is_exact(
     store: Store, scope_a: Scope, scope_b: Scope
 ) -> None:

@@ -110,8 +110,12 @@ async def _ndjson(request: Request, scope: Scope, query: EventQuery, body: dict[
         return Response(_lines(events, query), media_type=_NDJSON[0], headers={"X-Total-Count": str(total)})
 
     async def everything() -> AsyncIterator[bytes]:
-        async for chunk in store.iter_events(scope, query):
-            yield _lines(chunk, query)
+        if query.projections is not None:
+            async for chunk in store.iter_events(scope, query):
+                yield _lines(chunk, query)
+            return
+        async for lines in store.iter_event_lines(scope, query, scope_fields=True):
+            yield b"".join(lines)
 
     return StreamingResponse(everything(), media_type=_NDJSON[0])
 

@@ -24,10 +24,13 @@ import abc
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
+import orjson
+
 from tracehive.model.event import Event, EventUpdate
 from tracehive.model.scope import KeyKind, Scope
 from tracehive.query.chart import ChartQuery, ChartRow
 from tracehive.query.filters import EventQuery
+from tracehive.transfer import record
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +142,21 @@ class Store(abc.ABC):
         all matches in constant memory, whatever their number. Events are as stored
         (``children_ids`` not completed), as ``export_events`` returns them. Events written while
         the stream runs may or may not appear; none appears twice."""
+
+    async def iter_event_lines(
+        self, scope: Scope, query: EventQuery, *, scope_fields: bool
+    ) -> AsyncIterator[list[bytes]]:
+        """The events ``iter_events`` streams, as JSONL lines in chunks: each line is
+        ``orjson.dumps(event.to_dict())`` (``scope_fields``: the HTTP NDJSON export) or
+        ``orjson.dumps(transfer.record(event))`` (without the scope ids: ``tracehive export``),
+        ending in a newline, byte for byte. This default builds them from ``iter_events``; a
+        backend may override it with a faster path that gives the same bytes."""
+        dumps, option = orjson.dumps, orjson.OPT_APPEND_NEWLINE
+        async for chunk in self.iter_events(scope, query):
+            if scope_fields:
+                yield [dumps(e.to_dict(), option=option) for e in chunk]
+            else:
+                yield [dumps(record(e), option=option) for e in chunk]
 
     @abc.abstractmethod
     async def import_events(self, scope: Scope, events: Sequence[Event]) -> None:

@@ -292,10 +292,11 @@ class CompiledStream:
         return self.after_sql, [*self.params, start_time, start_time, event_id, chunk]
 
 
-def compile_stream(project_id: str, query: EventQuery) -> CompiledStream:
+def compile_stream(project_id: str, query: EventQuery, columns: str = _SELECT_COLUMNS) -> CompiledStream:
     """For ``Store.iter_events``: the query's conditions and date range (not its page), ordered by
     (start_time, event_id) descending: the (project_id, start_time) index gives the order, only
-    rows with equal start_time are sorted among themselves."""
+    rows with equal start_time are sorted among themselves. ``columns``: the select list (a
+    constant of ours, e.g. ``rows.LINE_COLUMNS``), by default ``EVENT_COLUMNS``."""
     where = ["e.project_id = ?"]
     params: list[Any] = [project_id]
     if query.date_range is not None:
@@ -310,7 +311,7 @@ def compile_stream(project_id: str, query: EventQuery) -> CompiledStream:
         where.append(f"({sql})")
         params.extend(cond_params)
     clause = " AND ".join(where)
-    select = f"SELECT {_SELECT_COLUMNS} FROM events AS e WHERE {clause}"
+    select = f"SELECT {columns} FROM events AS e WHERE {clause}"
     order = " ORDER BY e.start_time DESC, e.event_id DESC LIMIT ?"
     return CompiledStream(
         first_sql=select + order,

@@ -102,6 +102,16 @@ MIGRATIONS: list[tuple[int, str]] = [
             WHERE json_extract(feedback, '$."rating"') IS NOT NULL;
         """,
     ),
+    (
+        4,
+        """
+        -- Charts (issue #4, storage/sqlite/chart.py): the common chart is duration over a time
+        -- range, optionally by event_type. Covering, with start_time leading, it reads only the
+        -- range's slice of this index and never the table (whose rows carry the JSON payloads).
+        -- Inserts land near the end (start_time mostly grows), like events_by_time.
+        CREATE INDEX events_chart_duration ON events (project_id, start_time, event_type, duration);
+        """,
+    ),
 ]
 
 

@@ -97,3 +97,50 @@ def merge_json(base: str | None, patch: str | None) -> str | None:
     if not isinstance(old, dict) or not isinstance(new, dict):
         return patch
     return _dumps(deep_merge(old, new)).decode()
+
+
+
+def _line_sql(scope_fields: bool) -> str:
+    """Select list for ``row_to_line``: the line up to ``"start_time":`` and after ``duration``
+    built by SQLite as one blob (the stored JSON text as it is, text columns through
+    ``json_quote``, which escapes exactly as orjson does: tested on every code point), then
+    start_time, end_time, duration (numbers are formatted by orjson: SQLite prints floats
+    differently), then event_id for the keyset."""
+
+    def text(name: str) -> str:
+        return f"json_quote(e.{name})"
+
+    head = " || ".join([
+        "'{\"event_id\":'", text("event_id"), "',\"session_id\":'", text("session_id"),
+        "',\"parent_id\":'", text("parent_id"), "',\"children_ids\":'", "e.children_ids",
+        "',\"event_type\":'", text("event_type"), "',\"event_name\":'", text("event_name"),
+        "',\"source\":'", text("source"), "',\"config\":'", "e.config", "',\"inputs\":'", "e.inputs",
+        "',\"outputs\":'", "coalesce(e.outputs, 'null')", "',\"error\":'", text("error"),
+        "',\"start_time\":'",
+    ])  # fmt: skip
+    tail = [
+        "',\"metadata\":'", "e.metadata", "',\"feedback\":'", "e.feedback", "',\"metrics\":'", "e.metrics",
+        "',\"user_properties\":'", "e.user_properties",
+    ]  # fmt: skip
+    if scope_fields:
+        tail += ["',\"org_id\":'", text("org_id"), "',\"workspace_id\":'", text("workspace_id"),
+                 "',\"project_id\":'", text("project_id"), "',\"tenant\":'", text("org_id")]  # fmt: skip
+    tail.append("'}'")
+    return (
+        f"CAST({head} AS BLOB), e.start_time, e.end_time, e.duration, CAST({' || '.join(tail)} AS BLOB), e.event_id"
+    )
+
+
+LINE_COLUMNS = {True: _line_sql(True), False: _line_sql(False)}
+"""Per ``scope_fields``: the select list ``row_to_line`` reads."""
+
+
+def row_to_line(row: tuple[Any, ...]) -> bytes:
+    """A ``LINE_COLUMNS`` row as its JSONL line, newline included: byte for byte what
+    ``orjson.dumps(row_to_event(full_row).to_dict())`` (``scope_fields``) or
+    ``orjson.dumps(transfer.record(...))`` gives. The JSON columns are embedded as stored, without
+    parsing: their text is orjson output (``event_params``, ``merge_json``), which
+    ``dumps(loads(text))`` reproduces exactly."""
+    return b"%b%b,\"end_time\":%b,\"duration\":%b%b\n" % (
+        row[0], _dumps(row[1]), _dumps(row[2]), _dumps(row[3]), row[4]
+    )

@@ -23,16 +23,18 @@ from tracehive.query.chart import ChartQuery, ChartRow
 from tracehive.query.filters import EventQuery
 from tracehive.storage.base import ApiKeyRecord, Project, Store
 from tracehive.storage.sqlite.chart import run_chart
-from tracehive.storage.sqlite.compile import compile_export, compile_stream
+from tracehive.storage.sqlite.compile import CompiledStream, compile_export, compile_stream
 from tracehive.storage.sqlite.connection import connect
 from tracehive.storage.sqlite.migrations import migrate
 from tracehive.storage.sqlite.rows import (
     EVENT_COLUMNS,
+    LINE_COLUMNS,
     complete_children,
     dump,
     dump_optional,
     event_params,
     row_to_event,
+    row_to_line,
 )
 from tracehive.storage.sqlite.schema import schema_fields as _schema_fields
 from tracehive.storage.sqlite.writer import GroupCommitWriter
@@ -425,33 +427,47 @@ class SQLiteStore(Store):
 
     # Bulk export and import ----------------------------------------------------------------------
 
-    async def iter_events(
-        self, scope: Scope, query: EventQuery, *, chunk_size: int = 1000
-    ) -> AsyncIterator[list[Event]]:
-        """Keyset pages on (start_time, event_id): each chunk is one short read (no read transaction
-        held across chunks, so checkpoints proceed during a long export), and the next chunk is
-        fetched while the caller handles the current one."""
-        compiled = compile_stream(scope.project_id, query)
+    def iter_events(self, scope: Scope, query: EventQuery, *, chunk_size: int = 1000) -> AsyncIterator[list[Event]]:
+        return self._stream(compile_stream(scope.project_id, query), row_to_event, 6, 0, chunk_size)
 
-        def fetch(sql: str, params: list[Any]) -> Callable[[sqlite3.Connection], tuple[list[Event], Any]]:
-            def fn(conn: sqlite3.Connection) -> tuple[list[Event], Any]:
+    def iter_event_lines(
+        self, scope: Scope, query: EventQuery, *, scope_fields: bool, chunk_size: int = 5000
+    ) -> AsyncIterator[list[bytes]]:
+        """As the contract says; SQLite builds most of each line from the stored JSON text
+        (``LINE_COLUMNS``, ``row_to_line``), without parsing it into events."""
+        compiled = compile_stream(scope.project_id, query, LINE_COLUMNS[scope_fields])
+        return self._stream(compiled, row_to_line, 1, 5, chunk_size)
+
+    async def _stream(
+        self,
+        compiled: CompiledStream,
+        convert: Callable[[tuple[Any, ...]], T],
+        start_at: int,
+        id_at: int,
+        chunk_size: int,
+    ) -> AsyncIterator[list[T]]:
+        """Keyset pages on (start_time, event_id) (at ``start_at``, ``id_at`` in a row): each chunk
+        is one short read (no read transaction held across chunks, so checkpoints proceed during a
+        long export), and the next chunk is fetched while the caller handles the current one."""
+
+        def fetch(sql: str, params: list[Any]) -> Callable[[sqlite3.Connection], tuple[list[T], Any]]:
+            def fn(conn: sqlite3.Connection) -> tuple[list[T], Any]:
                 rows = conn.execute(sql, params).fetchall()
-                # EVENT_COLUMNS: event_id is [0], start_time [6].
-                return [row_to_event(r) for r in rows], ((rows[-1][6], rows[-1][0]) if rows else None)
+                return [convert(r) for r in rows], ((rows[-1][start_at], rows[-1][id_at]) if rows else None)
 
             return fn
 
-        task: asyncio.Future[tuple[list[Event], Any]] | None = asyncio.ensure_future(
+        task: asyncio.Future[tuple[list[T], Any]] | None = asyncio.ensure_future(
             self._read(fetch(*compiled.first(chunk_size)))
         )
         try:
             while task is not None:
-                events, last = await task
+                items, last = await task
                 task = None
-                if len(events) == chunk_size:
+                if len(items) == chunk_size:
                     task = asyncio.ensure_future(self._read(fetch(*compiled.after(*last, chunk_size))))
-                if events:
-                    yield events
+                if items:
+                    yield items
         finally:
             if task is not None:
                 task.cancel()
