@@ -208,3 +208,21 @@ def test_delete_session_singular_alias(api: Api) -> None:
     sid = api.post("/v1/sessions", json={}).json()["session_id"]
     assert api.delete(f"/v1/session/{sid}").json() == {"success": True, "deleted": sid}
     assert api.get(f"/v1/sessions/{sid}").status_code == 404
+
+
+def test_a_very_deep_session_tree_is_served_not_a_500(api: Api) -> None:
+    sid = api.post("/v1/sessions", json={}).json()["session_id"]
+    ids = [str(uuid.uuid4()) for _ in range(400)]
+    events = [{"event_id": eid, "parent_id": ids[i - 1] if i else sid, "event_type": "chain", "inputs": {},
+               "start_time": i} for i, eid in enumerate(ids)]
+    assert api.post(f"/v1/sessions/{sid}/events/batch", json={"events": events}).status_code == 200
+    reply = api.get(f"/v1/sessions/{sid}")
+    assert reply.status_code == 200, reply.text
+    tree = reply.json()
+    assert tree["metadata"]["num_events"] == 400
+    found, stack = [], list(tree["children"])
+    while stack:
+        node = stack.pop()
+        found.append(node["event_id"])
+        stack.extend(node["children"])
+    assert sorted(found) == sorted(ids)

@@ -7,13 +7,14 @@ import math
 import uuid
 from typing import Any
 
+import orjson
 import pytest
 
 from tracehive.ingest.normalize import event_from_request, session_from_request
 from tracehive.model.event import Event
 from tracehive.model.times import derive_times, now_ms
 from tracehive.model.wire import PostEventRequest, SessionProperties, StartSessionRequest
-from tracehive.query.tree import build_tree
+from tracehive.query.tree import MAX_TREE_DEPTH, build_tree
 
 SID = "00000000-0000-4000-8000-000000000000"
 NOW = 1_700_000_000_000
@@ -188,16 +189,41 @@ def test_events_without_a_parent_hang_under_the_root() -> None:
     assert ids(tree) == ["loose"] and "orphan" not in child(tree, "loose")
 
 
-def test_a_deep_chain_does_not_recurse() -> None:
+def test_a_deep_chain_is_nested_to_the_limit_then_flattened_and_serialises() -> None:
     root = session()
     depth = 5_000
     events = [root] + [event(f"e{i}", f"e{i - 1}" if i else SID, start=i) for i in range(depth)]
     tree = build_tree(root, events, "p")
     node, seen = tree, 0
-    while node["children"]:
+    while len(node["children"]) == 1:
         [node] = node["children"]
         seen += 1
-    assert seen == depth and node["event_id"] == f"e{depth - 1}"
+    # The event at the depth limit holds every deeper one, in order, flagged and with parent_id kept.
+    assert seen == MAX_TREE_DEPTH and node["event_id"] == f"e{MAX_TREE_DEPTH - 1}"
+    deep = node["children"]
+    assert [n["event_id"] for n in deep] == [f"e{i}" for i in range(MAX_TREE_DEPTH, depth)]
+    assert all(n["flattened"] is True and n["children"] == [] for n in deep)
+    assert deep[0]["parent_id"] == f"e{MAX_TREE_DEPTH - 1}" and deep[-1]["parent_id"] == f"e{depth - 2}"
+    assert "flattened" not in node
+    # Every JSON encoder has a nesting limit (orjson's is 254): the tree must stay under it.
+    assert len(orjson.dumps(tree)) > 0
+
+
+def test_wide_and_deep_trees_lose_no_event() -> None:
+    root = session()
+    events = [root]
+    for i in range(3_000):  # each event hangs under one of the previous ten: deep and bushy
+        parent = SID if i == 0 else f"e{max(0, i - 1 - (i * 7) % 10)}"
+        events.append(event(f"e{i}", parent, start=i))
+    tree = build_tree(root, events, "p")
+    found: list[str] = []
+    stack = list(tree["children"])
+    while stack:
+        n = stack.pop()
+        found.append(n["event_id"])
+        stack.extend(n["children"])
+    assert sorted(found) == sorted(f"e{i}" for i in range(3_000))
+    orjson.dumps(tree)
 
 
 # derive_times ----------------------------------------------------------------------------------

@@ -4,11 +4,14 @@ attached under the root and marked ``orphan``, never dropped; so are events caug
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any
 
 from tracehive.model.event import Event
 
 _TOKEN_KEYS = ("total_tokens", "prompt_tokens", "completion_tokens")
+# Deeper events are listed, flagged ``flattened``, under their ancestor at this depth.
+MAX_TREE_DEPTH = 64
 
 
 def _number(value: Any) -> float | int | None:
@@ -85,13 +88,32 @@ def build_tree(root: Event, events: list[Event], project_name: str) -> dict[str,
             for node_id in path:
                 state[node_id] = "ok"
 
+    # Who hangs where, in start-time order; then a breadth-first walk that nests at most
+    # MAX_TREE_DEPTH levels (a JSON encoder, ours and clients', stops at a few hundred levels).
+    kids: dict[str, list[str]] = {root.event_id: []}
     for event in members:
-        node = nodes[event.event_id]
+        head = state.get(event.event_id) == "orphan-head"
+        if head:
+            nodes[event.event_id]["orphan"] = True
         parent_id = event.parent_id
-        if state.get(event.event_id) == "orphan-head" or parent_id is None or parent_id == root.event_id:
-            if state.get(event.event_id) == "orphan-head":
-                node["orphan"] = True
-            root_node["children"].append(node)
-        else:
-            nodes[parent_id]["children"].append(node)
+        at = root.event_id if head or parent_id is None or parent_id == root.event_id else parent_id
+        kids.setdefault(at, []).append(event.event_id)
+
+    containers = {root.event_id: root_node}
+    queue: deque[tuple[str, int, str]] = deque((c, 1, root.event_id) for c in kids[root.event_id])
+    while queue:
+        node_id, depth, target = queue.popleft()
+        node = nodes[node_id]
+        containers[target]["children"].append(node)
+        if depth > MAX_TREE_DEPTH:
+            node["flattened"] = True  # shown under its ancestor at the depth limit; parent_id intact
+        below = node_id if depth < MAX_TREE_DEPTH else (target if depth > MAX_TREE_DEPTH else node_id)
+        containers.setdefault(node_id, node)
+        for child in kids.get(node_id, ()):
+            queue.append((child, depth + 1, below))
+    if len(containers) - 1 < len(members):  # never drop an event, whatever its links say
+        for event in members:
+            if event.event_id not in containers:
+                nodes[event.event_id]["orphan"] = True
+                root_node["children"].append(nodes[event.event_id])
     return root_node
