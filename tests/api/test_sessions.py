@@ -226,3 +226,31 @@ def test_a_very_deep_session_tree_is_served_not_a_500(api: Api) -> None:
         found.append(node["event_id"])
         stack.extend(node["children"])
     assert sorted(found) == sorted(ids)
+
+
+def test_a_session_of_50000_events_returns_whole(api: Api) -> None:
+    sid = api.post("/v1/sessions", json={"session_name": "big"}).json()["session_id"]
+    parents = [sid]
+    for batch in range(5):  # 5 batches of 10,000 (the default batch cap), nested 2 levels
+        events = []
+        for i in range(10_000):
+            eid = str(uuid.uuid4())
+            n = batch * 10_000 + i
+            events.append({"event_id": eid, "parent_id": parents[n // 100], "event_type": "model",
+                           "inputs": {"q": "x" * 50}, "start_time": n, "end_time": n + 1,
+                           "metadata": {"cost": 0.001, "total_tokens": 10}})
+            if n < 500:
+                parents.append(eid)
+        reply = api.post(f"/v1/sessions/{sid}/events/batch", json={"events": events})
+        assert reply.status_code == 200, reply.text
+    tree = api.get(f"/v1/sessions/{sid}")
+    assert tree.status_code == 200
+    body = tree.json()
+    assert body["metadata"]["num_events"] == 50_000
+    assert body["metadata"]["total_tokens"] == 500_000
+    count, stack = 0, list(body["children"])
+    while stack:
+        node = stack.pop()
+        count += 1
+        stack.extend(node["children"])
+    assert count == 50_000
