@@ -2,7 +2,7 @@
 
 The same rules as ``compile.py`` keep user input out of the SQL text: filters come from
 ``condition_sql``, JSON paths (metric, groupBy) and every number are bound parameters, and the only
-identifiers are looked up in ``_COLUMNS`` by the parsed field's column name.
+identifiers are looked up in ``COLUMNS`` by the parsed field's column name.
 
 The aggregation runs inside SQLite; Python only reads the aggregated rows (at most
 ``query.max_rows + 1``, fetched in chunks, refused past the limits).
@@ -39,28 +39,7 @@ import orjson
 
 from tracehive.query.chart import Aggregation, Bucket, ChartQuery, ChartRow, too_many_buckets, too_many_rows
 from tracehive.query.filters import FieldRef
-from tracehive.storage.sqlite.compile import condition_sql, json_path
-
-_COLUMNS: dict[str, tuple[str, str]] = {
-    "event_id": ("e.event_id", "text"),
-    "session_id": ("e.session_id", "text"),
-    "parent_id": ("e.parent_id", "text"),
-    "event_type": ("e.event_type", "text"),
-    "event_name": ("e.event_name", "text"),
-    "source": ("e.source", "text"),
-    "error": ("e.error", "text"),
-    "start_time": ("e.start_time", "number"),
-    "end_time": ("e.end_time", "number"),
-    "duration": ("e.duration", "number"),
-    "config": ("e.config", "json"),
-    "inputs": ("e.inputs", "json"),
-    "outputs": ("e.outputs", "json"),
-    "metadata": ("e.metadata", "json"),
-    "feedback": ("e.feedback", "json"),
-    "metrics": ("e.metrics", "json"),
-    "user_properties": ("e.user_properties", "json"),
-    "children_ids": ("e.children_ids", "json"),
-}
+from tracehive.storage.sqlite.compile import COLUMNS, condition_sql, json_path
 
 _SIMPLE = {
     Aggregation.AVG: "avg(v)",
@@ -78,7 +57,7 @@ Sql = tuple[str, list[Any]]
 
 
 def _metric(ref: FieldRef) -> Sql:
-    column, kind = _COLUMNS[ref.column]
+    column, kind = COLUMNS[ref.column]
     if kind == "number" and not ref.path:
         return column, []
     if kind != "json" or not ref.path:
@@ -91,7 +70,7 @@ def _group(ref: FieldRef | None) -> tuple[str, str, list[Any]]:
     """SQL of (group type, group value): the type is the JSON type for paths (NULL = no value)."""
     if ref is None:
         return "NULL", "NULL", []
-    column, kind = _COLUMNS[ref.column]
+    column, kind = COLUMNS[ref.column]
     if kind != "json":
         if ref.path:
             raise ValueError(f"{ref.column} has no JSON path")

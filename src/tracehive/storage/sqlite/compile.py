@@ -6,7 +6,7 @@ Rules that keep user input out of the SQL text:
   request's text), written exactly as in the expression indexes of migration 3, because SQLite
   only uses an index on ``json_extract(metadata, '$."cost"')`` when the query has the same
   constant, not a parameter;
-- the only identifiers in the SQL come from ``_COLUMNS`` below, looked up by the parsed field's
+- the only identifiers in the SQL come from ``COLUMNS`` below, looked up by the parsed field's
   column name (a ``KeyError`` for anything else), never from the request;
 - paths are rebuilt from validated segments (``[A-Za-z0-9_-]+`` or an array index), quoted.
 
@@ -22,7 +22,7 @@ from tracehive.query.filters import Condition, EventQuery, FieldRef, Operator, V
 from tracehive.storage.sqlite.rows import EVENT_COLUMNS
 
 # Parsed column name -> (SQL column, kind). The SQL text is ours; the keys only select it.
-_COLUMNS: dict[str, tuple[str, str]] = {
+COLUMNS: dict[str, tuple[str, str]] = {
     "event_id": ("e.event_id", "text"),
     "session_id": ("e.session_id", "text"),
     "parent_id": ("e.parent_id", "text"),
@@ -86,14 +86,14 @@ assert all("'" not in path for path in HOT_PATHS.values())
 
 @dataclass(frozen=True, slots=True)
 class _Operand:
-    column: str  # SQL text from _COLUMNS
+    column: str  # SQL text from COLUMNS
     kind: str  # text | number | json
     path: str | None  # the JSON path of json columns
     literal: str | None = None  # SQL text of the path for HOT_PATHS (our constant), else None
 
     @classmethod
     def of(cls, ref: FieldRef) -> _Operand:
-        column, kind = _COLUMNS[ref.column]
+        column, kind = COLUMNS[ref.column]
         if kind != "json" and ref.path:
             raise ValueError(f"{ref.column} has no JSON path")
         if kind != "json":
