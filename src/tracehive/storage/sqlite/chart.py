@@ -1,7 +1,7 @@
 """Compiling and running a backend-neutral ``ChartQuery`` (``tracehive.query.chart``) on SQLite.
 
 The same rules as ``compile.py`` keep user input out of the SQL text: filters come from
-``condition_sql``, JSON paths (metric, groupBy) and every number are bound parameters, and the only
+``where_clause``, JSON paths (metric, groupBy) and every number are bound parameters, and the only
 identifiers are looked up in ``COLUMNS`` by the parsed field's column name.
 
 The aggregation runs inside SQLite; Python only reads the aggregated rows (at most
@@ -39,7 +39,7 @@ import orjson
 
 from tracehive.query.chart import Aggregation, Bucket, ChartQuery, ChartRow, too_many_buckets, too_many_rows
 from tracehive.query.filters import FieldRef
-from tracehive.storage.sqlite.compile import COLUMNS, condition_sql, json_path
+from tracehive.storage.sqlite.compile import COLUMNS, json_path, where_clause
 
 _SIMPLE = {
     Aggregation.AVG: "avg(v)",
@@ -89,19 +89,7 @@ def _bucket(bucket: Bucket) -> Sql:
 
 def _bucketed(project_id: str, query: ChartQuery) -> Sql:
     """SELECT of (b, gt, g, v) per selected event: bucket, group type, group value, metric."""
-    where = ["e.project_id = ?"]
-    where_params: list[Any] = [project_id]
-    if query.date_range is not None:
-        if query.date_range.start is not None:
-            where.append("e.start_time >= ?")
-            where_params.append(query.date_range.start)
-        if query.date_range.end is not None:
-            where.append("e.start_time <= ?")
-            where_params.append(query.date_range.end)
-    for cond in query.conditions:
-        sql, cond_params = condition_sql(cond)
-        where.append(f"({sql})")
-        where_params.extend(cond_params)
+    where, where_params = where_clause(project_id, query.date_range, query.conditions)
 
     metric_sql, metric_params = _metric(query.metric)
     gt_sql, g_sql, group_params = _group(query.group_by)
@@ -109,7 +97,7 @@ def _bucketed(project_id: str, query: ChartQuery) -> Sql:
     gt_params = group_params[:1]
     rows = (
         f"SELECT {_FLOOR_START} AS t, {gt_sql} AS gt, {g_sql} AS g, {metric_sql} AS v "
-        f"FROM events AS e WHERE {' AND '.join(where)}"
+        f"FROM events AS e WHERE {where}"
     )
     rows_params = [*gt_params, *g_params, *metric_params, *where_params]
     bucket_sql, bucket_params = _bucket(query.bucket)

@@ -16,9 +16,10 @@ The semantics implemented here are documented in ``tracehive.query.filters``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Iterable
 from typing import Any
 
-from tracehive.query.filters import Condition, EventQuery, FieldRef, Operator, ValueType, parse_number
+from tracehive.query.filters import Condition, DateRange, EventQuery, FieldRef, Operator, ValueType, parse_number
 from tracehive.storage.sqlite.rows import EVENT_COLUMNS
 
 # Parsed column name -> (SQL column, kind). The SQL text is ours; the keys only select it.
@@ -250,22 +251,30 @@ class CompiledQuery:
     count_params: list[Any]
 
 
-def compile_export(project_id: str, query: EventQuery) -> CompiledQuery:
-    """SELECT of one page and COUNT of all matches, always confined to ``project_id``."""
+def where_clause(
+    project_id: str, date_range: DateRange | None, conditions: Iterable[Condition]
+) -> tuple[str, list[Any]]:
+    """The WHERE of a query (project, date range on start_time, every condition ANDed) and its
+    parameters; shared by every statement compiled from a query (export, stream, chart, schema)."""
     where = ["e.project_id = ?"]
     params: list[Any] = [project_id]
-    if query.date_range is not None:
-        if query.date_range.start is not None:
+    if date_range is not None:
+        if date_range.start is not None:
             where.append("e.start_time >= ?")
-            params.append(query.date_range.start)
-        if query.date_range.end is not None:
+            params.append(date_range.start)
+        if date_range.end is not None:
             where.append("e.start_time <= ?")
-            params.append(query.date_range.end)
-    for cond in query.conditions:
+            params.append(date_range.end)
+    for cond in conditions:
         sql, cond_params = condition_sql(cond)
         where.append(f"({sql})")
         params.extend(cond_params)
-    clause = " AND ".join(where)
+    return " AND ".join(where), params
+
+
+def compile_export(project_id: str, query: EventQuery) -> CompiledQuery:
+    """SELECT of one page and COUNT of all matches, always confined to ``project_id``."""
+    clause, params = where_clause(project_id, query.date_range, query.conditions)
     order = "" if query.ignore_order else " ORDER BY e.start_time DESC, e.rowid DESC"
     return CompiledQuery(
         select_sql=f"SELECT {_SELECT_COLUMNS} FROM events AS e WHERE {clause}{order} LIMIT ? OFFSET ?",
@@ -297,20 +306,7 @@ def compile_stream(project_id: str, query: EventQuery, columns: str = _SELECT_CO
     (start_time, event_id) descending: the (project_id, start_time) index gives the order, only
     rows with equal start_time are sorted among themselves. ``columns``: the select list (a
     constant of ours, e.g. ``rows.LINE_COLUMNS``), by default ``EVENT_COLUMNS``."""
-    where = ["e.project_id = ?"]
-    params: list[Any] = [project_id]
-    if query.date_range is not None:
-        if query.date_range.start is not None:
-            where.append("e.start_time >= ?")
-            params.append(query.date_range.start)
-        if query.date_range.end is not None:
-            where.append("e.start_time <= ?")
-            params.append(query.date_range.end)
-    for cond in query.conditions:
-        sql, cond_params = condition_sql(cond)
-        where.append(f"({sql})")
-        params.extend(cond_params)
-    clause = " AND ".join(where)
+    clause, params = where_clause(project_id, query.date_range, query.conditions)
     select = f"SELECT {columns} FROM events AS e WHERE {clause}"
     order = " ORDER BY e.start_time DESC, e.event_id DESC LIMIT ?"
     return CompiledStream(

@@ -16,7 +16,7 @@ import orjson
 
 from tracehive.query.filters import EventQuery
 from tracehive.query.schema import MAX_SCHEMA_FIELDS, field_name
-from tracehive.storage.sqlite.compile import condition_sql
+from tracehive.storage.sqlite.compile import where_clause
 
 _SCALAR_COLUMNS = ("event_id", "session_id", "parent_id", "event_type", "event_name", "source", "error",
                    "start_time", "end_time", "duration")  # fmt: skip
@@ -32,23 +32,11 @@ def _case(names: tuple[str, ...]) -> str:
 
 
 def compile_schema(project_id: str, query: EventQuery, sample: int) -> tuple[str, list[Any]]:
-    where = ["e.project_id = ?"]
-    params: list[Any] = [project_id]
-    if query.date_range is not None:
-        if query.date_range.start is not None:
-            where.append("e.start_time >= ?")
-            params.append(query.date_range.start)
-        if query.date_range.end is not None:
-            where.append("e.start_time <= ?")
-            params.append(query.date_range.end)
-    for cond in query.conditions:
-        sql, cond_params = condition_sql(cond)
-        where.append(f"({sql})")
-        params.extend(cond_params)
+    where, params = where_clause(project_id, query.date_range, query.conditions)
     columns = ", ".join(f"e.{c}" for c in dict.fromkeys(_SCALAR_COLUMNS + _JSON_COLUMNS))
     sql = f"""
 WITH sample AS MATERIALIZED (
-    SELECT {columns} FROM events AS e WHERE {' AND '.join(where)}
+    SELECT {columns} FROM events AS e WHERE {where}
     ORDER BY e.start_time DESC, e.rowid DESC LIMIT ?
 ),
 scalar_columns(name) AS (VALUES {_values(_SCALAR_COLUMNS)}),
