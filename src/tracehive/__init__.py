@@ -8,4 +8,13 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = ["AsyncClient", "Client", "__version__"]
+
+
+def __getattr__(name: str) -> object:
+    # Lazy, so that ``import tracehive`` (the server) does not import httpx and the client.
+    if name in ("Client", "AsyncClient"):
+        from tracehive import client
+
+        return getattr(client, name)
+    raise AttributeError(f"module 'tracehive' has no attribute {name!r}")

@@ -1,0 +1,25 @@
+"""The tracehive Python client: ``Client`` and ``AsyncClient`` with ``sessions`` and ``events``."""
+
+from __future__ import annotations
+
+from tracehive.client._async import AsyncClient
+from tracehive.client._sync import Client
+from tracehive.client.errors import (
+    ApiError,
+    AuthenticationError,
+    ConfigurationError,
+    NetworkError,
+    NotFoundError,
+    ValidationError,
+)
+
+__all__ = [
+    "Client",
+    "AsyncClient",
+    "ApiError",
+    "AuthenticationError",
+    "ConfigurationError",
+    "NetworkError",
+    "NotFoundError",
+    "ValidationError",
+]

@@ -1,0 +1,198 @@
+"""The synchronous tracehive client."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import httpx
+
+from tracehive.client import _base as b
+from tracehive.client.errors import NetworkError, error_from_response
+from tracehive.model.wire import (
+    DeleteResponse,
+    EventRecord,
+    GetEventResponse,
+    PostEventBatchRequest,
+    PostEventBatchResponse,
+    PostEventRequest,
+    PostEventResponse,
+    SessionEventBatchRequest,
+    SessionTreeNode,
+    StartSessionRequest,
+    SuccessResponse,
+    UpdateEventRequest,
+)
+
+
+class Client:
+    """A client for a tracehive server (the HoneyHive data-plane API).
+
+    ``api_key`` defaults to ``TRACEHIVE_API_KEY`` or ``HH_API_KEY``; ``base_url`` to ``TRACEHIVE_URL``
+    or ``HH_API_URL``, else ``http://127.0.0.1:8520``. Connection errors, 408, 429 and 5xx are
+    retried up to ``max_retries`` times with exponential backoff and jitter (honouring Retry-After).
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        timeout: float = b.DEFAULT_TIMEOUT,
+        max_retries: int = b.DEFAULT_MAX_RETRIES,
+    ) -> None:
+        self.api_key, self.base_url = b.resolve_config(api_key, base_url)
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self._http = httpx.Client(
+            base_url=self.base_url, timeout=timeout, headers={"Authorization": f"Bearer {self.api_key}"}
+        )
+        self.sessions = Sessions(self)
+        self.events = Events(self)
+
+    def close(self) -> None:
+        """Close the underlying connection pool."""
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _request(self, method: str, path: str, json: Any = None) -> Any:
+        attempt = 0
+        while True:
+            try:
+                response = self._http.request(method, path, json=json)
+            except httpx.TransportError as exc:
+                if attempt >= self.max_retries:
+                    raise NetworkError(f"{method} {path}: {exc!r}") from exc
+                time.sleep(b.backoff(attempt, None))
+                attempt += 1
+                continue
+            if response.status_code in b.RETRY_STATUSES and attempt < self.max_retries:
+                time.sleep(b.backoff(attempt, b.retry_after_seconds(response.headers)))
+                attempt += 1
+                continue
+            try:
+                data = response.json()
+            except ValueError:
+                data = None
+            if response.status_code >= 400:
+                raise error_from_response(response.status_code, data, response.text)
+            return data
+
+
+class Sessions:
+    """``client.sessions``: start, add events to, read and delete sessions."""
+
+    def __init__(self, client: Client) -> None:
+        self._c = client
+
+    def create(self, request: StartSessionRequest | Mapping[str, Any] | None = None, **fields: Any) -> EventRecord:
+        """Start a session (a ``session_id`` is generated when absent) and return the session event."""
+        data = b.merge(request, fields)
+        data["session_id"] = data.get("session_id") or b.new_id()
+        body = b.body_of(b.validate(StartSessionRequest, data))
+        return EventRecord.model_validate(self._c._request("POST", "/v1/sessions", body))
+
+    def create_event_batch(
+        self, session_id: str, events: Sequence[PostEventRequest | Mapping[str, Any]]
+    ) -> PostEventBatchResponse:
+        """Store ``events`` in session ``session_id`` atomically; returns their ids."""
+        evs = [b.with_event_ids({**e, "session_id": session_id}) for e in b.event_dicts(events)]
+        body = b.body_of(b.validate(SessionEventBatchRequest, {"events": evs}))
+        return PostEventBatchResponse.model_validate(
+            self._c._request("POST", f"/v1/sessions/{session_id}/events/batch", body)
+        )
+
+    def get(self, session_id: str) -> SessionTreeNode:
+        """The session as the root of its event tree."""
+        return SessionTreeNode.model_validate(self._c._request("GET", f"/v1/sessions/{session_id}"))
+
+    def delete(self, session_id: str) -> DeleteResponse:
+        """Delete the session and all its events."""
+        return DeleteResponse.model_validate(self._c._request("DELETE", f"/v1/sessions/{session_id}"))
+
+
+class Events:
+    """``client.events``: create, read, update, delete and search events."""
+
+    def __init__(self, client: Client) -> None:
+        self._c = client
+
+    def create(self, request: PostEventRequest | Mapping[str, Any] | None = None, **fields: Any) -> PostEventResponse:
+        """Create one event (``event_type`` and ``inputs`` required); ids are generated when absent."""
+        data = b.with_event_ids(b.merge(request, fields))
+        body = b.body_of(b.validate(PostEventRequest, data))
+        return PostEventResponse.model_validate(self._c._request("POST", "/v1/events", body))
+
+    def create_batch(
+        self,
+        events: Sequence[PostEventRequest | Mapping[str, Any]],
+        single_session: bool = False,
+        session_properties: Mapping[str, Any] | None = None,
+    ) -> PostEventBatchResponse:
+        """Create many events in one atomic write; with ``single_session`` they share a new session."""
+        evs = [b.with_event_ids(e) for e in b.event_dicts(events)]
+        data: dict[str, Any] = {"events": evs, "single_session": single_session}
+        if single_session:
+            props = dict(session_properties or {})
+            props["session_id"] = props.get("session_id") or b.new_id()
+            data["session_properties"] = props
+            for e in evs:
+                e["session_id"] = props["session_id"]
+        elif session_properties is not None:
+            data["session_properties"] = dict(session_properties)
+        body = b.body_of(b.validate(PostEventBatchRequest, data))
+        return PostEventBatchResponse.model_validate(self._c._request("POST", "/v1/events/batch", body))
+
+    def get(self, event_id: str) -> EventRecord:
+        """One event by id."""
+        return GetEventResponse.model_validate(self._c._request("GET", f"/v1/events/{event_id}")).event
+
+    def update(self, event_id: str, request: UpdateEventRequest | Mapping[str, Any] | None = None, **fields: Any) -> SuccessResponse:
+        """Merge metadata/feedback/metrics/config/user_properties, replace outputs, set times."""
+        body = b.body_of(b.validate(UpdateEventRequest, b.merge(request, fields)))
+        return SuccessResponse.model_validate(self._c._request("PUT", f"/v1/events/{event_id}", body))
+
+    def delete(self, event_id: str) -> DeleteResponse:
+        """Delete one event."""
+        return DeleteResponse.model_validate(self._c._request("DELETE", f"/v1/events/{event_id}"))
+
+    def search(
+        self,
+        request: Mapping[str, Any] | None = None,
+        *,
+        filters: Sequence[Mapping[str, Any]] | None = None,
+        date_range: Mapping[str, Any] | None = None,
+        limit: int | None = None,
+        page: int | None = None,
+        evaluation_id: str | None = None,
+    ) -> dict[str, Any]:
+        """One page of matching events, newest first: ``{"events": [...], "count": n, "totalEvents": n}``."""
+        body = b.search_body(request, filters, date_range, limit, page, evaluation_id)
+        return self._c._request("POST", "/v1/events/search", body)
+
+    def iter(
+        self,
+        *,
+        filters: Sequence[Mapping[str, Any]] | None = None,
+        date_range: Mapping[str, Any] | None = None,
+        page_size: int = 100,
+        evaluation_id: str | None = None,
+    ) -> Iterator[EventRecord]:
+        """Every matching event, paging through the search results."""
+        page = 1
+        seen = 0
+        while True:
+            result = self.search(filters=filters, date_range=date_range, limit=page_size, page=page,
+                                 evaluation_id=evaluation_id)
+            rows = result.get("events") or []
+            for row in rows:
+                yield EventRecord.model_validate(row)
+            seen += len(rows)
+            if not rows or seen >= int(result.get("count", 0)):
+                return
+            page += 1

@@ -1,0 +1,264 @@
+"""The Python client (issue 5) against a real ``tracehive serve`` process."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+import tracehive
+from tests.process.server import TracehiveServer, free_port
+from tracehive.client import (
+    ApiError,
+    AsyncClient,
+    AuthenticationError,
+    Client,
+    ConfigurationError,
+    NetworkError,
+    NotFoundError,
+    ValidationError,
+)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TracehiveServer]:
+    srv = TracehiveServer(tmp_path_factory.mktemp("client") / "data")
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture(scope="module")
+def key(server: TracehiveServer) -> str:
+    assert server.bootstrap_key
+    return server.bootstrap_key
+
+
+@pytest.fixture
+def client(server: TracehiveServer, key: str) -> Iterator[Client]:
+    with Client(api_key=key, base_url=server.url, max_retries=0) as c:
+        yield c
+
+
+# Configuration ---------------------------------------------------------------------------------
+
+
+def test_missing_key_fails_at_construction(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("TRACEHIVE_API_KEY", "HH_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(ConfigurationError, match="TRACEHIVE_API_KEY"):
+        Client()
+    with pytest.raises(ConfigurationError):
+        AsyncClient()
+
+
+def test_env_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("TRACEHIVE_API_KEY", "TRACEHIVE_URL", "HH_API_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HH_API_KEY", "hh-key")
+    c = Client()
+    assert (c.api_key, c.base_url) == ("hh-key", "http://127.0.0.1:8520")
+    monkeypatch.setenv("TRACEHIVE_API_KEY", "th-key")
+    monkeypatch.setenv("HH_API_URL", "http://hh:1/")
+    assert (Client().api_key, Client().base_url) == ("th-key", "http://hh:1")
+    monkeypatch.setenv("TRACEHIVE_URL", "http://th:2")
+    assert Client().base_url == "http://th:2"
+    assert Client(api_key="x", base_url="http://arg:3").base_url == "http://arg:3"
+
+
+def test_public_surface() -> None:
+    assert set(tracehive.__all__) == {"Client", "AsyncClient", "__version__"}
+    assert tracehive.Client is Client and tracehive.AsyncClient is AsyncClient
+    for cls in (Client, AsyncClient):
+        c = cls(api_key="k", base_url="http://127.0.0.1:1")
+        public = lambda ns: {n for n in dir(ns) if not n.startswith("_")}  # noqa: E731
+        assert public(c.sessions) == {"create", "create_event_batch", "get", "delete"}
+        assert public(c.events) == {"create", "create_batch", "get", "update", "delete", "search", "iter"}
+
+
+# Sync client -----------------------------------------------------------------------------------
+
+
+def test_session_lifecycle(client: Client) -> None:
+    session = client.sessions.create(session_name="s1", source="test", metadata={"k": 1})
+    sid = session.session_id
+    assert session.event_id == sid and session.event_type == "session"
+    batch = client.sessions.create_event_batch(
+        sid, [{"event_type": "model", "inputs": {"q": 1}, "event_name": "llm"}, {"event_type": "tool", "inputs": {}}]
+    )
+    assert len(batch.event_ids) == 2
+    tree = client.sessions.get(sid)
+    assert tree.event_id == sid
+    assert {c.event_id for c in tree.children} == set(batch.event_ids)
+    assert client.sessions.delete(sid).deleted == sid
+    with pytest.raises(NotFoundError) as info:
+        client.sessions.get(sid)
+    assert info.value.status == 404 and info.value.error_code == "NOT_FOUND"
+
+
+def test_event_crud_and_search(client: Client) -> None:
+    created = client.events.create(event_type="tool", inputs={"x": 1}, event_name="crud", metadata={"tag": "crud"})
+    eid = created.event_id
+    event = client.events.get(eid)
+    assert event.event_name == "crud" and event.inputs == {"x": 1}
+    assert client.events.update(eid, outputs={"y": 2}, metadata={"more": True}).success
+    event = client.events.get(eid)
+    assert event.outputs == {"y": 2} and event.metadata and event.metadata["more"] is True
+    found = client.events.search(filters=[{"field": "event_id", "operator": "is", "value": eid}], limit=5)
+    assert found["count"] == 1 and found["events"][0]["event_id"] == eid
+    assert client.events.delete(eid).deleted == eid
+    with pytest.raises(NotFoundError):
+        client.events.get(eid)
+
+
+def test_create_batch_single_session_and_iter(client: Client) -> None:
+    events = [{"event_type": "chain", "inputs": {"i": i}, "metadata": {"group": "iterme"}} for i in range(7)]
+    result = client.events.create_batch(events, single_session=True, session_properties={"session_name": "b"})
+    assert result.session_id and len(result.event_ids) == 7
+    filters = [{"field": "metadata.group", "operator": "is", "value": "iterme"}]
+    ids = [e.event_id for e in client.events.iter(filters=filters, page_size=3)]
+    assert sorted(ids) == sorted(result.event_ids)
+    assert client.sessions.get(result.session_id).event_id == result.session_id
+
+
+def test_client_side_validation_names_the_field(client: Client) -> None:
+    with pytest.raises(ValidationError) as info:
+        client.events.create(event_type="bogus", inputs={})
+    assert info.value.field == "event_type" and info.value.status == 0
+    with pytest.raises(ValidationError) as info:
+        client.events.create(event_type="model")
+    assert info.value.field == "inputs"
+    with pytest.raises(ValidationError) as info:
+        client.sessions.create_event_batch("00000000-0000-4000-8000-000000000001", [{"event_type": "model", "inputs": {}, "bogus": 1}])
+    assert info.value.field == "events.0.bogus"
+    with pytest.raises(ValidationError) as info:
+        client.events.search(limit=0)
+    assert info.value.field == "limit"
+
+
+def test_server_errors_map_to_classes(server: TracehiveServer, client: Client) -> None:
+    with Client(api_key="hh_wrong", base_url=server.url, max_retries=0) as bad:
+        with pytest.raises(AuthenticationError) as info:
+            bad.events.get("00000000-0000-4000-8000-000000000000")
+    assert info.value.status == 401 and info.value.error_code == "UNAUTHORIZED"
+    with pytest.raises(ApiError) as api:
+        client.events.get("not-a-uuid")
+    assert api.value.status == 400
+
+
+def test_network_error_after_retries() -> None:
+    with Client(api_key="k", base_url=f"http://127.0.0.1:{free_port()}", max_retries=1, timeout=2) as c:
+        with pytest.raises(NetworkError):
+            c.events.get("00000000-0000-4000-8000-000000000000")
+
+
+# Retries through a real HTTP front that answers 503 first ------------------------------------
+
+
+class FlakyFront:
+    """A real HTTP server that answers the first ``failures`` requests with 503 (Retry-After: 0)
+    and forwards the rest to the tracehive server. With ``forward_then_fail`` the failing answers
+    are sent after forwarding, like a response lost after the write committed."""
+
+    def __init__(self, target: str, failures: int, forward_then_fail: bool = False) -> None:
+        self.target, self.failures, self.forward_then_fail = target, failures, forward_then_fail
+        self.hits = 0
+        front = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _handle(self) -> None:
+                front.hits += 1
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                fail = front.hits <= front.failures
+                upstream = None
+                if not fail or front.forward_then_fail:
+                    headers = {k: v for k, v in self.headers.items() if k.lower() in ("authorization", "content-type")}
+                    upstream = httpx.request(self.command, front.target + self.path, content=body, headers=headers)
+                if fail:
+                    self.send_response(503)
+                    self.send_header("Retry-After", "0")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                assert upstream is not None
+                self.send_response(upstream.status_code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(upstream.content)))
+                self.end_headers()
+                self.wfile.write(upstream.content)
+
+            do_GET = do_POST = do_PUT = do_DELETE = _handle
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> FlakyFront:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_retry_503_then_200(server: TracehiveServer, key: str) -> None:
+    with FlakyFront(server.url, failures=2) as front, Client(api_key=key, base_url=front.url, max_retries=3) as c:
+        session = c.sessions.create(session_name="retried")
+        assert session.event_type == "session"
+        assert front.hits == 3
+    with FlakyFront(server.url, failures=5) as front, Client(api_key=key, base_url=front.url, max_retries=1) as c:
+        with pytest.raises(ApiError) as info:
+            c.events.get("00000000-0000-4000-8000-000000000000")
+        assert info.value.status == 503 and front.hits == 2
+
+
+def test_retried_batch_does_not_duplicate(server: TracehiveServer, key: str, client: Client) -> None:
+    events = [{"event_type": "model", "inputs": {"n": i}, "metadata": {"group": "nodup"}} for i in range(3)]
+    with FlakyFront(server.url, failures=1, forward_then_fail=True) as front, \
+            Client(api_key=key, base_url=front.url, max_retries=2) as c:
+        result = c.events.create_batch(events)
+        assert front.hits == 2
+    found = client.events.search(filters=[{"field": "metadata.group", "operator": "is", "value": "nodup"}])
+    assert found["count"] == 3
+    assert sorted(e["event_id"] for e in found["events"]) == sorted(result.event_ids)
+
+
+# Async client ----------------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_async_client(server: TracehiveServer, key: str) -> None:
+    async with AsyncClient(api_key=key, base_url=server.url, max_retries=0) as c:
+        session = await c.sessions.create(session_name="async")
+        sid = session.session_id
+        batch = await c.sessions.create_event_batch(sid, [{"event_type": "model", "inputs": {"a": 1}}])
+        assert len((await c.sessions.get(sid)).children) == 1
+        created = await c.events.create(event_type="tool", inputs={}, session_id=sid, metadata={"group": "async"})
+        assert (await c.events.get(created.event_id)).session_id == sid
+        assert (await c.events.update(created.event_id, outputs={"o": 1})).success
+        multi = await c.events.create_batch([{"event_type": "chain", "inputs": {}, "metadata": {"group": "async"}}] * 2)
+        assert len(set(multi.event_ids)) == 2
+        filters = [{"field": "metadata.group", "operator": "is", "value": "async"}]
+        assert (await c.events.search(filters=filters))["count"] == 3
+        seen = [e.event_id async for e in c.events.iter(filters=filters, page_size=2)]
+        assert len(seen) == 3
+        assert (await c.events.delete(created.event_id)).deleted == created.event_id
+        with pytest.raises(NotFoundError):
+            await c.events.get(created.event_id)
+        assert (await c.sessions.delete(sid)).deleted == sid
+        assert batch.event_ids
+    with FlakyFront(server.url, failures=1) as front:
+        async with AsyncClient(api_key=key, base_url=front.url, max_retries=2) as c:
+            assert (await c.sessions.create()).event_type == "session"
+            assert front.hits == 2
