@@ -14,6 +14,13 @@ import pydantic
 from pydantic import BaseModel
 
 from tracehive.client.errors import ConfigurationError, ValidationError
+from tracehive.model.wire import (
+    PostEventBatchRequest,
+    PostEventRequest,
+    SessionEventBatchRequest,
+    StartSessionRequest,
+    UpdateEventRequest,
+)
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8520"
 DEFAULT_TIMEOUT = 30.0
@@ -143,3 +150,44 @@ def search_body(
     if "date_range" in data:
         data["dateRange"] = data.pop("date_range")
     return body_of(validate(SearchEventsRequest, data))
+
+
+# Request bodies: the id rules and validation shared by Client and AsyncClient, so the two only
+# differ in how they send.
+
+
+def session_create_body(request: Any, fields: Mapping[str, Any]) -> dict[str, Any]:
+    """A validated session start; the ``session_id`` is made here so a retry cannot duplicate."""
+    data = merge(request, fields)
+    data["session_id"] = data.get("session_id") or new_id()
+    return body_of(validate(StartSessionRequest, data))
+
+
+def session_batch_body(session_id: str, events: Sequence[Any]) -> dict[str, Any]:
+    evs = [with_event_ids({**e, "session_id": session_id}) for e in event_dicts(events)]
+    return body_of(validate(SessionEventBatchRequest, {"events": evs}))
+
+
+def event_create_body(request: Any, fields: Mapping[str, Any]) -> dict[str, Any]:
+    return body_of(validate(PostEventRequest, with_event_ids(merge(request, fields))))
+
+
+def event_batch_body(
+    events: Sequence[Any], single_session: bool, session_properties: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """With ``single_session`` the batch's session id is made here and given to every event."""
+    evs = [with_event_ids(e) for e in event_dicts(events)]
+    data: dict[str, Any] = {"events": evs, "single_session": single_session}
+    if single_session:
+        props = dict(session_properties or {})
+        props["session_id"] = props.get("session_id") or new_id()
+        data["session_properties"] = props
+        for e in evs:
+            e["session_id"] = props["session_id"]
+    elif session_properties is not None:
+        data["session_properties"] = dict(session_properties)
+    return body_of(validate(PostEventBatchRequest, data))
+
+
+def update_body(request: Any, fields: Mapping[str, Any]) -> dict[str, Any]:
+    return body_of(validate(UpdateEventRequest, merge(request, fields)))

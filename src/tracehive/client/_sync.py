@@ -14,11 +14,9 @@ from tracehive.model.wire import (
     DeleteResponse,
     EventRecord,
     GetEventResponse,
-    PostEventBatchRequest,
     PostEventBatchResponse,
     PostEventRequest,
     PostEventResponse,
-    SessionEventBatchRequest,
     SessionTreeNode,
     StartSessionRequest,
     SuccessResponse,
@@ -92,17 +90,14 @@ class Sessions:
 
     def create(self, request: StartSessionRequest | Mapping[str, Any] | None = None, **fields: Any) -> EventRecord:
         """Start a session (a ``session_id`` is generated when absent) and return the session event."""
-        data = b.merge(request, fields)
-        data["session_id"] = data.get("session_id") or b.new_id()
-        body = b.body_of(b.validate(StartSessionRequest, data))
+        body = b.session_create_body(request, fields)
         return EventRecord.model_validate(self._c._request("POST", "/v1/sessions", body))
 
     def create_event_batch(
         self, session_id: str, events: Sequence[PostEventRequest | Mapping[str, Any]]
     ) -> PostEventBatchResponse:
         """Store ``events`` in session ``session_id`` atomically; returns their ids."""
-        evs = [b.with_event_ids({**e, "session_id": session_id}) for e in b.event_dicts(events)]
-        body = b.body_of(b.validate(SessionEventBatchRequest, {"events": evs}))
+        body = b.session_batch_body(session_id, events)
         return PostEventBatchResponse.model_validate(
             self._c._request("POST", f"/v1/sessions/{session_id}/events/batch", body)
         )
@@ -124,8 +119,7 @@ class Events:
 
     def create(self, request: PostEventRequest | Mapping[str, Any] | None = None, **fields: Any) -> PostEventResponse:
         """Create one event (``event_type`` and ``inputs`` required); ids are generated when absent."""
-        data = b.with_event_ids(b.merge(request, fields))
-        body = b.body_of(b.validate(PostEventRequest, data))
+        body = b.event_create_body(request, fields)
         return PostEventResponse.model_validate(self._c._request("POST", "/v1/events", body))
 
     def create_batch(
@@ -135,17 +129,7 @@ class Events:
         session_properties: Mapping[str, Any] | None = None,
     ) -> PostEventBatchResponse:
         """Create many events in one atomic write; with ``single_session`` they share a new session."""
-        evs = [b.with_event_ids(e) for e in b.event_dicts(events)]
-        data: dict[str, Any] = {"events": evs, "single_session": single_session}
-        if single_session:
-            props = dict(session_properties or {})
-            props["session_id"] = props.get("session_id") or b.new_id()
-            data["session_properties"] = props
-            for e in evs:
-                e["session_id"] = props["session_id"]
-        elif session_properties is not None:
-            data["session_properties"] = dict(session_properties)
-        body = b.body_of(b.validate(PostEventBatchRequest, data))
+        body = b.event_batch_body(events, single_session, session_properties)
         return PostEventBatchResponse.model_validate(self._c._request("POST", "/v1/events/batch", body))
 
     def get(self, event_id: str) -> EventRecord:
@@ -154,7 +138,7 @@ class Events:
 
     def update(self, event_id: str, request: UpdateEventRequest | Mapping[str, Any] | None = None, **fields: Any) -> SuccessResponse:
         """Merge metadata/feedback/metrics/config/user_properties, replace outputs, set times."""
-        body = b.body_of(b.validate(UpdateEventRequest, b.merge(request, fields)))
+        body = b.update_body(request, fields)
         return SuccessResponse.model_validate(self._c._request("PUT", f"/v1/events/{event_id}", body))
 
     def delete(self, event_id: str) -> DeleteResponse:
