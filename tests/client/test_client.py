@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import http.server
+import inspect
 import threading
+import time
+from email.utils import formatdate
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -80,6 +83,16 @@ def test_public_surface() -> None:
         public = lambda ns: {n for n in dir(ns) if not n.startswith("_")}  # noqa: E731
         assert public(c.sessions) == {"create", "create_event_batch", "get", "delete"}
         assert public(c.events) == {"create", "create_batch", "get", "update", "delete", "search", "iter"}
+    # The async surface is the sync one, method for method and parameter for parameter.
+    for ns in ("sessions", "events"):
+        sync_ns = getattr(Client(api_key="k"), ns)
+        async_ns = getattr(AsyncClient(api_key="k"), ns)
+        for name in {n for n in dir(sync_ns) if not n.startswith("_")}:
+            sync_m, async_m = getattr(sync_ns, name), getattr(async_ns, name)
+            assert list(inspect.signature(sync_m).parameters) == list(inspect.signature(async_m).parameters)
+            assert sync_m.__doc__ and sync_m.__doc__ == async_m.__doc__
+            expect = inspect.isasyncgenfunction if name == "iter" else inspect.iscoroutinefunction
+            assert expect(async_m), f"AsyncClient.{ns}.{name} is not async"
 
 
 # Sync client -----------------------------------------------------------------------------------
@@ -111,7 +124,7 @@ def test_event_crud_and_search(client: Client) -> None:
     event = client.events.get(eid)
     assert event.outputs == {"y": 2} and event.metadata and event.metadata["more"] is True
     found = client.events.search(filters=[{"field": "event_id", "operator": "is", "value": eid}], limit=5)
-    assert found["count"] == 1 and found["events"][0]["event_id"] == eid
+    assert found.count == 1 and found.events[0].event_id == eid and found.events[0].metadata == {"tag": "crud", "more": True}
     assert client.events.delete(eid).deleted == eid
     with pytest.raises(NotFoundError):
         client.events.get(eid)
@@ -162,13 +175,18 @@ def test_network_error_after_retries() -> None:
 
 
 class FlakyFront:
-    """A real HTTP server that answers the first ``failures`` requests with 503 (Retry-After: 0)
+    """A real HTTP server that answers the first ``failures`` requests with ``status`` (503) and
+    ``Retry-After`` (0)
     and forwards the rest to the tracehive server. With ``forward_then_fail`` the failing answers
     are sent after forwarding, like a response lost after the write committed."""
 
-    def __init__(self, target: str, failures: int, forward_then_fail: bool = False) -> None:
+    def __init__(
+        self, target: str, failures: int, forward_then_fail: bool = False, status: int = 503, retry_after: str = "0"
+    ) -> None:
         self.target, self.failures, self.forward_then_fail = target, failures, forward_then_fail
+        self.status, self.retry_after = status, retry_after
         self.hits = 0
+        self.times: list[float] = []
         front = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -177,6 +195,7 @@ class FlakyFront:
 
             def _handle(self) -> None:
                 front.hits += 1
+                front.times.append(time.monotonic())
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
                 fail = front.hits <= front.failures
@@ -185,8 +204,8 @@ class FlakyFront:
                     headers = {k: v for k, v in self.headers.items() if k.lower() in ("authorization", "content-type")}
                     upstream = httpx.request(self.command, front.target + self.path, content=body, headers=headers)
                 if fail:
-                    self.send_response(503)
-                    self.send_header("Retry-After", "0")
+                    self.send_response(front.status)
+                    self.send_header("Retry-After", front.retry_after)
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
@@ -230,8 +249,8 @@ def test_retried_batch_does_not_duplicate(server: TracehiveServer, key: str, cli
         result = c.events.create_batch(events)
         assert front.hits == 2
     found = client.events.search(filters=[{"field": "metadata.group", "operator": "is", "value": "nodup"}])
-    assert found["count"] == 3
-    assert sorted(e["event_id"] for e in found["events"]) == sorted(result.event_ids)
+    assert found.count == 3
+    assert sorted(e.event_id for e in found.events) == sorted(result.event_ids)
 
 
 # Async client ----------------------------------------------------------------------------------
@@ -250,7 +269,7 @@ async def test_async_client(server: TracehiveServer, key: str) -> None:
         multi = await c.events.create_batch([{"event_type": "chain", "inputs": {}, "metadata": {"group": "async"}}] * 2)
         assert len(set(multi.event_ids)) == 2
         filters = [{"field": "metadata.group", "operator": "is", "value": "async"}]
-        assert (await c.events.search(filters=filters))["count"] == 3
+        assert (await c.events.search(filters=filters)).count == 3
         seen = [e.event_id async for e in c.events.iter(filters=filters, page_size=2)]
         assert len(seen) == 3
         assert (await c.events.delete(created.event_id)).deleted == created.event_id
@@ -262,3 +281,84 @@ async def test_async_client(server: TracehiveServer, key: str) -> None:
         async with AsyncClient(api_key=key, base_url=front.url, max_retries=2) as c:
             assert (await c.sessions.create()).event_type == "session"
             assert front.hits == 2
+
+
+@pytest.mark.parametrize("status", [408, 429, 500, 502, 504])
+def test_retried_statuses(server: TracehiveServer, key: str, status: int) -> None:
+    with FlakyFront(server.url, failures=1, status=status) as front, \
+            Client(api_key=key, base_url=front.url, max_retries=1) as c:
+        assert c.sessions.create(session_name=f"after-{status}").event_type == "session"
+        assert front.hits == 2
+
+
+def test_not_retried_statuses(server: TracehiveServer, key: str) -> None:
+    # A 4xx other than 408/429 is the caller's mistake: sending it again cannot help.
+    with FlakyFront(server.url, failures=1, status=409) as front, \
+            Client(api_key=key, base_url=front.url, max_retries=3) as c:
+        with pytest.raises(ApiError) as info:
+            c.sessions.create()
+        assert info.value.status == 409 and front.hits == 1
+
+
+def test_retry_after_seconds_and_http_date_are_honoured(server: TracehiveServer, key: str) -> None:
+    # Retry-After: 1 (seconds) must make the client wait about a second, not the jittered backoff.
+    with FlakyFront(server.url, failures=1, status=429, retry_after="1") as front, \
+            Client(api_key=key, base_url=front.url, max_retries=1) as c:
+        c.sessions.create()
+        waited = front.times[1] - front.times[0]
+    assert 0.9 <= waited < 5
+    # The HTTP-date form: two seconds from now (a date has one-second resolution, so at least ~1 s).
+    date = formatdate(time.time() + 2, usegmt=True)
+    with FlakyFront(server.url, failures=1, status=503, retry_after=date) as front, \
+            Client(api_key=key, base_url=front.url, max_retries=1) as c:
+        c.sessions.create()
+        waited = front.times[1] - front.times[0]
+    assert 0.9 <= waited < 5
+
+
+@pytest.mark.anyio
+async def test_async_errors_and_retried_batch(server: TracehiveServer, key: str) -> None:
+    async with AsyncClient(api_key="hh_wrong", base_url=server.url, max_retries=0) as bad:
+        with pytest.raises(AuthenticationError) as auth:
+            await bad.events.get("00000000-0000-4000-8000-000000000000")
+    assert auth.value.status == 401
+    async with AsyncClient(api_key=key, base_url=server.url, max_retries=0) as c:
+        with pytest.raises(NotFoundError):
+            await c.sessions.get("00000000-0000-4000-8000-00000000abcd")
+        with pytest.raises(ValidationError) as invalid:
+            await c.events.create(event_type="model", inputs={}, duration="slow")
+        assert invalid.value.field == "duration" and invalid.value.status == 0
+        with pytest.raises(ApiError) as bad_id:
+            await c.events.delete("not-a-uuid")
+        assert bad_id.value.status == 400
+    events = [{"event_type": "tool", "inputs": {"n": i}, "metadata": {"group": "async-nodup"}} for i in range(4)]
+    with FlakyFront(server.url, failures=1, forward_then_fail=True) as front:
+        async with AsyncClient(api_key=key, base_url=front.url, max_retries=2) as c:
+            result = await c.events.create_batch(events, single_session=True)
+            assert front.hits == 2
+    async with AsyncClient(api_key=key, base_url=server.url, max_retries=0) as c:
+        found = await c.events.search(filters=[{"field": "metadata.group", "operator": "is", "value": "async-nodup"}])
+        assert sorted(e.event_id for e in found.events) == sorted(result.event_ids)
+        tree = await c.sessions.get(result.session_id)
+        assert len(tree.children) == 4
+
+
+@pytest.mark.anyio
+async def test_async_network_error_after_retries() -> None:
+    async with AsyncClient(api_key="k", base_url=f"http://127.0.0.1:{free_port()}", max_retries=1, timeout=2) as c:
+        with pytest.raises(NetworkError):
+            await c.sessions.get("00000000-0000-4000-8000-000000000000")
+
+
+def test_readme_example_runs(server: TracehiveServer, key: str, monkeypatch: pytest.MonkeyPatch,
+                             capsys: pytest.CaptureFixture[str]) -> None:
+    """The README's client example is run as written, against a real server."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("### The Python client", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    assert 'api_key="hh_..."' in code
+    monkeypatch.setenv("TRACEHIVE_URL", server.url)
+    exec(compile(code.replace('"hh_..."', repr(key)), "README.md", "exec"), {})
+    out = capsys.readouterr().out.splitlines()
+    assert out[1] == "1 ['gpt-call']"
+    assert any("'cost': 0.0001" in line for line in out[2:])

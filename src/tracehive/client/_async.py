@@ -1,19 +1,20 @@
-"""The asynchronous tracehive client (the same surface as ``Client``, with async methods)."""
+"""The asynchronous tracehive client: the surface of ``Client``, with ``async`` methods."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
 from tracehive.client import _base as b
+from tracehive.client import _ops as ops
+from tracehive.client._ops import SearchResult
 from tracehive.client.errors import NetworkError, error_from_response
 from tracehive.model.wire import (
     DeleteResponse,
     EventRecord,
-    GetEventResponse,
     PostEventBatchResponse,
     PostEventRequest,
     PostEventResponse,
@@ -22,6 +23,8 @@ from tracehive.model.wire import (
     SuccessResponse,
     UpdateEventRequest,
 )
+
+T = TypeVar("T")
 
 
 class AsyncClient:
@@ -58,28 +61,21 @@ class AsyncClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def _request(self, method: str, path: str, json: Any = None) -> Any:
+    async def _send(self, op: ops.Op[T]) -> T:
         attempt = 0
         while True:
             try:
-                response = await self._http.request(method, path, json=json)
+                response = await self._http.request(op.method, op.path, json=op.body)
             except httpx.TransportError as exc:
-                if attempt >= self.max_retries:
-                    raise NetworkError(f"{method} {path}: {exc!r}") from exc
-                await asyncio.sleep(b.backoff(attempt, None))
-                attempt += 1
-                continue
-            if response.status_code in b.RETRY_STATUSES and attempt < self.max_retries:
-                await asyncio.sleep(b.backoff(attempt, b.retry_after_seconds(response.headers)))
-                attempt += 1
-                continue
-            try:
-                data = response.json()
-            except ValueError:
-                data = None
-            if response.status_code >= 400:
-                raise error_from_response(response.status_code, data, response.text)
-            return data
+                delay = b.retry_delay(attempt, self.max_retries, None, {})
+                if delay is None:
+                    raise NetworkError(f"{op.method} {op.path}: {exc!r}") from exc
+            else:
+                delay = b.retry_delay(attempt, self.max_retries, response.status_code, response.headers)
+                if delay is None:
+                    return op.parse(b.answer(response.status_code, response.content))
+            await asyncio.sleep(delay)
+            attempt += 1
 
 
 class Sessions:
@@ -90,25 +86,21 @@ class Sessions:
 
     async def create(self, request: StartSessionRequest | Mapping[str, Any] | None = None, **fields: Any) -> EventRecord:
         """Start a session (a ``session_id`` is generated when absent) and return the session event."""
-        body = b.session_create_body(request, fields)
-        return EventRecord.model_validate(await self._c._request("POST", "/v1/sessions", body))
+        return await self._c._send(ops.session_create(request, fields))
 
     async def create_event_batch(
         self, session_id: str, events: Sequence[PostEventRequest | Mapping[str, Any]]
     ) -> PostEventBatchResponse:
         """Store ``events`` in session ``session_id`` atomically; returns their ids."""
-        body = b.session_batch_body(session_id, events)
-        return PostEventBatchResponse.model_validate(
-            await self._c._request("POST", f"/v1/sessions/{session_id}/events/batch", body)
-        )
+        return await self._c._send(ops.session_event_batch(session_id, events))
 
     async def get(self, session_id: str) -> SessionTreeNode:
         """The session as the root of its event tree."""
-        return SessionTreeNode.model_validate(await self._c._request("GET", f"/v1/sessions/{session_id}"))
+        return await self._c._send(ops.session_get(session_id))
 
     async def delete(self, session_id: str) -> DeleteResponse:
         """Delete the session and all its events."""
-        return DeleteResponse.model_validate(await self._c._request("DELETE", f"/v1/sessions/{session_id}"))
+        return await self._c._send(ops.session_delete(session_id))
 
 
 class Events:
@@ -119,8 +111,7 @@ class Events:
 
     async def create(self, request: PostEventRequest | Mapping[str, Any] | None = None, **fields: Any) -> PostEventResponse:
         """Create one event (``event_type`` and ``inputs`` required); ids are generated when absent."""
-        body = b.event_create_body(request, fields)
-        return PostEventResponse.model_validate(await self._c._request("POST", "/v1/events", body))
+        return await self._c._send(ops.event_create(request, fields))
 
     async def create_batch(
         self,
@@ -129,21 +120,21 @@ class Events:
         session_properties: Mapping[str, Any] | None = None,
     ) -> PostEventBatchResponse:
         """Create many events in one atomic write; with ``single_session`` they share a new session."""
-        body = b.event_batch_body(events, single_session, session_properties)
-        return PostEventBatchResponse.model_validate(await self._c._request("POST", "/v1/events/batch", body))
+        return await self._c._send(ops.event_batch(events, single_session, session_properties))
 
     async def get(self, event_id: str) -> EventRecord:
         """One event by id."""
-        return GetEventResponse.model_validate(await self._c._request("GET", f"/v1/events/{event_id}")).event
+        return await self._c._send(ops.event_get(event_id))
 
-    async def update(self, event_id: str, request: UpdateEventRequest | Mapping[str, Any] | None = None, **fields: Any) -> SuccessResponse:
+    async def update(
+        self, event_id: str, request: UpdateEventRequest | Mapping[str, Any] | None = None, **fields: Any
+    ) -> SuccessResponse:
         """Merge metadata/feedback/metrics/config/user_properties, replace outputs, set times."""
-        body = b.update_body(request, fields)
-        return SuccessResponse.model_validate(await self._c._request("PUT", f"/v1/events/{event_id}", body))
+        return await self._c._send(ops.event_update(event_id, request, fields))
 
     async def delete(self, event_id: str) -> DeleteResponse:
         """Delete one event."""
-        return DeleteResponse.model_validate(await self._c._request("DELETE", f"/v1/events/{event_id}"))
+        return await self._c._send(ops.event_delete(event_id))
 
     async def search(
         self,
@@ -154,10 +145,12 @@ class Events:
         limit: int | None = None,
         page: int | None = None,
         evaluation_id: str | None = None,
-    ) -> dict[str, Any]:
-        """One page of matching events, newest first: ``{"events": [...], "count": n, "totalEvents": n}``."""
-        body = b.search_body(request, filters, date_range, limit, page, evaluation_id)
-        return await self._c._request("POST", "/v1/events/search", body)
+    ) -> SearchResult:
+        """One page of matching events, newest first, with ``count`` = total matches.
+
+        ``filters`` are ``{"field", "operator", "value"}`` objects; ``date_range`` is
+        ``{"start_time": iso, "end_time": iso}`` (inclusive); ``limit`` is 1..1000."""
+        return await self._c._send(ops.event_search(request, filters, date_range, limit, page, evaluation_id))
 
     async def iter(
         self,
@@ -167,16 +160,14 @@ class Events:
         page_size: int = 100,
         evaluation_id: str | None = None,
     ) -> AsyncIterator[EventRecord]:
-        """Every matching event, paging through the search results."""
-        page = 1
-        seen = 0
+        """Every matching event, newest first, fetching ``page_size`` at a time."""
+        page, seen = 1, 0
         while True:
             result = await self.search(filters=filters, date_range=date_range, limit=page_size, page=page,
                                  evaluation_id=evaluation_id)
-            rows = result.get("events") or []
-            for row in rows:
-                yield EventRecord.model_validate(row)
-            seen += len(rows)
-            if not rows or seen >= int(result.get("count", 0)):
+            for event in result.events:
+                yield event
+            seen += len(result.events)
+            if not ops.pages_left(result, seen):
                 return
             page += 1

@@ -7,20 +7,14 @@ import os
 import random
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
+import orjson
 import pydantic
 from pydantic import BaseModel
 
-from tracehive.client.errors import ConfigurationError, ValidationError
-from tracehive.model.wire import (
-    PostEventBatchRequest,
-    PostEventRequest,
-    SessionEventBatchRequest,
-    StartSessionRequest,
-    UpdateEventRequest,
-)
+from tracehive.client.errors import ConfigurationError, ValidationError, error_from_response
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8520"
 DEFAULT_TIMEOUT = 30.0
@@ -106,13 +100,6 @@ def with_event_ids(event: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
-def event_dicts(events: Sequence[Any]) -> list[dict[str, Any]]:
-    out = []
-    for e in events:
-        out.append(merge(e, {}))
-    return out
-
-
 def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
     value = headers.get("retry-after")
     if value is None:
@@ -135,59 +122,25 @@ def backoff(attempt: int, retry_after: float | None) -> float:
     return random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * (2**attempt)))
 
 
-def search_body(
-    request: Any,
-    filters: Sequence[Mapping[str, Any]] | None,
-    date_range: Mapping[str, Any] | None,
-    limit: int | None,
-    page: int | None,
-    evaluation_id: str | None,
-) -> dict[str, Any]:
-    from tracehive.api.search import SearchEventsRequest
+def retry_delay(attempt: int, max_retries: int, status: int | None, headers: Mapping[str, str]) -> float | None:
+    """Seconds to wait before retrying, or None when the answer is final.
 
-    data = merge(request, {"filters": list(filters) if filters is not None else None, "dateRange": date_range,
-                           "limit": limit, "page": page, "evaluation_id": evaluation_id})
-    if "date_range" in data:
-        data["dateRange"] = data.pop("date_range")
-    return body_of(validate(SearchEventsRequest, data))
+    ``status`` None means the request never got an answer (connection refused, reset, timeout)."""
+    if attempt >= max_retries:
+        return None
+    if status is None:
+        return backoff(attempt, None)
+    if status in RETRY_STATUSES:
+        return backoff(attempt, retry_after_seconds(headers))
+    return None
 
 
-# Request bodies: the id rules and validation shared by Client and AsyncClient, so the two only
-# differ in how they send.
-
-
-def session_create_body(request: Any, fields: Mapping[str, Any]) -> dict[str, Any]:
-    """A validated session start; the ``session_id`` is made here so a retry cannot duplicate."""
-    data = merge(request, fields)
-    data["session_id"] = data.get("session_id") or new_id()
-    return body_of(validate(StartSessionRequest, data))
-
-
-def session_batch_body(session_id: str, events: Sequence[Any]) -> dict[str, Any]:
-    evs = [with_event_ids({**e, "session_id": session_id}) for e in event_dicts(events)]
-    return body_of(validate(SessionEventBatchRequest, {"events": evs}))
-
-
-def event_create_body(request: Any, fields: Mapping[str, Any]) -> dict[str, Any]:
-    return body_of(validate(PostEventRequest, with_event_ids(merge(request, fields))))
-
-
-def event_batch_body(
-    events: Sequence[Any], single_session: bool, session_properties: Mapping[str, Any] | None
-) -> dict[str, Any]:
-    """With ``single_session`` the batch's session id is made here and given to every event."""
-    evs = [with_event_ids(e) for e in event_dicts(events)]
-    data: dict[str, Any] = {"events": evs, "single_session": single_session}
-    if single_session:
-        props = dict(session_properties or {})
-        props["session_id"] = props.get("session_id") or new_id()
-        data["session_properties"] = props
-        for e in evs:
-            e["session_id"] = props["session_id"]
-    elif session_properties is not None:
-        data["session_properties"] = dict(session_properties)
-    return body_of(validate(PostEventBatchRequest, data))
-
-
-def update_body(request: Any, fields: Mapping[str, Any]) -> dict[str, Any]:
-    return body_of(validate(UpdateEventRequest, merge(request, fields)))
+def answer(status: int, content: bytes) -> Any:
+    """The decoded body of a final response; an error status becomes the matching ``ApiError``."""
+    try:
+        data = orjson.loads(content) if content else None
+    except orjson.JSONDecodeError:
+        data = None
+    if status >= 400:
+        raise error_from_response(status, data, content[:500].decode("utf-8", "replace"))
+    return data
