@@ -1490,3 +1490,203 @@ async def test_schema_fields_are_confined_to_the_project(store: Store, scope_a: 
     await store.write_events(scope_b, [make_event(new_id(), metadata={"only_b": 1})])
     assert ("metadata.only_b", "tool") in await store.schema_fields(scope_b, query())
     assert ("metadata.only_b", "tool") not in await store.schema_fields(scope_a, query())
+
+
+# Session list (``list_sessions``; semantics in tracehive.query.session_list) --------------------
+
+import sys  # noqa: E402
+
+from tracehive.query.session_list import SessionListQuery, parse_session_list_request  # noqa: E402
+
+
+def sessions_query(**body: Any) -> SessionListQuery:
+    return parse_session_list_request(body)
+
+
+async def seed_sessions(store: Store, scope: Scope) -> dict[str, str]:
+    """Four sessions; their expected summaries are ``expected_summaries``.
+
+    alpha (t=1000): 3 events, one with an error, one with feedback, a cost that is a string (not
+      summed); its stored end_time is then shrunk below its events' (the summary's is computed).
+    beta (t=2000): no event; feedback set on the session event itself.
+    gamma (t=3000): 2 events, an empty error and empty feedback (neither counts); a cost on the
+      session event itself (summed).
+    unknown (t=500): an implicit session, made up from its 2 events.
+    """
+    alpha, beta, gamma, implicit = new_id(), new_id(), new_id(), new_id()
+    await store.create_session(scope, make_session(alpha, start=1_000, name="alpha", source="src1",
+                                                   user_properties={"user_id": "u1"}, metadata={"tag": "x"}))
+    await store.create_session(scope, make_session(beta, start=2_000, name="beta"))
+    await store.create_session(scope, make_session(gamma, start=3_000, name="gamma", metadata={"cost": 10}))
+    await store.write_events(scope, [
+        make_event(alpha, start=1_100, end=1_500, metadata={"cost": 0.5, "total_tokens": 100}),
+        make_event(alpha, start=1_200, end=4_000, event_type="model", error="boom",
+                   metadata={"cost": 1, "total_tokens": 50}),
+        make_event(alpha, start=1_300, end=1_400, event_type="chain", feedback={"rating": 1},
+                   metadata={"cost": "3", "total_tokens": None}),
+        make_event(gamma, start=3_050, end=3_500, error="", metadata={"cost": 2, "total_tokens": 7}),
+        make_event(gamma, start=3_100, end=3_200, feedback={}, metadata={"cost": True}),
+        make_event(implicit, start=500, end=900, metadata={"cost": 0.25, "total_tokens": 20}),
+        make_event(implicit, start=600, end=700, metadata={"cost": 0.25, "total_tokens": 20}),
+    ])  # fmt: skip
+    assert await store.update_event(scope, alpha, EventUpdate(end_time=1_000, duration=0))
+    assert await store.update_event(scope, beta, EventUpdate(feedback={"note": "good"}))
+    return {"alpha": alpha, "beta": beta, "gamma": gamma, "unknown": implicit}
+
+
+def expected_summaries(ids: dict[str, str]) -> dict[str, dict[str, Any]]:
+    return {
+        "alpha": {"session_id": ids["alpha"], "event_name": "alpha", "source": "src1", "start_time": 1_000,
+                  "end_time": 4_000, "duration": 3_000, "num_events": 3, "cost": 1.5, "total_tokens": 150,
+                  "has_error": True, "has_feedback": True, "user_properties": {"user_id": "u1"},
+                  "metadata": {"tag": "x"}},
+        "beta": {"session_id": ids["beta"], "event_name": "beta", "source": "test", "start_time": 2_000,
+                 "end_time": 2_000, "duration": 0, "num_events": 0, "cost": 0, "total_tokens": 0,
+                 "has_error": False, "has_feedback": True, "user_properties": {}, "metadata": {}},
+        "gamma": {"session_id": ids["gamma"], "event_name": "gamma", "source": "test", "start_time": 3_000,
+                  "end_time": 3_500, "duration": 500, "num_events": 2, "cost": 12, "total_tokens": 7,
+                  "has_error": False, "has_feedback": False, "user_properties": {}, "metadata": {"cost": 10}},
+        "unknown": {"session_id": ids["unknown"], "event_name": "unknown", "source": "test", "start_time": 500,
+                    "end_time": 900, "duration": 400, "num_events": 2, "cost": 0.5, "total_tokens": 40,
+                    "has_error": False, "has_feedback": False, "user_properties": {}, "metadata": {}},
+    }  # fmt: skip
+
+
+async def listed(store: Store, scope: Scope, **body: Any) -> tuple[list[str], int]:
+    summaries, total = await store.list_sessions(scope, sessions_query(**body))
+    return [s.event_name for s in summaries], total
+
+
+async def test_list_sessions_summarises_every_session(store: Store, scope_a: Scope) -> None:
+    ids = await seed_sessions(store, scope_a)
+    summaries, total = await store.list_sessions(scope_a, SessionListQuery())
+    assert total == 4
+    expected = expected_summaries(ids)
+    assert [s.to_dict() for s in summaries] == [expected[n] for n in ("gamma", "beta", "alpha", "unknown")]
+    for summary in summaries:  # integral totals are ints, not 3.0
+        assert type(summary.total_tokens) is int and type(summary.num_events) is int
+        assert type(summary.has_error) is bool and type(summary.has_feedback) is bool
+    # The aggregates agree with the session's events as the store reads them back.
+    for summary in summaries:
+        events = await store.session_events(scope_a, summary.session_id)
+        assert summary.num_events == len(events) - 1
+        assert summary.end_time == max(e.end_time for e in events)
+
+
+SESSION_SORTS = [
+    ("start_time", ["gamma", "beta", "alpha", "unknown"]),
+    ("event_name", ["unknown", "gamma", "beta", "alpha"]),
+    ("duration", ["alpha", "gamma", "unknown", "beta"]),
+    ("cost", ["gamma", "alpha", "unknown", "beta"]),
+    ("total_tokens", ["alpha", "unknown", "gamma", "beta"]),
+]
+
+
+@pytest.mark.parametrize(("sort_by", "descending"), SESSION_SORTS, ids=[s for s, _ in SESSION_SORTS])
+async def test_list_sessions_sorts_both_ways(store: Store, scope_a: Scope, sort_by: str, descending: list[str]) -> None:
+    await seed_sessions(store, scope_a)
+    assert await listed(store, scope_a, sort_by=sort_by) == (descending, 4)
+    assert await listed(store, scope_a, sort_by=sort_by, sort_order="desc") == (descending, 4)
+    assert await listed(store, scope_a, sort_by=sort_by, sort_order="asc") == (descending[::-1], 4)
+
+
+async def test_list_sessions_ties_go_newest_first_then_by_id(store: Store, scope_a: Scope) -> None:
+    await seed_sessions(store, scope_a)
+    # gamma and unknown both have 2 events: gamma (t=3000) before unknown (t=500) either way.
+    assert await listed(store, scope_a, sort_by="num_events") == (["alpha", "gamma", "unknown", "beta"], 4)
+    assert await listed(store, scope_a, sort_by="num_events", sort_order="asc") == (
+        ["beta", "gamma", "unknown", "alpha"], 4)
+    # Equal aggregates: the newer session first even when its id sorts after the older one's.
+    older, newer = "00000000-0000-4000-8000-000000000000", "ffffffff-ffff-4fff-bfff-ffffffffffff"
+    await store.create_session(scope_a, make_session(older, start=7_000, name="tie"))
+    await store.create_session(scope_a, make_session(newer, start=8_000, name="tie"))
+    window = {"start_time": "1970-01-01T00:00:07Z", "end_time": "1970-01-01T00:00:08Z"}
+    for sort_by in ("event_name", "duration", "num_events", "cost", "total_tokens"):
+        for order in ("asc", "desc"):
+            summaries, _ = await store.list_sessions(scope_a, sessions_query(sort_by=sort_by, sort_order=order,
+                                                                             dateRange=window))
+            assert [s.session_id for s in summaries] == [newer, older], (sort_by, order)
+    # Equal start_time and name: by session_id, so pages of one never overlap or skip.
+    same = sorted(new_id() for _ in range(5))
+    for sid in reversed(same):
+        await store.create_session(scope_a, make_session(sid, start=9_000, name="same"))
+    for sort_by in ("start_time", "event_name", "duration", "cost"):
+        window = dict(dateRange={"start_time": "1970-01-01T00:00:09Z", "end_time": "1970-01-01T00:00:09Z"})
+        pages = [await store.list_sessions(scope_a, sessions_query(sort_by=sort_by, limit=2, page=p, **window))
+                 for p in (1, 2, 3)]
+        assert [s.session_id for page, _ in pages for s in page] == same, sort_by
+        assert [total for _, total in pages] == [5, 5, 5]
+
+
+@pytest.mark.parametrize("sort_by", ["start_time", "event_name", "duration", "num_events", "cost", "total_tokens"])
+async def test_list_sessions_pages(store: Store, scope_a: Scope, sort_by: str) -> None:
+    await seed_sessions(store, scope_a)
+    everything, total = await listed(store, scope_a, sort_by=sort_by, sort_order="asc")
+    assert total == 4 and len(everything) == 4
+    pages = [await listed(store, scope_a, sort_by=sort_by, sort_order="asc", limit=3, page=p) for p in (1, 2, 3)]
+    assert pages == [(everything[:3], 4), (everything[3:], 4), ([], 4)]
+    ones = [await listed(store, scope_a, sort_by=sort_by, sort_order="asc", limit=1, page=p) for p in range(1, 5)]
+    assert [names[0] for names, _ in ones] == everything
+    assert await listed(store, scope_a, sort_by=sort_by, limit=500, page=1_000_000) == ([], 4)
+
+
+async def test_list_sessions_filters_apply_to_the_session_rows(store: Store, scope_a: Scope) -> None:
+    await seed_sessions(store, scope_a)
+    assert await listed(store, scope_a, filters=[flt("user_properties.user_id", "is", "u1")]) == (["alpha"], 1)
+    assert await listed(store, scope_a, filters=[flt("event_name", "contains", "a")]) == (
+        ["gamma", "beta", "alpha"], 3)
+    assert await listed(store, scope_a, filters=[flt("event_name", "contains", "a"),
+                                                 flt("metadata.tag", "is", "x")]) == (["alpha"], 1)  # ANDed
+    assert await listed(store, scope_a, filters=[flt("metadata.cost", "greater than", 5, "number")]) == (
+        ["gamma"], 1)  # the session event's own metadata, not its events' sum
+    # Fields only the sessions' events have match no session row.
+    assert await listed(store, scope_a, filters=[flt("error", "exists")]) == ([], 0)
+    assert await listed(store, scope_a, filters=[flt("event_type", "is", "model")]) == ([], 0)
+    assert await listed(store, scope_a, filters=[{"field": "start_time", "operator": "after",
+                                                  "value": "1970-01-01T00:00:01.500Z"}]) == (["gamma", "beta"], 2)
+
+
+async def test_list_sessions_date_range_is_inclusive_on_the_session_start(store: Store, scope_a: Scope) -> None:
+    await seed_sessions(store, scope_a)
+    both_ends = {"start_time": "1970-01-01T00:00:01Z", "end_time": "1970-01-01T00:00:02Z"}
+    assert await listed(store, scope_a, dateRange=both_ends) == (["beta", "alpha"], 2)
+    # alpha's events start in this window, alpha itself does not.
+    events_only = {"start_time": "1970-01-01T00:00:01.100Z", "end_time": "1970-01-01T00:00:01.900Z"}
+    assert await listed(store, scope_a, dateRange=events_only) == ([], 0)
+    assert await listed(store, scope_a, dateRange=both_ends, sort_by="cost", sort_order="asc") == (
+        ["alpha", "beta"][::-1], 2)
+
+
+async def test_list_sessions_are_confined_to_the_project(store: Store, scope_a: Scope, scope_b: Scope) -> None:
+    ids = await seed_sessions(store, scope_a)
+    assert await store.list_sessions(scope_b, SessionListQuery()) == ([], 0)
+    # Project B reuses alpha's id for a session of its own, with a big cost and many tokens.
+    await store.write_events(scope_b, [make_event(ids["alpha"], start=50, end=60_000,
+                                                  metadata={"cost": 1_000, "total_tokens": 10**6})])
+    b_only, total = await store.list_sessions(scope_b, sessions_query(sort_by="cost"))
+    assert total == 1 and [(s.session_id, s.num_events, s.cost, s.end_time) for s in b_only] == [
+        (ids["alpha"], 1, 1_000, 60_000)]
+    expected = expected_summaries(ids)
+    for sort_by in ("start_time", "cost", "duration", "total_tokens"):
+        summaries, total = await store.list_sessions(scope_a, sessions_query(sort_by=sort_by))
+        assert total == 4
+        assert sorted((s.to_dict() for s in summaries), key=lambda d: d["event_name"]) == [
+            expected[n] for n in ("alpha", "beta", "gamma", "unknown")]
+
+
+async def test_list_sessions_sums_huge_numbers_without_overflow(store: Store, scope_a: Scope) -> None:
+    sid = new_id()
+    big = 2**63 - 1
+    other = new_id()
+    await store.write_events(scope_a, [
+        make_event(sid, metadata={"total_tokens": big, "cost": 1e308}),
+        make_event(sid, metadata={"total_tokens": big, "cost": 1e308}),
+        make_event(other, start=2_000, metadata={"cost": 1e308}), make_event(other, start=2_000, metadata={"cost": -1e308}),
+    ])  # fmt: skip
+    for sort_by in ("start_time", "total_tokens", "cost"):
+        summaries, total = await store.list_sessions(scope_a, sessions_query(sort_by=sort_by, sort_order="asc"))
+        by_id = {s.session_id: s for s in summaries}
+        assert total == 2 and by_id[sid].num_events == 2
+        assert by_id[sid].total_tokens == pytest.approx(2.0 * big)
+        assert by_id[sid].cost == sys.float_info.max  # overflowed: the largest finite number, never inf
+        assert by_id[other].cost == 0

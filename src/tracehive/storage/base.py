@@ -30,6 +30,7 @@ from tracehive.model.event import Event, EventUpdate
 from tracehive.model.scope import KeyKind, Scope
 from tracehive.query.chart import ChartQuery, ChartRow
 from tracehive.query.filters import EventQuery
+from tracehive.query.session_list import SessionListQuery, SessionSummary
 from tracehive.transfer import record
 
 
@@ -131,6 +132,13 @@ class Store(abc.ABC):
         ``tracehive.query.filters``), newest ``start_time`` first unless ``query.ignore_order``,
         and the total number of matches. ``query.projections`` may be ignored (the caller applies
         them); ``children_ids`` need not be completed from stored children (they are as stored)."""
+
+    @abc.abstractmethod
+    async def list_sessions(self, scope: Scope, query: SessionListQuery) -> tuple[list[SessionSummary], int]:
+        """One page of the scope's sessions matching ``query``, each summarised over all of its
+        events, sorted as asked, and the number of matching sessions (semantics in
+        ``tracehive.query.session_list``). The page's aggregates are computed by the backend, not
+        by loading the sessions' events into memory."""
 
     # Bulk export and import ---------------------------------------------------------------------
 
