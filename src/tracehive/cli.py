@@ -74,6 +74,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from tracehive.app import create_app
+    from tracehive.observability.logging import log_config
 
     settings = _settings(args)
     key = _with_store(settings, _bootstrap)
@@ -93,6 +94,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        # JSON lines on stderr; the access line is tracehive's own (request id, no query string).
+        log_config=log_config(settings.log_level),
         access_log=False,
         loop="auto",
         http="auto",

@@ -25,7 +25,8 @@ from tracehive.storage.sqlite import SQLiteStore
 
 INGESTION_KEY_SHAPE = re.compile(r"^hh_ingst_[A-Za-z0-9]{24}_[A-Za-z0-9_-]{64}$")
 PROJECT_KEY_SHAPE = re.compile(r"^hh_")
-UNAUTHENTICATED = {("GET", "/healthz")}
+# The UI shell and its static files hold no data (every datum comes from the keyed API).
+UNAUTHENTICATED = {("GET", "/healthz"), ("GET", "/"), ("GET", "/ui/{relative}")}
 SESSION_AND_EVENT_ROUTES = [
     ("POST", "/v1/sessions"), ("POST", "/v1/sessions/{session_id}/events/batch"),
     ("GET", "/v1/sessions/{session_id}"), ("GET", "/v1/session/{session_id}"), ("GET", "/session/{session_id}"),

@@ -3,36 +3,89 @@
 Keys are looked up by their SHA-256 hash (the store compares hashes in constant time). Resolved
 keys are cached briefly so that a hot ingest path does not query the key table per request; a
 revocation made by another process takes effect within ``key_cache_seconds``.
+
+An optional per-key rate limit (``rate_limit_per_second``, off by default) is a token bucket per
+key id, checked on every resolution (HTTP and OTLP/gRPC): it counts requests, not events.
 """
 
 from __future__ import annotations
 
+import math
 import time
 
 from starlette.requests import Request
 
-from tracehive.model.errors import Forbidden, Unauthorized
+from tracehive.model.errors import Forbidden, Overloaded, Unauthorized
 from tracehive.model.scope import Scope
+from tracehive.settings import Settings
 from tracehive.storage.base import Store
 
 _MAX_CACHED_KEYS = 10_000
 
 
+class RateLimited(Overloaded):
+    """A key sent more requests than its rate allows. An ``Overloaded`` (retryable, Retry-After;
+    UNAVAILABLE with RetryInfo over gRPC), answered over HTTP as 429."""
+
+    status_code = 429
+    error_code = "RATE_LIMITED"
+
+
+class RateLimiter:
+    """A token bucket per key id: ``burst`` requests at once, refilled at ``per_second``.
+
+    Runs on the event loop only (no await inside), so it needs no lock. Its size is bounded by the
+    number of valid keys: only resolved keys reach it."""
+
+    def __init__(self, per_second: float, burst: int = 0) -> None:
+        if per_second <= 0:
+            raise ValueError("per_second must be positive")
+        self.per_second = per_second
+        self.burst = float(burst if burst > 0 else max(1, math.ceil(per_second)))
+        self._buckets: dict[str, tuple[float, float]] = {}  # key id -> (tokens, when counted)
+
+    def admit(self, key_id: str, now: float | None = None) -> None:
+        """Take one token for ``key_id`` or raise ``RateLimited`` saying when one will be there."""
+        now = time.monotonic() if now is None else now
+        tokens, then = self._buckets.get(key_id, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - then) * self.per_second)
+        if tokens < 1.0:
+            self._buckets[key_id] = (tokens, now)
+            wait = math.ceil((1.0 - tokens) / self.per_second)
+            raise RateLimited(
+                f"rate limit of {self.per_second:g} requests per second for this key exceeded; retry in {wait} s",
+                retry_after=max(1, wait),
+            )
+        self._buckets[key_id] = (tokens - 1.0, now)
+
+
+def rate_limiter(settings: Settings) -> RateLimiter | None:
+    if settings.rate_limit_per_second <= 0:
+        return None
+    return RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
+
+
 class KeyResolver:
-    def __init__(self, store: Store, ttl_seconds: float) -> None:
+    def __init__(self, store: Store, ttl_seconds: float, limiter: RateLimiter | None = None) -> None:
         self._store = store
         self._ttl = ttl_seconds
+        self._limiter = limiter
         self._cache: dict[str, tuple[float, Scope | None]] = {}
 
     async def resolve(self, key: str) -> Scope | None:
+        """The key's scope, or None for an unknown or revoked key. Raises ``RateLimited`` when a
+        valid key is over its rate."""
         now = time.monotonic()
         hit = self._cache.get(key)
         if hit is not None and hit[0] > now:
-            return hit[1]
-        scope = await self._store.resolve_key(key)
-        if len(self._cache) >= _MAX_CACHED_KEYS:
-            self._cache.clear()  # bounded: random keys from an attacker cannot grow it forever
-        self._cache[key] = (now + self._ttl, scope)
+            scope = hit[1]
+        else:
+            scope = await self._store.resolve_key(key)
+            if len(self._cache) >= _MAX_CACHED_KEYS:
+                self._cache.clear()  # bounded: random keys from an attacker cannot grow it forever
+            self._cache[key] = (now + self._ttl, scope)
+        if scope is not None and self._limiter is not None:
+            self._limiter.admit(scope.key_id)
         return scope
 
     def forget(self) -> None:

@@ -35,9 +35,12 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
         404: "Not found",
         413: "Body or batch too large",
         415: "Unsupported Content-Type",
+        429: "Rate limit of this key exceeded (when configured); see Retry-After",
         503: "Overloaded or store unavailable; see Retry-After",
     }
-    return {code: {"model": ErrorResponse, "description": descriptions[code]} for code in codes}
+    # Every route that takes a key can be rate limited (TRACEHIVE_RATE_LIMIT_PER_SECOND).
+    documented = sorted(set(codes) | ({429} if 401 in codes else set()))
+    return {code: {"model": ErrorResponse, "description": descriptions[code]} for code in documented}
 
 
 READ_ERRORS = errors(400, 401, 403, 404)

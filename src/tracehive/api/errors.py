@@ -12,42 +12,45 @@ from starlette.responses import Response
 
 from tracehive.api.responses import JSONResponse
 from tracehive.model.errors import ApiError, MethodNotAllowed, NotFound, ValidationFailed
+from tracehive.observability.instruments import ERROR_CODE_KEY
 
 log = logging.getLogger("tracehive.api")
 
 
-def _render(error: ApiError) -> Response:
+def _render(request: Request, error: ApiError) -> Response:
+    # The request middleware reads this to count the rejection by reason (validation, too_large...).
+    request.scope[ERROR_CODE_KEY] = error.error_code
     return JSONResponse(error.body(), status_code=error.status_code, headers=error.headers())
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    return _render(exc)
+    return _render(request, exc)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 404:
-        return _render(NotFound(f"no route for {request.method} {request.url.path}"))
+        return _render(request, NotFound(f"no route for {request.method} {request.url.path}"))
     if exc.status_code == 405:
-        return _render(MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}"))
+        return _render(request, MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}"))
     error = ApiError(str(exc.detail))
     error.status_code = exc.status_code
     error.error_code = "HTTP_ERROR"
-    return _render(error)
+    return _render(request, error)
 
 
 async def _request_validation(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     details = [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()]
     first = details[0] if details else {"field": "request", "message": "invalid"}
-    return _render(ValidationFailed(f"{first['field']}: {first['message']}", details=details))
+    return _render(request, ValidationFailed(f"{first['field']}: {first['message']}", details=details))
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
     # A 500 is a bug: log it with the route (never the payload or the key) and answer in shape.
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return _render(ApiError("internal error"))
+    return _render(request, ApiError("internal error"))
 
 
 def install(app: FastAPI) -> None:

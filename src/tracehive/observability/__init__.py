@@ -1,0 +1,1 @@
+"""Metrics (Prometheus text format), structured JSON logs and the request middleware."""
