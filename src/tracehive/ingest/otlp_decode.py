@@ -243,8 +243,19 @@ def decode_json(data: bytes, limits: DecodeLimits | None = None) -> DecodedReque
     try:
         document = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
-        raise MalformedBody(f"request body is not valid JSON: {exc}") from None
+        raise MalformedBody(_not_json(data, exc)) from None
     return decode_json_document(document, limits)
+
+
+def _not_json(data: bytes, exc: orjson.JSONDecodeError) -> str:
+    """What is wrong with a body orjson refused. For bytes that are not UTF-8 orjson only says
+    "str is not valid UTF-8: surrogates not allowed", whatever the byte: name the byte instead."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as bad:
+        hint = " (it looks gzip-compressed)" if data[:2] == b"\x1f\x8b" else ""
+        return f"request body is not valid UTF-8: invalid byte 0x{data[bad.start]:02x} at offset {bad.start}{hint}"
+    return f"request body is not valid JSON: {exc}"
 
 
 def decode_json_document(document: Any, limits: DecodeLimits | None = None) -> DecodedRequest:
@@ -416,7 +427,11 @@ def _uint64(value: Any, name: str) -> int:
     if kind is str:
         text = value.strip()
         if text.isdigit() and text.isascii():
-            n = int(text)
+            # Python refuses int() of more than 4300 digits (ValueError); no uint64 has over 20.
+            digits = text.lstrip("0") or "0"
+            if len(digits) > len(str(_UINT64_MAX)):
+                raise _Malformed(name, f"{value[:40]!r}... is out of the unsigned 64-bit range")
+            n = int(digits)
         else:
             try:
                 as_float = float(text)
@@ -488,8 +503,11 @@ def _enum(value: Any, by_number: dict[int, str], by_name: dict[str, str], prefix
     if kind is str:
         text = value.strip().upper()
         found = by_name.get(text) or by_name.get(prefix + text)
-        if found is None and text.isdigit():
-            return by_number.get(int(text), default)
+        # isascii: str.isdigit() is also true of "²" and other digits int() refuses; an enum number
+        # of more than 10 digits is unknown anyway (and int() refuses more than 4300 digits).
+        if found is None and text.isascii() and text.isdigit():
+            digits = text.lstrip("0") or "0"
+            return by_number.get(int(digits), default) if len(digits) <= 10 else default
         if found is None:
             raise _Malformed(name, f"unknown value {value[:40]!r}; expected one of {', '.join(by_number.values())}")
         return found

@@ -21,6 +21,11 @@ nothing here knows about SQL. Semantics every backend implements (``tests/storag
   x[floor h] + (h - floor h) * (x[floor h + 1] - x[floor h])). ``value`` is ``None`` when no
   event of the row has a numeric metric (``0`` for ``count``).
 * Rows are ordered by bucket, then group; buckets without events are not returned.
+* A chart shows the calendar years 0001 to 9999 (``CALENDAR_START_MS``..``CALENDAR_END_MS``, what
+  ISO 8601 dates, Python's ``datetime`` and SQLite's date functions can express): the write routes
+  accept start times up to 2**53 ms either side of the epoch, but a bucket in the year 285,000 has
+  no date to show, so such events are left out of charts (export still returns them) and a
+  ``dateRange`` reaching past those years is cut to them.
 * At most ``max_buckets`` distinct buckets and ``max_rows`` rows: past that the query is refused
   (a 400 that suggests a bigger bucket or a narrower range). A backend must refuse rather than
   return a truncated chart, and must not hold more than that in memory.
@@ -30,8 +35,8 @@ from __future__ import annotations
 
 import calendar
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta, timezone
 from enum import Enum
 from typing import Any
 
@@ -56,6 +61,9 @@ from tracehive.query.params import _filters as filters_param
 from tracehive.query.params import parse_query_string
 
 MAX_BUCKETS = 10_000
+# 0001-01-01T00:00:00.000Z and 9999-12-31T23:59:59.999Z in Unix ms (see the module docstring).
+CALENDAR_START_MS = -62_135_596_800_000
+CALENDAR_END_MS = 253_402_300_799_999
 MAX_ROWS = 100_000  # buckets x groups
 RUN_ID_FIELD = FieldRef("metadata", ("run_id",))
 
@@ -152,8 +160,10 @@ class ChartRow:
 
 
 def iso_ms(ms: int) -> str:
-    moment = datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    # Integer arithmetic (ms / 1000 as a float is off by a microsecond in the year 9999), and
+    # isoformat, not strftime("%Y"), which writes the year 1 as "1" rather than ISO 8601's "0001".
+    moment = datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(milliseconds=ms)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def too_many_buckets(found: str, query: ChartQuery) -> ValidationFailed:
@@ -187,6 +197,7 @@ def bucket_start(ms: float, bucket: Bucket) -> int:
 
 def count_buckets(start: float, end: float, bucket: Bucket) -> int:
     """How many buckets the range [start, end] touches."""
+    start, end = max(start, CALENDAR_START_MS), min(end, CALENDAR_END_MS)
     if end < start:
         return 0
     first, last = bucket_start(start, bucket), bucket_start(end, bucket)
@@ -289,7 +300,14 @@ def parse_chart_request(params: dict[str, Any], *, now: int | None = None) -> Ch
         group_by=parse_group_by(params.get("groupBy")),
     )
     check_range(query, now)
-    return query
+    return replace(query, date_range=within_calendar(date_range))
+
+
+def within_calendar(date_range: DateRange | None) -> DateRange:
+    """``date_range`` cut to the years a chart can show (an open bound becomes the calendar's)."""
+    start = CALENDAR_START_MS if date_range is None or date_range.start is None else date_range.start
+    end = CALENDAR_END_MS if date_range is None or date_range.end is None else date_range.end
+    return DateRange(max(start, CALENDAR_START_MS), min(end, CALENDAR_END_MS))
 
 
 def check_range(query: ChartQuery, now: int) -> None:

@@ -232,7 +232,12 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 def _finite(value: int | float) -> int | float | None:
     if isinstance(value, float):
         return value if math.isfinite(value) else None
-    return value if abs(value) <= _MAX_EXACT_INT else float(value)
+    if abs(value) <= _MAX_EXACT_INT:
+        return value
+    try:
+        return float(value)
+    except OverflowError:  # an integer past the float range (10**309) is no finite number either
+        return None
 
 
 def parse_number(value: Any) -> int | float | None:
