@@ -704,3 +704,23 @@ def test_spans_are_not_mutated_by_decoding() -> None:
     before = copy.deepcopy(body)
     decode_json_document(body)
     assert body == before
+
+
+def test_a_span_reusing_a_session_id_is_rejected_alone(api: Api) -> None:
+    # Found by the hostile-input suite: one span whose event id is an existing session's id made
+    # the store refuse the whole request (400), dropping the batch's valid spans with it.
+    sid = api.post("/v1/sessions", json={"session_name": "owner"}).json()["session_id"]
+    good_session = "6f0b5e2a-3c1d-4e5f-8a9b-0c1d2e3f4a5b"
+    clashing = one_span(spanId="00000000000000a1", attributes=[
+        attr("honeyhive_event_id", {"stringValue": sid}), attr("honeyhive.session_id", {"stringValue": good_session})])
+    fine = one_span(spanId="00000000000000a2", name="kept",
+                    attributes=[attr("honeyhive.session_id", {"stringValue": good_session})])
+    r = post(api, "/v1/traces", orjson.dumps(document(clashing, fine)), JSON)
+    assert r.status_code == 200, r.text
+    partial = r.json()["partialSuccess"]
+    assert partial["rejectedSpans"] == "1"
+    assert f"id {sid} is used both as a session id" in partial["errorMessage"]
+    tree = api.get(f"/v1/sessions/{good_session}").json()
+    assert [c["event_name"] for c in tree["children"]] == ["kept"]
+    owner = api.get(f"/v1/sessions/{sid}").json()
+    assert owner["event_type"] == "session" and owner["event_name"] == "owner" and owner["children"] == []

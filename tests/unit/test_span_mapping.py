@@ -1687,3 +1687,13 @@ def test_golden_events_are_accepted_by_the_store(tmp_path: Path):
         "manual-span",
         "call_llm",
     ]
+
+
+def test_names_longer_than_the_rest_limit_are_cut_not_refused():
+    # The REST routes refuse names over 1024 characters; a span has no way to be refused alone,
+    # so OTLP cuts them to the same limit (found by the hostile-input suite: 5,000 were stored).
+    long = "n" * 5000
+    event = one(span(attributes=hh({"honeyhive.source": "s" * 3000}), name=long))
+    assert len(event.event_name) == 1024 and event.event_name.endswith("…") and event.event_name.startswith("nnn")
+    assert len(event.source) == 1024
+    assert one(span(name="x" * 1024)).event_name == "x" * 1024

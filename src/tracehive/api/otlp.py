@@ -38,6 +38,7 @@ from tracehive.model.errors import (
     ApiError,
     BadRequest,
     Forbidden,
+    IdRoleClash,
     MalformedBody,
     Overloaded,
     PayloadTooLarge,
@@ -69,7 +70,12 @@ class Prepared:
 
     events: list[Event]
     rejected: int
-    message: str  # the partial_success error_message; "" when nothing was rejected
+    reasons: list[str]
+
+    @property
+    def message(self) -> str:
+        """The partial_success error_message; "" when nothing was rejected."""
+        return rejection_message(self.rejected, self.reasons)
 
 
 def prepare(body: bytes, *, protobuf: bool, limits: DecodeLimits, default_source: str | None) -> Prepared:
@@ -83,7 +89,7 @@ def prepare(body: bytes, *, protobuf: bool, limits: DecodeLimits, default_source
         events = mapped.events
         reasons.extend(mapped.rejected)
         rejected += len(mapped.rejected)
-    return Prepared(events, rejected, rejection_message(rejected, reasons))
+    return Prepared(events, rejected, reasons)
 
 
 async def ingest(store: Store, scope: Scope, body: bytes, *, protobuf: bool, limits: DecodeLimits,
@@ -98,7 +104,17 @@ async def ingest(store: Store, scope: Scope, body: bytes, *, protobuf: bool, lim
             prepare, body, protobuf=protobuf, limits=limits, default_source=default_source
         )
     if prepared.events:
-        await store.write_events(scope, prepared.events)
+        try:
+            await store.write_events(scope, prepared.events)
+        except IdRoleClash as clash:
+            # OTLP reports rejected spans per request, so a span whose id collides with a
+            # session's (or whose session id is another event's) is rejected alone; the others
+            # are written, in one atomic commit as before.
+            kept = [e for e in prepared.events if e.event_id not in clash.ids and e.session_id not in clash.ids]
+            dropped = len(prepared.events) - len(kept)
+            prepared = Prepared(kept, prepared.rejected + dropped, [*prepared.reasons, clash.message])
+            if kept:
+                await store.write_events(scope, kept)
     return prepared
 
 

@@ -111,6 +111,7 @@ from typing import Any
 from tracehive.model.event import Event
 from tracehive.model.ids import is_uuid
 from tracehive.model.span import DecodedSpan
+from tracehive.model.wire import MAX_NAME_LENGTH
 
 __all__ = ["MappedSpans", "spans_to_events"]
 
@@ -301,10 +302,10 @@ def _draft(span: Any, default_source: str | None, resources: dict[int, tuple[Any
             if value == hint:
                 consumed.add(key)
 
-    source = _first_str(attrs, _SOURCE_KEYS, consumed) or default_source or "unknown"
+    source = _capped(_first_str(attrs, _SOURCE_KEYS, consumed) or default_source or "unknown")
 
     event_type = _event_type(attrs, consumed, span_name)
-    event_name = _first_str(attrs, _NAME_KEYS, consumed) or (span_name if span_name.strip() else "unknown")
+    event_name = _capped(_first_str(attrs, _NAME_KEYS, consumed) or (span_name if span_name.strip() else "unknown"))
 
     # Times.
     start_ms = start_ns / 1_000_000
@@ -617,6 +618,14 @@ def _resolve_type(attrs: dict[str, Any], span_name: str) -> str:
     if any(key in attrs for key in _MODEL_ATTRIBUTE_HINTS):
         return "model"
     return "tool"
+
+
+def _capped(name: str) -> str:
+    """A name within the REST routes' length limit. A span cannot be refused for a long name (OTLP
+    has no per-span error), so it is cut, with an ellipsis showing that it was."""
+    if len(name) <= MAX_NAME_LENGTH:
+        return name
+    return name[: MAX_NAME_LENGTH - 1] + "…"
 
 
 def _first_str(attrs: dict[str, Any], keys: tuple[str, ...], consumed: set[str]) -> str | None:

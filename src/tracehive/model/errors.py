@@ -10,6 +10,8 @@
       PayloadTooLarge             413          PAYLOAD_TOO_LARGE
       UnsupportedMediaType        415          UNSUPPORTED_MEDIA_TYPE
       Overloaded                  503          OVERLOADED       (carries Retry-After)
+        StoreUnavailable          503          STORE_UNAVAILABLE
+          StorageFull             503          STORAGE_FULL
 """
 
 from __future__ import annotations
@@ -53,6 +55,17 @@ class MalformedBody(BadRequest):
 
 class ValidationFailed(BadRequest):
     error_code = "VALIDATION_ERROR"
+
+
+class IdRoleClash(BadRequest):
+    """Events of a write that reuse a session's id, or name another event's id as their session.
+
+    ``ids`` holds every such id, so that a caller able to report partial success (OTLP) can store
+    the rest of the batch instead of refusing all of it."""
+
+    def __init__(self, message: str, ids: frozenset[str]) -> None:
+        super().__init__(message)
+        self.ids = ids
 
 
 class Unauthorized(ApiError):
@@ -103,3 +116,10 @@ class StoreUnavailable(Overloaded):
     """The store failed to commit (disk full, locked database): a retryable condition."""
 
     error_code = "STORE_UNAVAILABLE"
+
+
+class StorageFull(StoreUnavailable):
+    """The disk, or the configured size limit of the database, is full: writes are refused until
+    space returns (reads keep working). Retryable, but not within a second."""
+
+    error_code = "STORAGE_FULL"
