@@ -15,32 +15,30 @@ from tracehive.api import (
     export,
     health,
     legacy,
+    metrics,
     openapi,
     otlp,
     otlp_grpc,
     schema,
     search,
+    session_list,
     sessions,
+    ui,
+    whoami,
 )
-from tracehive.api.auth import KeyResolver
+from tracehive.api.auth import KeyResolver, rate_limiter
+from tracehive.api.bodies import InflightBodyLimit
+from tracehive.observability import middleware
+from tracehive.observability.instruments import ServerMetrics
 from tracehive.settings import Settings
 from tracehive.storage.base import Store
-
-
-def default_store(settings: Settings) -> Store:
-    from tracehive.storage.sqlite import SQLiteStore
-
-    return SQLiteStore(
-        settings.database_path,
-        readers=settings.reader_threads,
-        writer_queue=settings.writer_queue,
-        synchronous=settings.sqlite_synchronous,
-    )
-
+from tracehive.storage.default import default_store
 
 def create_app(settings: Settings | None = None, store: Store | None = None) -> FastAPI:
     settings = settings or Settings()
-    store = store or default_store(settings)
+    # One registry per app (tests build many apps); the store reports commits and stored events to it.
+    server_metrics = ServerMetrics(query_kinds=metrics.QUERY_KINDS)
+    store = store or default_store(settings, observer=server_metrics)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -61,11 +59,18 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     )
     app.state.settings = settings
     app.state.store = store
-    app.state.keys = KeyResolver(store, settings.key_cache_seconds)
+    app.state.metrics = server_metrics
+    server_metrics.watch_queue(metrics.writer_queue_depth(store), settings.writer_queue)
+    app.state.keys = KeyResolver(store, settings.key_cache_seconds, rate_limiter(settings))
     # chart, schema (and search) before events: GET /v1/events/{event_id} would otherwise capture
-    # /v1/events/chart and /v1/events/schema.
-    for module in (health, sessions, export, chart, schema, search, events, legacy, otlp):
+    # /v1/events/chart and /v1/events/schema. session_list before sessions, so that no
+    # /v1/sessions/{session_id} route can ever take /v1/sessions/search.
+    for module in (health, whoami, session_list, sessions, export, chart, schema, search, events, legacy, otlp, ui):
         app.include_router(module.router)
+    app.include_router(metrics.router)
     errors.install(app)
     openapi.install(app)
+    # Bounds the memory held by request bodies being handled (503 + Retry-After past it).
+    app.add_middleware(InflightBodyLimit, limit=settings.max_inflight_bytes)
+    middleware.install(app, server_metrics)
     return app

@@ -15,6 +15,7 @@ from tracehive.model.errors import ValidationFailed
 from tracehive.model.event import Event
 from tracehive.model.scope import KeyKind, Scope
 from tracehive.query.filters import EventQuery, parse_export_request
+from tracehive.model.errors import ApiError
 from tracehive.settings import Settings
 from tracehive.storage.base import Project, Store
 
@@ -22,17 +23,9 @@ T = TypeVar("T")
 DEFAULT_PROJECT = "default"
 
 
-def _with_store(settings: Settings, fn: Callable[[Store], Awaitable[T]], *, light: bool = False) -> T:
-    """``light``: open the SQLite store without importing the web app (export/import start
-    ~1 s faster); the same settings as ``tracehive.app.default_store``."""
-    if light:
-        from tracehive.storage.sqlite import SQLiteStore
-
-        def default_store(settings: Settings) -> Store:
-            return SQLiteStore(settings.database_path, readers=settings.reader_threads,
-                               writer_queue=settings.writer_queue, synchronous=settings.sqlite_synchronous)
-    else:
-        from tracehive.app import default_store
+def _with_store(settings: Settings, fn: Callable[[Store], Awaitable[T]]) -> T:
+    """Open the store ``tracehive serve`` would open (without importing the web app), run ``fn``."""
+    from tracehive.storage.default import default_store
 
     async def run() -> T:
         store = default_store(settings)
@@ -238,7 +231,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         return progress.count
 
     try:
-        outcome = _with_store(settings, run, light=True)
+        outcome = _with_store(settings, run)
     except BrokenPipeError:  # e.g. piped into head: stop quietly
         sys.stderr.close()
         return 0
@@ -293,7 +286,10 @@ def cmd_import(args: argparse.Namespace) -> int:
         return progress.count, bad, bad_count
 
     try:
-        count, bad, bad_count = _with_store(settings, run, light=True)
+        count, bad, bad_count = _with_store(settings, run)
+    except ApiError as exc:
+        # The batches committed so far stay; importing again skips them (ids are kept).
+        return _fail("import", f"{exc.message} (batches already committed are kept; import again to resume)")
     finally:
         if source is not sys.stdin.buffer:
             source.close()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +23,29 @@ class Settings:
     max_json_depth: int = 64
     # The writer's bounded queue (jobs); past it, writes are shed with 503 + Retry-After.
     writer_queue: int = 1024
+    # Request-body bytes being handled at once (bodies and what is parsed from them stay in memory
+    # until their write commits); past it, requests are shed with 503 + Retry-After. 0 = no bound.
+    # Parsed, typical event JSON takes ~7x its size, so 64 MiB bounds that memory near 0.5 GiB.
+    max_inflight_bytes: int = 64 * 1024 * 1024
+    # Longest a write waits for the database (another process holding its lock, a writer far
+    # behind) before it is withdrawn, unwritten, and answered 503 + Retry-After. 0 = no bound.
+    write_timeout_seconds: float = 10.0
+    # Size cap of the database file; past it writes get 503 STORAGE_FULL (reads still work) until
+    # deletes free pages. 0 = none (the disk is the limit; a full disk is answered the same way).
+    max_db_bytes: int = 0
     reader_threads: int = 4
     # FULL: every commit is fsynced. NORMAL trades the last commits on power loss for speed.
     sqlite_synchronous: str = "FULL"
     # How long a resolved API key is trusted before it is looked up again (revocation delay).
     key_cache_seconds: float = 2.0
     log_level: str = "info"
+    # Per-key request rate limit (token bucket per key id, answered with 429); 0 = off.
+    rate_limit_per_second: float = 0.0
+    # Requests a key may send at once before the rate applies; 0 = the rate rounded up (at least 1).
+    rate_limit_burst: int = 0
+    # Bearer token for GET /metrics; empty = no token opens it. Not a project key: the metrics
+    # cover every project, so a project key must not read them. Kept out of repr (never printed).
+    metrics_token: str = field(default="", repr=False)
 
     @property
     def database_path(self) -> Path:

@@ -129,6 +129,20 @@ class TracehiveServer:
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    @property
+    def pid(self) -> int:
+        if self.proc is None:
+            raise ServerError("not started")
+        return self.proc.pid
+
+    def memory_kib(self, field: str = "VmRSS") -> int:
+        """A memory figure of the running server from /proc/<pid>/status (VmRSS: resident now,
+        VmHWM: the peak resident size), in KiB."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+        raise ServerError(f"{field} not in /proc/{self.pid}/status")
+
     def command(self) -> list[str]:
         cmd = [sys.executable, "-m", "tracehive", "serve"]
         if self.flags:

@@ -233,3 +233,22 @@ def test_progress_bar_only_on_a_terminal(server: TracehiveServer, populated: dic
     assert "\r" not in piped_import.stderr
     rc, out, tty = run_with_pty_stderr(["import", str(dump), "--data-dir", str(tmp_path / "other2")])
     assert rc == 0 and b"\rimported 8 events" in tty and b"Imported 8 events" in out
+
+
+def test_import_honours_the_size_cap_and_fails_cleanly(tmp_path: Path) -> None:
+    # `tracehive import` opens the same store as `serve`, size cap included; a full store is a
+    # one-line error and a non-zero exit, not a traceback, and what was committed is kept.
+    lines = [json.dumps({"event_id": str(uuid.uuid4()), "session_id": str(uuid.uuid4()), "event_type": "tool",
+                         "event_name": "x", "source": "s", "start_time": 1_700_000_000_000 + i,
+                         "end_time": 1_700_000_000_001 + i, "duration": 1, "inputs": {"blob": "y" * 300}})
+             for i in range(3000)]
+    dump = tmp_path / "big.jsonl"
+    dump.write_text("\n".join(lines) + "\n")
+    data_dir = tmp_path / "capped"
+    result = run_cli("import", str(dump), "--data-dir", str(data_dir), "--batch-size", "100",
+                     env={"TRACEHIVE_MAX_DB_BYTES": "1000000"}, check=False)
+    assert result.returncode == 1, result.stderr
+    assert "tracehive import: the store could not write" in result.stderr and "Traceback" not in result.stderr
+    assert (data_dir / "tracehive.db").stat().st_size <= 1_000_000
+    exported = run_cli("export", "--data-dir", str(data_dir), env={"TRACEHIVE_MAX_DB_BYTES": "1000000"})
+    assert 0 < len(exported.stdout.splitlines()) < 3000

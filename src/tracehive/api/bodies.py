@@ -10,8 +10,15 @@ from typing import Any, TypeVar
 import orjson
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tracehive.model.errors import MalformedBody, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from tracehive.model.errors import (
+    MalformedBody,
+    Overloaded,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
 from tracehive.settings import Settings
 
 M = TypeVar("M", bound=BaseModel)
@@ -31,11 +38,84 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+class InflightBodyLimit:
+    """ASGI middleware: a bound on the request-body bytes held by the requests being handled.
+
+    A body, and everything parsed from it, stays in memory until its write has committed; the
+    writer queue bounds jobs, not bytes, so without this many large batches at once could exhaust
+    memory. A request's declared ``Content-Length`` is reserved when the route first reads the body
+    (after authentication, before a byte is parsed) and refused with 503 + Retry-After if it does
+    not fit; a body sent without a length is counted chunk by chunk as it arrives. The bytes are
+    released when the response has been sent. When nothing else is in flight a request is always
+    admitted, so any body within ``max_body_bytes`` gets through eventually. (Gzip bodies count
+    their received size; their inflated size is capped per request by ``max_body_bytes``.)
+    """
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+        self.in_flight = 0  # touched only on the event loop, so no lock
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or self.limit <= 0:
+            await self.app(scope, receive, send)
+            return
+        declared = _content_length(scope)  # None: absent (chunked) or not a number
+        held = 0
+
+        async def counted_receive() -> Message:
+            nonlocal held
+            if declared is not None:
+                if not held and declared:
+                    self._admit(declared, held)
+                    held = declared
+                return await receive()
+            message = await receive()
+            size = len(message.get("body", b"")) if message["type"] == "http.request" else 0
+            if size:
+                self._admit(size, held)
+                held += size
+            return message
+
+        try:
+            await self.app(scope, counted_receive, send)
+        finally:
+            self.in_flight -= held
+
+    def _admit(self, size: int, own: int) -> None:
+        """Reserve ``size`` more bytes for a request already holding ``own``; refuse if they do not
+        fit, unless no other request holds any."""
+        others = self.in_flight - own
+        if others and self.in_flight + size > self.limit:
+            raise Overloaded(
+                f"the server is busy with {others} bytes of other request bodies (limit {self.limit}); retry shortly"
+            )
+        self.in_flight += size
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            return int(value) if value.isdigit() else None
+    return None
+
+
 # curl -d sends x-www-form-urlencoded by default; its body is still the JSON the user typed.
 _JSON_COMPATIBLE = {"", "application/json", "text/plain", "application/x-www-form-urlencoded"}
 
 
+# Compressed bodies are accepted on the OTLP routes only (``api.otlp``); here one would fail to
+# parse as "not valid UTF-8 at offset 1", which does not say what is wrong.
+_COMPRESSIONS = {"gzip", "x-gzip", "deflate", "br", "zstd", "compress", "x-compress"}
+
+
 def check_media_type(request: Request) -> None:
+    encoding = request.headers.get("content-encoding", "")
+    compressed = sorted({c.strip().lower() for c in encoding.split(",")} & _COMPRESSIONS)
+    if compressed:
+        raise UnsupportedMediaType(
+            f"Content-Encoding {compressed[0]} is not supported on this route; send the JSON uncompressed"
+        )
     ctype = request.headers.get("content-type")
     if ctype is None:
         return
