@@ -30,39 +30,40 @@ FILTER_KEYS = ("field", "operator", "value", "type")
 DATE_RANGE_KEYS = ("start_time", "end_time")
 
 
-def _fail(where: str, message: str) -> ValidationFailed:
+def field_error(where: str, message: str) -> ValidationFailed:
+    """A 400 naming the offending field (``where``), for the strict request parsers."""
     return ValidationFailed(f"{where}: {message}", details=[{"field": where, "message": message}])
 
 
-def _reject_unknown(raw: dict[str, Any], allowed: tuple[str, ...], where: str) -> None:
+def reject_unknown(raw: dict[str, Any], allowed: tuple[str, ...], where: str) -> None:
     for key in raw:
         if key not in allowed:
             location = f"{where}.{key}" if where else str(key)
-            raise _fail(location, f"unknown field; allowed: {', '.join(allowed)}")
+            raise field_error(location, f"unknown field; allowed: {', '.join(allowed)}")
 
 
-def _strict_int(raw: Any, where: str, *, default: int, maximum: int) -> int:
+def strict_int(raw: Any, where: str, *, default: int, maximum: int) -> int:
     if raw is None:
         return default
     if isinstance(raw, float) and raw.is_integer():
         raw = int(raw)
     if isinstance(raw, bool) or not isinstance(raw, int):
-        raise _fail(where, "must be an integer")
+        raise field_error(where, "must be an integer")
     if raw < 1:
-        raise _fail(where, "must be at least 1")
+        raise field_error(where, "must be at least 1")
     if raw > maximum:
-        raise _fail(where, f"must be at most {maximum}")
+        raise field_error(where, f"must be at most {maximum}")
     return raw
 
 
 def _strict_moment(raw: Any, where: str) -> int | float:
     if raw is None:
-        raise _fail(where, "field required")
+        raise field_error(where, "field required")
     if not isinstance(raw, str) or parse_number(raw) is not None:
-        raise _fail(where, "must be an ISO 8601 date-time string, e.g. 2024-05-01T00:00:00Z")
+        raise field_error(where, "must be an ISO 8601 date-time string, e.g. 2024-05-01T00:00:00Z")
     moment = parse_datetime(raw)
     if moment is None:
-        raise _fail(where, f"{raw[:80]!r} is not an ISO 8601 date-time")
+        raise field_error(where, f"{raw[:80]!r} is not an ISO 8601 date-time")
     return moment
 
 
@@ -70,35 +71,35 @@ def parse_search_date_range(raw: Any, where: str = "dateRange") -> DateRange | N
     if raw is None:
         return None
     if not isinstance(raw, dict):
-        raise _fail(where, "must be an object {start_time, end_time}")
-    _reject_unknown(raw, DATE_RANGE_KEYS, where)
+        raise field_error(where, "must be an object {start_time, end_time}")
+    reject_unknown(raw, DATE_RANGE_KEYS, where)
     start = _strict_moment(raw.get("start_time"), f"{where}.start_time")
     end = _strict_moment(raw.get("end_time"), f"{where}.end_time")
     if start > end:
-        raise _fail(where, "start_time is after end_time")
+        raise field_error(where, "start_time is after end_time")
     return DateRange(start, end)
 
 
 def parse_search_request(body: Any) -> EventQuery:
     if not isinstance(body, dict):
         raise ValidationFailed("request body must be a JSON object")
-    _reject_unknown(body, SEARCH_KEYS, "")
+    reject_unknown(body, SEARCH_KEYS, "")
     filters = body.get("filters")
     if isinstance(filters, list):
         for index, item in enumerate(filters):
             if isinstance(item, dict):
-                _reject_unknown(item, FILTER_KEYS, f"filters[{index}]")
+                reject_unknown(item, FILTER_KEYS, f"filters[{index}]")
     conditions = parse_filters(filters, default_type=None)
     run = evaluation_condition(body.get("evaluation_id"))
     if run is not None:
         conditions += (run,)
     ignore_order = body.get("ignore_order")
     if ignore_order is not None and not isinstance(ignore_order, bool):
-        raise _fail("ignore_order", "must be a boolean")
+        raise field_error("ignore_order", "must be a boolean")
     return EventQuery(
         conditions=conditions,
         date_range=parse_search_date_range(body.get("dateRange")),
-        limit=_strict_int(body.get("limit"), "limit", default=DEFAULT_LIMIT, maximum=SEARCH_MAX_LIMIT),
-        page=_strict_int(body.get("page"), "page", default=1, maximum=MAX_PAGE),
+        limit=strict_int(body.get("limit"), "limit", default=DEFAULT_LIMIT, maximum=SEARCH_MAX_LIMIT),
+        page=strict_int(body.get("page"), "page", default=1, maximum=MAX_PAGE),
         ignore_order=False,  # deprecated flag: results are always newest first
     )

@@ -31,7 +31,7 @@ from typing import Any, Literal, get_args
 
 from tracehive.model.errors import ValidationFailed
 from tracehive.query.filters import MAX_PAGE, Condition, DateRange, parse_filters
-from tracehive.query.search import FILTER_KEYS, parse_search_date_range
+from tracehive.query.search import FILTER_KEYS, field_error, parse_search_date_range, reject_unknown, strict_int
 
 SortField = Literal["start_time", "duration", "event_name", "num_events", "cost", "total_tokens"]
 SORT_FIELDS: tuple[str, ...] = get_args(SortField)
@@ -106,36 +106,11 @@ def shown_total(total: int | float | None) -> int | float:
 # Parsing the request ---------------------------------------------------------------------------
 
 
-def _fail(where: str, message: str) -> ValidationFailed:
-    return ValidationFailed(f"{where}: {message}", details=[{"field": where, "message": message}])
-
-
-def _reject_unknown(raw: dict[str, Any], allowed: tuple[str, ...], where: str) -> None:
-    for key in raw:
-        if key not in allowed:
-            location = f"{where}.{key}" if where else str(key)
-            raise _fail(location, f"unknown field; allowed: {', '.join(allowed)}")
-
-
 def _choice(raw: Any, where: str, choices: tuple[str, ...], default: str) -> str:
     if raw is None:
         return default
     if not isinstance(raw, str) or raw not in choices:
-        raise _fail(where, f"must be one of: {', '.join(choices)}")
-    return raw
-
-
-def _int_in_range(raw: Any, where: str, *, default: int, maximum: int) -> int:
-    if raw is None:
-        return default
-    if isinstance(raw, float) and raw.is_integer():
-        raw = int(raw)
-    if isinstance(raw, bool) or not isinstance(raw, int):
-        raise _fail(where, "must be an integer")
-    if raw < 1:
-        raise _fail(where, "must be at least 1")
-    if raw > maximum:
-        raise _fail(where, f"must be at most {maximum}")
+        raise field_error(where, f"must be one of: {', '.join(choices)}")
     return raw
 
 
@@ -144,16 +119,16 @@ def parse_session_list_request(body: Any) -> SessionListQuery:
     the key; filters and ``dateRange`` are exactly those of ``POST /v1/events/search``."""
     if not isinstance(body, dict):
         raise ValidationFailed("request body must be a JSON object")
-    _reject_unknown(body, REQUEST_KEYS, "")
+    reject_unknown(body, REQUEST_KEYS, "")
     filters = body.get("filters")
     if isinstance(filters, list):
         for index, item in enumerate(filters):
             if isinstance(item, dict):
-                _reject_unknown(item, FILTER_KEYS, f"filters[{index}]")
+                reject_unknown(item, FILTER_KEYS, f"filters[{index}]")
     conditions = parse_filters(filters, default_type=None)
-    limit = _int_in_range(body.get("limit"), "limit", default=SESSION_LIST_DEFAULT_LIMIT,
+    limit = strict_int(body.get("limit"), "limit", default=SESSION_LIST_DEFAULT_LIMIT,
                           maximum=SESSION_LIST_MAX_LIMIT)  # fmt: skip
-    page = _int_in_range(body.get("page"), "page", default=1, maximum=MAX_PAGE)
+    page = strict_int(body.get("page"), "page", default=1, maximum=MAX_PAGE)
     sort_by: Any = _choice(body.get("sort_by"), "sort_by", SORT_FIELDS, "start_time")
     return SessionListQuery(
         conditions=conditions,
