@@ -422,11 +422,21 @@ def _promote(ref: FieldRef, operator: Operator, vtype: ValueType, value: Any, wh
     raise _fail(f"{where}.value", f"{ref.column} is a number field; {_show(value)} is not a number")
 
 
+def _require_unicode(text: str, where: str) -> None:
+    """A lone surrogate (``"\\ud800"`` in a JSON string, or in a query parameter's JSON) decodes
+    to a str that cannot be UTF-8 encoded: SQLite would fail to bind it, a 500."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise _fail(where, f"is not valid Unicode (a lone surrogate at position {exc.start})") from None
+
+
 def _coerce(value: Any, vtype: ValueType, ref: FieldRef, where: str) -> Value:
     if vtype is ValueType.STRING:
         text = _text_form(value)
         if text is None:
             raise _fail(where, "must be a string, number or boolean")
+        _require_unicode(text, where)
         if (ref.column in ID_FIELDS and not ref.path) or ref.column == "children_ids":
             if ids.is_uuid(text):
                 text = ids.normalize_id(text)  # ids are stored lower-case (contract 5.2)
@@ -587,6 +597,7 @@ def evaluation_condition(raw: Any, where: str = "evaluation_id") -> Condition | 
         return None
     if not isinstance(raw, str):
         raise _fail(where, "must be a string")
+    _require_unicode(raw, where)
     return Condition(RUN_ID_FIELD, Operator.IS, ValueType.STRING, raw)
 
 
