@@ -3,8 +3,9 @@
 
 import { searchEvents } from "./api.js";
 import { el, fmtAgo, fmtCost, fmtDuration, fmtInt, fmtTime, notice, typeBadge } from "./dom.js";
-import { createDateRange, createFilterBar, searchDateRange, toApiFilter } from "./filter_bar.js";
-import { readListState, writeListState } from "./url_state.js";
+import { searchDateRange, toApiFilter } from "./filter_bar.js";
+import { mountListPage } from "./list_page.js";
+import { readListState } from "./url_state.js";
 
 const DEFAULTS = { sort: "start_time", order: "desc", limit: 50, range: "all" };
 const PAGE_SIZES = [25, 50, 100, 200];
@@ -32,23 +33,10 @@ export function createEventsView(container, route) {
     el("thead", {}, el("tr", {}, ["Started", "Type", "Name", "Session", "Duration", "Tokens", "Cost", "Error"].map((label, i) =>
       el("th", { className: i >= 4 && i <= 6 ? "num" : "", text: label, attrs: { scope: "col" } })))),
     tbody);
-  const pager = el("div", { className: "pager" });
-
-  const save = () => writeListState("/events", state, DEFAULTS);
-  const reload = () => {
-    state.page = 1;
-    save();
-    load();
-  };
-
-  container.append(el("section", { className: "page" },
-    el("div", { className: "page-head" }, el("h1", { text: "Events" }), summary),
-    el("div", { className: "toolbar" },
-      createDateRange({ range: state.range, onChange: (range) => { state.range = range; reload(); } }),
-      createFilterBar({ filters: state.filters, onChange: (filters) => { state.filters = filters; reload(); } })),
-    errorBox,
-    el("div", { className: "table-wrap" }, table),
-    pager));
+  const { renderPager } = mountListPage(container, {
+    title: "Events", status: summary, table, errorBox, state, path: "/events", defaults: DEFAULTS,
+    pageSizes: PAGE_SIZES, noun: null, load,
+  });
 
   function renderRows(events) {
     if (!events.length) {
@@ -72,20 +60,6 @@ export function createEventsView(container, route) {
       });
       return row;
     }));
-  }
-
-  function renderPager(total) {
-    const pages = Math.max(1, Math.ceil(total / state.limit));
-    const go = (page) => { state.page = page; save(); load(); };
-    const sizeSelect = el("select", { className: "input", attrs: { "aria-label": "Rows per page" } },
-      PAGE_SIZES.map((size) => el("option", { value: size, text: `${size} per page` })));
-    sizeSelect.value = String(state.limit);
-    sizeSelect.addEventListener("change", () => { state.limit = Number(sizeSelect.value); reload(); });
-    pager.replaceChildren(
-      el("button", { type: "button", className: "btn", text: "‹ Previous", disabled: state.page <= 1, on: { click: () => go(state.page - 1) } }),
-      el("span", { className: "pager-text", text: `Page ${fmtInt(state.page)} of ${fmtInt(pages)}` }),
-      el("button", { type: "button", className: "btn", text: "Next ›", disabled: state.page >= pages, on: { click: () => go(state.page + 1) } }),
-      sizeSelect);
   }
 
   async function load() {

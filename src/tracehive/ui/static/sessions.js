@@ -3,8 +3,9 @@
 
 import { searchSessions } from "./api.js";
 import { el, fmtAgo, fmtCost, fmtDuration, fmtInt, fmtTime, notice } from "./dom.js";
-import { createDateRange, createFilterBar, searchDateRange, toApiFilter } from "./filter_bar.js";
-import { readListState, writeListState } from "./url_state.js";
+import { searchDateRange, toApiFilter } from "./filter_bar.js";
+import { mountListPage } from "./list_page.js";
+import { readListState } from "./url_state.js";
 
 const POLL_MS = 3000;
 const DEFAULTS = { sort: "start_time", order: "desc", limit: 25, range: "all" };
@@ -46,23 +47,10 @@ export function createSessionsView(container, route) {
   const headRow = el("tr");
   const tbody = el("tbody");
   const table = el("table", { className: "grid sessions-table" }, el("thead", {}, headRow), tbody);
-  const pager = el("div", { className: "pager" });
-
-  const save = () => writeListState("/sessions", state, DEFAULTS);
-  const reload = () => {
-    state.page = 1;
-    save();
-    load();
-  };
-
-  container.append(el("section", { className: "page" },
-    el("div", { className: "page-head" }, el("h1", { text: "Sessions" }), live),
-    el("div", { className: "toolbar" },
-      createDateRange({ range: state.range, onChange: (range) => { state.range = range; reload(); } }),
-      createFilterBar({ filters: state.filters, onChange: (filters) => { state.filters = filters; reload(); } })),
-    errorBox,
-    el("div", { className: "table-wrap" }, table),
-    pager));
+  const { reload, renderPager } = mountListPage(container, {
+    title: "Sessions", status: live, table, errorBox, state, path: "/sessions", defaults: DEFAULTS,
+    pageSizes: PAGE_SIZES, noun: ["session", "sessions"], load,
+  });
 
   function renderHead() {
     headRow.replaceChildren(...COLUMNS.map(([label, key, className]) => {
@@ -104,20 +92,6 @@ export function createSessionsView(container, route) {
       return row;
     }));
     seen = new Set([...(seen || []), ...sessions.map((s) => s.session_id)]);
-  }
-
-  function renderPager(total) {
-    const pages = Math.max(1, Math.ceil(total / state.limit));
-    const go = (page) => { state.page = page; save(); load(); };
-    const sizeSelect = el("select", { className: "input", attrs: { "aria-label": "Rows per page" } },
-      PAGE_SIZES.map((size) => el("option", { value: size, text: `${size} per page` })));
-    sizeSelect.value = String(state.limit);
-    sizeSelect.addEventListener("change", () => { state.limit = Number(sizeSelect.value); reload(); });
-    pager.replaceChildren(
-      el("button", { type: "button", className: "btn", text: "‹ Previous", disabled: state.page <= 1, on: { click: () => go(state.page - 1) } }),
-      el("span", { className: "pager-text", text: `Page ${fmtInt(state.page)} of ${fmtInt(pages)} · ${fmtInt(total)} ${total === 1 ? "session" : "sessions"}` }),
-      el("button", { type: "button", className: "btn", text: "Next ›", disabled: state.page >= pages, on: { click: () => go(state.page + 1) } }),
-      sizeSelect);
   }
 
   async function load({ quiet = false } = {}) {

@@ -1,0 +1,45 @@
+// What the sessions list and the events search share: the page frame (title, status, date range,
+// filter bar, table, pager), the URL state they keep, and the pager itself.
+
+import { el, fmtInt } from "./dom.js";
+import { createDateRange, createFilterBar } from "./filter_bar.js";
+import { writeListState } from "./url_state.js";
+
+// Mounts the frame into `container`. `load()` fetches the current page; it is called again
+// whenever the range, the filters, the page or the page size change (and the URL is updated).
+export function mountListPage(container, { title, status, table, errorBox, state, path, defaults, pageSizes, noun, load }) {
+  const pager = el("div", { className: "pager" });
+  const save = () => writeListState(path, state, defaults);
+  const reload = () => {
+    state.page = 1;
+    save();
+    load();
+  };
+
+  container.append(el("section", { className: "page" },
+    el("div", { className: "page-head" }, el("h1", { text: title }), status),
+    el("div", { className: "toolbar" },
+      createDateRange({ range: state.range, onChange: (range) => { state.range = range; reload(); } }),
+      createFilterBar({ filters: state.filters, onChange: (filters) => { state.filters = filters; reload(); } })),
+    errorBox,
+    el("div", { className: "table-wrap" }, table),
+    pager));
+
+  // `total` = every match; `noun` = [singular, plural] when the pager should name the total.
+  function renderPager(total) {
+    const pages = Math.max(1, Math.ceil(total / state.limit));
+    const go = (page) => { state.page = page; save(); load(); };
+    const sizeSelect = el("select", { className: "input", attrs: { "aria-label": "Rows per page" } },
+      pageSizes.map((size) => el("option", { value: size, text: `${size} per page` })));
+    sizeSelect.value = String(state.limit);
+    sizeSelect.addEventListener("change", () => { state.limit = Number(sizeSelect.value); reload(); });
+    const counted = noun ? ` · ${fmtInt(total)} ${total === 1 ? noun[0] : noun[1]}` : "";
+    pager.replaceChildren(
+      el("button", { type: "button", className: "btn", text: "‹ Previous", disabled: state.page <= 1, on: { click: () => go(state.page - 1) } }),
+      el("span", { className: "pager-text", text: `Page ${fmtInt(state.page)} of ${fmtInt(pages)}${counted}` }),
+      el("button", { type: "button", className: "btn", text: "Next ›", disabled: state.page >= pages, on: { click: () => go(state.page + 1) } }),
+      sizeSelect);
+  }
+
+  return { save, reload, renderPager };
+}
