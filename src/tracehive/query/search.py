@@ -16,6 +16,7 @@ from tracehive.model.errors import ValidationFailed
 from tracehive.query.filters import (
     DEFAULT_LIMIT,
     MAX_PAGE,
+    Condition,
     DateRange,
     EventQuery,
     evaluation_condition,
@@ -80,16 +81,22 @@ def parse_search_date_range(raw: Any, where: str = "dateRange") -> DateRange | N
     return DateRange(start, end)
 
 
-def parse_search_request(body: Any) -> EventQuery:
+def strict_body_filters(body: Any, allowed_keys: tuple[str, ...]) -> tuple[Condition, ...]:
+    """A strict JSON body's top-level keys checked, and its ``filters`` parsed, also strictly:
+    an unknown key anywhere is a 400 naming it."""
     if not isinstance(body, dict):
         raise ValidationFailed("request body must be a JSON object")
-    reject_unknown(body, SEARCH_KEYS, "")
+    reject_unknown(body, allowed_keys, "")
     filters = body.get("filters")
     if isinstance(filters, list):
         for index, item in enumerate(filters):
             if isinstance(item, dict):
                 reject_unknown(item, FILTER_KEYS, f"filters[{index}]")
-    conditions = parse_filters(filters, default_type=None)
+    return parse_filters(filters, default_type=None)
+
+
+def parse_search_request(body: Any) -> EventQuery:
+    conditions = strict_body_filters(body, SEARCH_KEYS)
     run = evaluation_condition(body.get("evaluation_id"))
     if run is not None:
         conditions += (run,)

@@ -29,9 +29,8 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
-from tracehive.model.errors import ValidationFailed
-from tracehive.query.filters import MAX_PAGE, Condition, DateRange, parse_filters
-from tracehive.query.search import FILTER_KEYS, field_error, parse_search_date_range, reject_unknown, strict_int
+from tracehive.query.filters import MAX_PAGE, Condition, DateRange
+from tracehive.query.search import field_error, parse_search_date_range, strict_body_filters, strict_int
 
 SortField = Literal["start_time", "duration", "event_name", "num_events", "cost", "total_tokens"]
 SORT_FIELDS: tuple[str, ...] = get_args(SortField)
@@ -117,15 +116,7 @@ def _choice(raw: Any, where: str, choices: tuple[str, ...], default: str) -> str
 def parse_session_list_request(body: Any) -> SessionListQuery:
     """The strict body: unknown keys (at the top, in a filter, in the date range) are a 400 naming
     the key; filters and ``dateRange`` are exactly those of ``POST /v1/events/search``."""
-    if not isinstance(body, dict):
-        raise ValidationFailed("request body must be a JSON object")
-    reject_unknown(body, REQUEST_KEYS, "")
-    filters = body.get("filters")
-    if isinstance(filters, list):
-        for index, item in enumerate(filters):
-            if isinstance(item, dict):
-                reject_unknown(item, FILTER_KEYS, f"filters[{index}]")
-    conditions = parse_filters(filters, default_type=None)
+    conditions = strict_body_filters(body, REQUEST_KEYS)
     limit = strict_int(body.get("limit"), "limit", default=SESSION_LIST_DEFAULT_LIMIT,
                           maximum=SESSION_LIST_MAX_LIMIT)  # fmt: skip
     page = strict_int(body.get("page"), "page", default=1, maximum=MAX_PAGE)
