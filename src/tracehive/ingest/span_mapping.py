@@ -108,6 +108,8 @@ from hashlib import sha1 as _sha1
 from operator import itemgetter
 from typing import Any
 
+import orjson
+
 from tracehive.model.event import Event
 from tracehive.model.ids import is_uuid
 from tracehive.model.span import DecodedSpan
@@ -1377,11 +1379,37 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+_HUGE = 2.0**63
+
+
+def _has_huge_float(value: Any) -> bool:
+    if isinstance(value, float):
+        return not -_HUGE < value < _HUGE
+    if isinstance(value, dict):
+        return any(_has_huge_float(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_huge_float(v) for v in value)
+    return False
+
+
 def _parse_json(text: str) -> tuple[bool, Any]:
     """(True, JSON-safe value) when ``text`` is strict JSON nesting at most MAX_DEPTH levels."""
     stripped = text.strip()
     if not stripped or stripped[0] not in '{["-0123456789tfn':
         return False, None
+    # orjson first: about 4x faster on the prompt/completion blobs LLM spans carry. The stdlib
+    # decides what orjson refuses (lone surrogates, nesting past 1024 levels) and any document
+    # holding a float of 2**63 or more, which may be an integer past 64 bits that orjson reads as
+    # a float where the stdlib keeps it exact: the result is the same either way.
+    try:
+        value = orjson.loads(stripped)
+    except orjson.JSONDecodeError:
+        pass
+    else:
+        if _depth_exceeds(value, MAX_DEPTH):
+            return False, None
+        if not _has_huge_float(value):
+            return True, _clean(value)
     try:
         value = json.loads(stripped, parse_constant=_reject_constant)
     except (ValueError, RecursionError):
