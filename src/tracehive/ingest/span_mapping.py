@@ -1382,14 +1382,32 @@ def _reject_constant(name: str) -> Any:
 _HUGE = 2.0**63
 
 
-def _has_huge_float(value: Any) -> bool:
-    if isinstance(value, float):
-        return not -_HUGE < value < _HUGE
-    if isinstance(value, dict):
-        return any(_has_huge_float(v) for v in value.values())
-    if isinstance(value, list):
-        return any(_has_huge_float(v) for v in value)
-    return False
+class _Unsure(Exception):
+    """orjson's reading of a document may differ from the stdlib's: let the stdlib decide."""
+
+
+def _clean_parsed(value: Any, depth: int = 0) -> Any:
+    """``_clean`` of what orjson parsed (only dict, list, str, int, finite float, bool, None), in
+    one pass that also raises ``_Unsure`` past MAX_DEPTH (refused either way) and on a float of
+    2**63 or more (perhaps an integer past 64 bits, which the stdlib keeps exact)."""
+    kind = type(value)
+    if kind is str:
+        return value if value.isascii() else _clean_str(value)
+    if kind is dict:
+        if depth >= MAX_DEPTH:
+            raise _Unsure
+        return {(k if k.isascii() else _clean_str(k)): _clean_parsed(v, depth + 1) for k, v in value.items()}
+    if kind is list:
+        if depth >= MAX_DEPTH:
+            raise _Unsure
+        return [_clean_parsed(v, depth + 1) for v in value]
+    if kind is float:
+        if -_HUGE < value < _HUGE:
+            return value
+        raise _Unsure
+    if kind is int:
+        return value if _INT_MIN <= value <= _INT_MAX else str(value)
+    return value  # True, False, None
 
 
 def _parse_json(text: str) -> tuple[bool, Any]:
@@ -1398,18 +1416,12 @@ def _parse_json(text: str) -> tuple[bool, Any]:
     if not stripped or stripped[0] not in '{["-0123456789tfn':
         return False, None
     # orjson first: about 4x faster on the prompt/completion blobs LLM spans carry. The stdlib
-    # decides what orjson refuses (lone surrogates, nesting past 1024 levels) and any document
-    # holding a float of 2**63 or more, which may be an integer past 64 bits that orjson reads as
-    # a float where the stdlib keeps it exact: the result is the same either way.
+    # decides what orjson refuses (lone surrogates, nesting past 1024 levels) and whatever
+    # _clean_parsed is unsure of: the result is the same either way.
     try:
-        value = orjson.loads(stripped)
-    except orjson.JSONDecodeError:
+        return True, _clean_parsed(orjson.loads(stripped))
+    except (orjson.JSONDecodeError, _Unsure):
         pass
-    else:
-        if _depth_exceeds(value, MAX_DEPTH):
-            return False, None
-        if not _has_huge_float(value):
-            return True, _clean(value)
     try:
         value = json.loads(stripped, parse_constant=_reject_constant)
     except (ValueError, RecursionError):
