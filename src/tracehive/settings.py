@@ -16,6 +16,11 @@ class Settings:
     port: int = 8520
     # OTLP/gRPC (TraceService/Export) on this port, same host; 0 = off. Conventionally 4317.
     otlp_grpc_port: int = 0
+    # OTLP/HTTP ingest acks once the request is fsync'd in a journal (data_dir/otlp-journal) and
+    # indexes it in the background: durable at the ack, queryable a little later. Off: ack after
+    # the store commit. Past otlp_journal_max_bytes of unindexed requests: 503 + Retry-After.
+    otlp_journal: bool = False
+    otlp_journal_max_bytes: int = 512 * 1024 * 1024
     data_dir: Path = Path("./tracehive-data")
     # Bounds on input (contract: bad input is a clear 4xx, never a 500 or an exhausted server).
     max_body_bytes: int = 20 * 1024 * 1024

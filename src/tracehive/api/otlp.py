@@ -8,7 +8,9 @@ hard-codes) and ``POST /v1/traces`` (the OTLP default path).
   costs at most the cap.
 * The reply uses the request's encoding: an ``ExportTraceServiceResponse`` (empty protobuf bytes,
   ``{}`` in JSON), with ``partial_success`` when spans were rejected. It is sent only after the
-  one atomic ``write_events`` has committed: a 200 means the spans are durable.
+  one atomic ``write_events`` has committed: a 200 means the spans are durable. With
+  ``otlp_journal`` on, it is sent once the request, checked by the decoder, is fsync'd in the ingest journal
+  (``ingest.journal``) and the spans are indexed shortly after: durable, not yet queryable.
 * Errors: JSON requests (and requests whose type is not known) get the contract's JSON error
   body; protobuf requests get the protobuf ``google.rpc.Status`` that OTLP/HTTP specifies, with
   the same HTTP status. Overload is a 503 with ``Retry-After`` (OTLP clients retry it).
@@ -17,7 +19,10 @@ hard-codes) and ``POST /v1/traces`` (the OTLP default path).
 from __future__ import annotations
 
 import asyncio
+import logging
 import zlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +37,8 @@ from tracehive.api.auth import authenticate
 from tracehive.api.context import settings_of, store_of
 from tracehive.api.documented import errors
 from tracehive.api.responses import JSONResponse
-from tracehive.ingest.otlp_decode import DecodeLimits, decode_json, decode_protobuf
+from tracehive.ingest.journal import Applier, Journal, PrepareRecord, Record, WriteRecord
+from tracehive.ingest.otlp_decode import DecodedRequest, DecodeLimits, decode_json, decode_protobuf
 from tracehive.ingest.span_mapping import spans_to_events
 from tracehive.model.errors import (
     ApiError,
@@ -50,6 +56,7 @@ from tracehive.model.scope import Scope
 from tracehive.storage.base import Store
 
 router = APIRouter(tags=["otlp"])
+log = logging.getLogger("tracehive.otlp")
 
 PROTOBUF_TYPES = frozenset({"application/x-protobuf", "application/protobuf"})
 JSON_TYPES = frozenset({"application/json"})
@@ -94,15 +101,23 @@ def prepare(body: bytes, *, protobuf: bool, limits: DecodeLimits, default_source
 
 async def ingest(store: Store, scope: Scope, body: bytes, *, protobuf: bool, limits: DecodeLimits,
                  default_source: str | None) -> Prepared:
-    """Decode, map and write in one atomic commit (HTTP and gRPC). Bodies past
-    ``INLINE_BODY_BYTES`` are decoded and mapped in a worker thread (about 0.2 ms of CPU per span),
-    so that a large batch does not stall the event loop and every other request with it."""
+    """Decode, map and write in one atomic commit (HTTP and gRPC)."""
+    prepared = await prepare_off_loop(body, protobuf=protobuf, limits=limits, default_source=default_source)
+    return await write_prepared(store, scope, prepared)
+
+
+async def prepare_off_loop(body: bytes, *, protobuf: bool, limits: DecodeLimits,
+                           default_source: str | None) -> Prepared:
+    """``prepare``; bodies past ``INLINE_BODY_BYTES`` are decoded and mapped in a worker thread
+    (about 0.2 ms of CPU per span), so that a large batch does not stall the event loop and every
+    other request with it."""
     if len(body) <= INLINE_BODY_BYTES:
-        prepared = prepare(body, protobuf=protobuf, limits=limits, default_source=default_source)
-    else:
-        prepared = await asyncio.to_thread(
-            prepare, body, protobuf=protobuf, limits=limits, default_source=default_source
-        )
+        return prepare(body, protobuf=protobuf, limits=limits, default_source=default_source)
+    return await asyncio.to_thread(prepare, body, protobuf=protobuf, limits=limits, default_source=default_source)
+
+
+async def write_prepared(store: Store, scope: Scope, prepared: Prepared) -> Prepared:
+    """Write prepared events in one atomic commit; returns what was written and rejected."""
     if prepared.events:
         try:
             await store.write_events(scope, prepared.events)
@@ -116,6 +131,96 @@ async def ingest(store: Store, scope: Scope, body: bytes, *, protobuf: bool, lim
             if kept:
                 await store.write_events(scope, kept)
     return prepared
+
+
+# ------------------------------------------------------------------------------------------------
+# Journal mode (settings.otlp_journal): ack once durable in the journal, index in the background
+# ------------------------------------------------------------------------------------------------
+
+
+def _decode(body: bytes, protobuf: bool, limits: DecodeLimits) -> DecodedRequest:
+    return decode_protobuf(body, limits) if protobuf else decode_json(body, limits)
+
+
+async def journal_ingest(journal: Journal, scope: Scope, body: bytes, *, protobuf: bool, limits: DecodeLimits,
+                         default_source: str | None) -> Prepared:
+    """Validate, journal, ack. The decoder runs before the ack (about a fifth of decode + map on
+    typical batches), so a malformed body is still a 400 and the spans it rejects are still
+    reported as partial_success; mapping and the store write happen later, in the applier."""
+    journal.check_room(len(body))  # a full journal sheds the request before it is decoded
+    if len(body) <= INLINE_BODY_BYTES:
+        decoded = _decode(body, protobuf, limits)
+    else:
+        decoded = await asyncio.to_thread(_decode, body, protobuf, limits)
+    if decoded.spans:  # nothing to write otherwise: no journal record
+        await journal.append(Record(scope, protobuf, default_source, body))
+    return Prepared([], decoded.rejected_count, list(decoded.rejected))
+
+
+def journal_stages(store: Store, limits: DecodeLimits,
+                   on_rejected: Any = None) -> tuple[PrepareRecord, WriteRecord]:
+    """The applier's two stages for a record: the same decode + map, then the same write (with the
+    same per-span handling of id clashes) as the default mode's ``ingest``."""
+
+    async def prepare_record(record: Record) -> Prepared:
+        return await prepare_off_loop(record.body, protobuf=record.protobuf, limits=limits,
+                                      default_source=record.default_source)
+
+    async def write_record(record: Record, prepared: Prepared) -> None:
+        result = await write_prepared(store, record.scope, prepared)
+        if result.rejected:
+            # The client was acked already; spans refused by mapping (or an id clash) can only be
+            # reported here. Counts only: span content is user data.
+            log.warning("otlp journal: %d span(s) of a journaled request to project %s were rejected when "
+                        "indexed", result.rejected, record.scope.project_id)
+            if on_rejected is not None:
+                on_rejected(result.rejected)
+
+    return prepare_record, write_record
+
+
+def install_journal(app: Any) -> None:
+    """Create the journal (not yet opened) and its metrics when ``settings.otlp_journal`` is on."""
+    settings = app.state.settings
+    app.state.otlp_journal = None
+    app.state.otlp_applier = None
+    if not settings.otlp_journal:
+        return
+    journal = Journal(settings.data_dir / "otlp-journal", max_backlog_bytes=settings.otlp_journal_max_bytes)
+    registry = app.state.metrics.registry
+    registry.gauge("tracehive_otlp_journal_backlog_bytes",
+                   "OTLP journal bytes acknowledged but not yet indexed (written to the store).",
+                   sample=lambda: float(journal.backlog_bytes))
+    skipped = registry.counter("tracehive_otlp_journal_skipped_records_total",
+                               "Journaled OTLP requests the store refused as bad input (a 4xx) when indexed.")
+    rejected = registry.counter("tracehive_otlp_journal_rejected_spans_total",
+                                "Spans of journaled OTLP requests rejected when indexed (after the ack).")
+    prepare_record, write_record = journal_stages(app.state.store, DecodeLimits.from_settings(settings),
+                                                  on_rejected=lambda n: rejected.inc(amount=float(n)))
+    app.state.otlp_journal = journal
+    app.state.otlp_applier = Applier(journal, write_record, prepare=prepare_record,
+                                     on_skipped=lambda _exc: skipped.inc())
+
+
+@asynccontextmanager
+async def journal_serving(app: Any) -> AsyncIterator[None]:
+    """Open the journal and run its applier (which first replays what an earlier run acked but did
+    not index) for the duration of the block; the store must be open."""
+    journal: Journal | None = app.state.otlp_journal
+    applier: Applier | None = app.state.otlp_applier
+    if journal is None or applier is None:
+        yield
+        return
+    await asyncio.to_thread(journal.open)
+    if journal.backlog_bytes:
+        log.info("otlp journal: replaying %d bytes of acknowledged, unindexed requests", journal.backlog_bytes)
+    applier.start()
+    try:
+        yield
+    finally:
+        # Unapplied records stay in the journal and are replayed at the next start.
+        await applier.stop()
+        await journal.close()
 
 
 def rejection_message(rejected: int, reasons: list[str]) -> str:
@@ -336,9 +441,15 @@ async def export(request: Request) -> Response:
             )
         settings = settings_of(request)
         body = await read_otlp_body(request, settings.max_body_bytes)
-        result = await ingest(store_of(request), scope, body, protobuf=is_protobuf,
-                              limits=DecodeLimits.from_settings(settings),
-                              default_source=default_source(request.headers.get("x-source")))
+        journal: Journal | None = getattr(request.app.state, "otlp_journal", None)
+        if journal is not None:
+            result = await journal_ingest(journal, scope, body, protobuf=is_protobuf,
+                                          limits=DecodeLimits.from_settings(settings),
+                                          default_source=default_source(request.headers.get("x-source")))
+        else:
+            result = await ingest(store_of(request), scope, body, protobuf=is_protobuf,
+                                  limits=DecodeLimits.from_settings(settings),
+                                  default_source=default_source(request.headers.get("x-source")))
     except ApiError as exc:
         if is_protobuf:
             return _protobuf_error(exc)

@@ -25,7 +25,15 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from tracehive.api.auth import KeyResolver
-from tracehive.api.otlp import default_source, export_response, grpc_code, ingest, retry_info, rpc_status
+from tracehive.api.otlp import (
+    default_source,
+    export_response,
+    grpc_code,
+    ingest,
+    journal_ingest,
+    retry_info,
+    rpc_status,
+)
 from tracehive.ingest.otlp_decode import DecodeLimits
 from tracehive.model.errors import ApiError, Overloaded, Unauthorized
 from tracehive.model.scope import Scope
@@ -63,9 +71,15 @@ class TraceService:
         try:
             metadata = {m.key: m.value for m in (context.invocation_metadata() or ()) if isinstance(m.value, str)}
             scope = await authenticate_metadata(state.keys, metadata)
-            result = await ingest(state.store, scope, request, protobuf=True,
-                                  limits=DecodeLimits.from_settings(state.settings),
-                                  default_source=default_source(metadata.get("x-source")))
+            journal = getattr(state, "otlp_journal", None)
+            if journal is not None:  # journal mode: ack once durable in the journal, as over HTTP
+                result = await journal_ingest(journal, scope, request, protobuf=True,
+                                              limits=DecodeLimits.from_settings(state.settings),
+                                              default_source=default_source(metadata.get("x-source")))
+            else:
+                result = await ingest(state.store, scope, request, protobuf=True,
+                                      limits=DecodeLimits.from_settings(state.settings),
+                                      default_source=default_source(metadata.get("x-source")))
         except ApiError as exc:
             code = grpc_code(exc)
             trailers: tuple[tuple[str, Any], ...] = ()

@@ -1,0 +1,124 @@
+"""``kill -9`` of a real ``tracehive serve`` in OTLP journal mode while 4 senders post protobuf
+batches, with acknowledged requests still waiting in the journal to be indexed; after a restart the
+journal is replayed and every span of every 200 is stored, exactly once."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.trace.v1 import trace_pb2
+
+from tests.faults.common import export_all, stored_event_ids
+from tests.process.server import TracehiveServer
+from tracehive.ingest.span_mapping import SPAN_NAMESPACE
+
+SENDERS = 4
+SPANS_PER_BATCH = 64
+METRICS_TOKEN = "journal-crash-metrics"
+REPLAY_WITHIN = 30.0
+
+
+@dataclass
+class Sender:
+    number: int
+    acked: set[str] = field(default_factory=set)  # event ids of spans in requests answered 200
+    refused: list[int] = field(default_factory=list)  # statuses other than 200 (503 is allowed)
+    batches: int = 0
+
+    def batch(self) -> tuple[bytes, list[str]]:
+        """One request of SPANS_PER_BATCH spans in a fresh trace; the event ids they map to."""
+        self.batches += 1
+        trace_id = os.urandom(16)
+        request = ExportTraceServiceRequest()
+        scope_spans = request.resource_spans.add().scope_spans.add()
+        scope_spans.scope.name = "journal-crash"
+        ids = []
+        for i in range(SPANS_PER_BATCH):
+            span_id = os.urandom(8)
+            span = scope_spans.spans.add(trace_id=trace_id, span_id=span_id, name=f"s{self.number}-{self.batches}-{i}",
+                                         kind=trace_pb2.Span.SPAN_KIND_INTERNAL,
+                                         start_time_unix_nano=1_700_000_000_000_000_000 + i,
+                                         end_time_unix_nano=1_700_000_000_500_000_000 + i)
+            span.attributes.append(KeyValue(key="input.value", value=AnyValue(string_value="x" * 600)))
+            ids.append(str(uuid.uuid5(SPAN_NAMESPACE, trace_id.hex() + span_id.hex())))
+        return request.SerializeToString(), ids
+
+    def run(self, url: str, key: str, stop: threading.Event) -> None:
+        headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/x-protobuf"}
+        with httpx.Client(base_url=url, headers=headers, timeout=30) as client:
+            while not stop.is_set():
+                body, ids = self.batch()
+                try:
+                    r = client.post("/v1/traces", content=body)
+                except httpx.HTTPError:
+                    return  # the server was killed: this request was never acknowledged
+                if r.status_code == 200:
+                    self.acked.update(ids)
+                else:
+                    self.refused.append(r.status_code)
+
+
+def backlog_bytes(server: TracehiveServer) -> float:
+    r = httpx.get(server.url + "/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}, timeout=5)
+    for line in r.text.splitlines():
+        if line.startswith("tracehive_otlp_journal_backlog_bytes"):
+            return float(line.split()[-1])
+    raise AssertionError("no tracehive_otlp_journal_backlog_bytes in /metrics")
+
+
+def test_kill9_loses_no_acknowledged_span(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    env = {"TRACEHIVE_OTLP_JOURNAL": "1", "TRACEHIVE_METRICS_TOKEN": METRICS_TOKEN}
+    server = TracehiveServer(data_dir, env=env).start()
+    key = server.bootstrap_key
+    assert key
+    senders = [Sender(n) for n in range(SENDERS)]
+    stop = threading.Event()
+    threads = [threading.Thread(target=s.run, args=(server.url, key, stop), daemon=True) for s in senders]
+    try:
+        for t in threads:
+            t.start()
+        # Kill once enough is acked and the journal holds acked spans not yet indexed.
+        deadline = time.monotonic() + 20
+        while True:
+            acked = sum(len(s.acked) for s in senders)
+            if acked >= 8 * SPANS_PER_BATCH and backlog_bytes(server) > 0:
+                break
+            assert time.monotonic() < deadline, f"no backlog to crash on ({acked} spans acked)"
+            time.sleep(0.05)
+        server.kill9()
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+        if server.running:
+            server.kill9()
+    acked_ids = set().union(*(s.acked for s in senders))
+    assert all(status == 503 for s in senders for status in s.refused), [s.refused for s in senders]
+    not_indexed_at_crash = acked_ids - stored_event_ids(data_dir / "tracehive.db")
+    assert not_indexed_at_crash, "every acked span was indexed before the kill: the replay was not exercised"
+
+    server.start()
+    try:
+        deadline = time.monotonic() + REPLAY_WITHIN
+        while missing := acked_ids - stored_event_ids(data_dir / "tracehive.db"):
+            assert time.monotonic() < deadline, (
+                f"{len(missing)} acknowledged spans lost after the restart\n{server.stderr[-3000:]}")
+            time.sleep(0.1)
+        with server.client(key) as client:
+            stored = Counter(e["event_id"] for e in export_all(client, ["event_id"]) if e.get("event_type") != "session")
+    finally:
+        server.stop()
+    duplicated = [event_id for event_id, n in stored.items() if n > 1]
+    assert not duplicated, f"{len(duplicated)} spans stored more than once"
+    assert acked_ids <= set(stored)
+    print(f"acked {len(acked_ids)} spans; {len(not_indexed_at_crash)} were only in the journal at the kill")
