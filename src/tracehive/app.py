@@ -19,6 +19,7 @@ from tracehive.api import (
     openapi,
     otlp,
     otlp_grpc,
+    otlp_journal,
     schema,
     search,
     session_list,
@@ -45,7 +46,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         await store.open()
         try:
             # The journal opens before the gRPC receiver starts and closes after it stops.
-            async with otlp.journal_serving(app), otlp_grpc.serving(app):
+            async with otlp_journal.journal_serving(app), otlp_grpc.serving(app):
                 yield
         finally:
             await store.close()
@@ -61,7 +62,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.state.settings = settings
     app.state.store = store
     app.state.metrics = server_metrics
-    otlp.install_journal(app)  # the OTLP ingest journal, when settings.otlp_journal is on
+    otlp_journal.install_journal(app)  # the OTLP ingest journal, when settings.otlp_journal is on
     server_metrics.watch_queue(metrics.writer_queue_depth(store), settings.writer_queue)
     app.state.keys = KeyResolver(store, settings.key_cache_seconds, rate_limiter(settings))
     # chart, schema (and search) before events: GET /v1/events/{event_id} would otherwise capture

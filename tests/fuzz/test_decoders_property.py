@@ -33,7 +33,7 @@ from tests.fuzz.strategies import (
     otlp_json_documents,
 )
 from tests.otlp_data import protobuf_request, tracer_request, tracer_spans
-from tracehive.api.otlp import Prepared, prepare
+from tracehive.ingest.otlp_ingest import Prepared, prepare
 from tracehive.ingest.otlp_decode import DecodeLimits, decode_json_document
 from tracehive.ingest.span_mapping import _rebuild, spans_to_events
 from tracehive.model.errors import ApiError
@@ -55,7 +55,7 @@ def storable(prepared: Prepared) -> None:
 
 
 def ingest(body: bytes, *, protobuf: bool) -> Prepared | ApiError:
-    """The route's decode-and-map step (``api.otlp.prepare``); an ApiError is an allowed answer."""
+    """The route's decode-and-map step (``ingest.otlp_ingest.prepare``); an ApiError is an allowed answer."""
     try:
         prepared = prepare(body, protobuf=protobuf, limits=LIMITS, default_source=None)
     except ApiError as exc:

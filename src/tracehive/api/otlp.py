@@ -18,12 +18,7 @@ hard-codes) and ``POST /v1/traces`` (the OTLP default path).
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import zlib
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter
@@ -37,200 +32,26 @@ from tracehive.api.auth import authenticate
 from tracehive.api.context import settings_of, store_of
 from tracehive.api.documented import errors
 from tracehive.api.responses import JSONResponse
-from tracehive.ingest.journal import Applier, Journal, PrepareRecord, Record, WriteRecord
-from tracehive.ingest.otlp_decode import DecodedRequest, DecodeLimits, decode_json, decode_protobuf
-from tracehive.ingest.span_mapping import spans_to_events
+from tracehive.api.otlp_journal import journal_ingest
+from tracehive.ingest.journal import Journal
+from tracehive.ingest.otlp_decode import DecodeLimits
+from tracehive.ingest.otlp_ingest import Prepared, ingest
 from tracehive.model.errors import (
     ApiError,
     BadRequest,
     Forbidden,
-    IdRoleClash,
     MalformedBody,
     Overloaded,
     PayloadTooLarge,
     Unauthorized,
     UnsupportedMediaType,
 )
-from tracehive.model.event import Event
-from tracehive.model.scope import Scope
-from tracehive.storage.base import Store
 
 router = APIRouter(tags=["otlp"])
-log = logging.getLogger("tracehive.otlp")
 
 PROTOBUF_TYPES = frozenset({"application/x-protobuf", "application/protobuf"})
 JSON_TYPES = frozenset({"application/json"})
 PROTOBUF = "application/x-protobuf"
-MAX_REASONS_IN_MESSAGE = 5
-MAX_REASON_CHARS = 300
-INLINE_BODY_BYTES = 32 * 1024  # smaller bodies (single spans, small batches) are decoded on the loop
-
-
-# ------------------------------------------------------------------------------------------------
-# The shared ingest step (HTTP and gRPC)
-# ------------------------------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class Prepared:
-    """Events ready to write, and what was rejected on the way (decoder and mapping)."""
-
-    events: list[Event]
-    rejected: int
-    reasons: list[str]
-
-    @property
-    def message(self) -> str:
-        """The partial_success error_message; "" when nothing was rejected."""
-        return rejection_message(self.rejected, self.reasons)
-
-
-def prepare(body: bytes, *, protobuf: bool, limits: DecodeLimits, default_source: str | None) -> Prepared:
-    """Decode and map: pure CPU work, no I/O."""
-    decoded = decode_protobuf(body, limits) if protobuf else decode_json(body, limits)
-    reasons = list(decoded.rejected)
-    rejected = decoded.rejected_count
-    events: list[Event] = []
-    if decoded.spans:
-        mapped = spans_to_events(decoded.spans, default_source=default_source)
-        events = mapped.events
-        reasons.extend(mapped.rejected)
-        rejected += len(mapped.rejected)
-    return Prepared(events, rejected, reasons)
-
-
-async def ingest(store: Store, scope: Scope, body: bytes, *, protobuf: bool, limits: DecodeLimits,
-                 default_source: str | None) -> Prepared:
-    """Decode, map and write in one atomic commit (HTTP and gRPC)."""
-    prepared = await prepare_off_loop(body, protobuf=protobuf, limits=limits, default_source=default_source)
-    return await write_prepared(store, scope, prepared)
-
-
-async def prepare_off_loop(body: bytes, *, protobuf: bool, limits: DecodeLimits,
-                           default_source: str | None) -> Prepared:
-    """``prepare``; bodies past ``INLINE_BODY_BYTES`` are decoded and mapped in a worker thread
-    (about 0.2 ms of CPU per span), so that a large batch does not stall the event loop and every
-    other request with it."""
-    if len(body) <= INLINE_BODY_BYTES:
-        return prepare(body, protobuf=protobuf, limits=limits, default_source=default_source)
-    return await asyncio.to_thread(prepare, body, protobuf=protobuf, limits=limits, default_source=default_source)
-
-
-async def write_prepared(store: Store, scope: Scope, prepared: Prepared) -> Prepared:
-    """Write prepared events in one atomic commit; returns what was written and rejected."""
-    if prepared.events:
-        try:
-            await store.write_events(scope, prepared.events)
-        except IdRoleClash as clash:
-            # OTLP reports rejected spans per request, so a span whose id collides with a
-            # session's (or whose session id is another event's) is rejected alone; the others
-            # are written, in one atomic commit as before.
-            kept = [e for e in prepared.events if e.event_id not in clash.ids and e.session_id not in clash.ids]
-            dropped = len(prepared.events) - len(kept)
-            prepared = Prepared(kept, prepared.rejected + dropped, [*prepared.reasons, clash.message])
-            if kept:
-                await store.write_events(scope, kept)
-    return prepared
-
-
-# ------------------------------------------------------------------------------------------------
-# Journal mode (settings.otlp_journal): ack once durable in the journal, index in the background
-# ------------------------------------------------------------------------------------------------
-
-
-def _decode(body: bytes, protobuf: bool, limits: DecodeLimits) -> DecodedRequest:
-    return decode_protobuf(body, limits) if protobuf else decode_json(body, limits)
-
-
-async def journal_ingest(journal: Journal, scope: Scope, body: bytes, *, protobuf: bool, limits: DecodeLimits,
-                         default_source: str | None) -> Prepared:
-    """Validate, journal, ack. The decoder runs before the ack (about a fifth of decode + map on
-    typical batches), so a malformed body is still a 400 and the spans it rejects are still
-    reported as partial_success; mapping and the store write happen later, in the applier."""
-    journal.check_room(len(body))  # a full journal sheds the request before it is decoded
-    if len(body) <= INLINE_BODY_BYTES:
-        decoded = _decode(body, protobuf, limits)
-    else:
-        decoded = await asyncio.to_thread(_decode, body, protobuf, limits)
-    if decoded.spans:  # nothing to write otherwise: no journal record
-        await journal.append(Record(scope, protobuf, default_source, body))
-    return Prepared([], decoded.rejected_count, list(decoded.rejected))
-
-
-def journal_stages(store: Store, limits: DecodeLimits,
-                   on_rejected: Any = None) -> tuple[PrepareRecord, WriteRecord]:
-    """The applier's two stages for a record: the same decode + map, then the same write (with the
-    same per-span handling of id clashes) as the default mode's ``ingest``."""
-
-    async def prepare_record(record: Record) -> Prepared:
-        return await prepare_off_loop(record.body, protobuf=record.protobuf, limits=limits,
-                                      default_source=record.default_source)
-
-    async def write_record(record: Record, prepared: Prepared) -> None:
-        result = await write_prepared(store, record.scope, prepared)
-        if result.rejected:
-            # The client was acked already; spans refused by mapping (or an id clash) can only be
-            # reported here. Counts only: span content is user data.
-            log.warning("otlp journal: %d span(s) of a journaled request to project %s were rejected when "
-                        "indexed", result.rejected, record.scope.project_id)
-            if on_rejected is not None:
-                on_rejected(result.rejected)
-
-    return prepare_record, write_record
-
-
-def install_journal(app: Any) -> None:
-    """Create the journal (not yet opened) and its metrics when ``settings.otlp_journal`` is on."""
-    settings = app.state.settings
-    app.state.otlp_journal = None
-    app.state.otlp_applier = None
-    if not settings.otlp_journal:
-        return
-    journal = Journal(settings.data_dir / "otlp-journal", max_backlog_bytes=settings.otlp_journal_max_bytes)
-    registry = app.state.metrics.registry
-    registry.gauge("tracehive_otlp_journal_backlog_bytes",
-                   "OTLP journal bytes acknowledged but not yet indexed (written to the store).",
-                   sample=lambda: float(journal.backlog_bytes))
-    skipped = registry.counter("tracehive_otlp_journal_skipped_records_total",
-                               "Journaled OTLP requests the store refused as bad input (a 4xx) when indexed.")
-    rejected = registry.counter("tracehive_otlp_journal_rejected_spans_total",
-                                "Spans of journaled OTLP requests rejected when indexed (after the ack).")
-    prepare_record, write_record = journal_stages(app.state.store, DecodeLimits.from_settings(settings),
-                                                  on_rejected=lambda n: rejected.inc(amount=float(n)))
-    app.state.otlp_journal = journal
-    app.state.otlp_applier = Applier(journal, write_record, prepare=prepare_record,
-                                     on_skipped=lambda _exc: skipped.inc())
-
-
-@asynccontextmanager
-async def journal_serving(app: Any) -> AsyncIterator[None]:
-    """Open the journal and run its applier (which first replays what an earlier run acked but did
-    not index) for the duration of the block; the store must be open."""
-    journal: Journal | None = app.state.otlp_journal
-    applier: Applier | None = app.state.otlp_applier
-    if journal is None or applier is None:
-        yield
-        return
-    await asyncio.to_thread(journal.open)
-    if journal.backlog_bytes:
-        log.info("otlp journal: replaying %d bytes of acknowledged, unindexed requests", journal.backlog_bytes)
-    applier.start()
-    try:
-        yield
-    finally:
-        # Unapplied records stay in the journal and are replayed at the next start.
-        await applier.stop()
-        await journal.close()
-
-
-def rejection_message(rejected: int, reasons: list[str]) -> str:
-    if not rejected:
-        return ""
-    shown = [r if len(r) <= MAX_REASON_CHARS else r[: MAX_REASON_CHARS - 3] + "..." for r in reasons[:MAX_REASONS_IN_MESSAGE]]
-    text = f"{rejected} span{'s' if rejected != 1 else ''} rejected: " + "; ".join(shown)
-    if rejected > len(shown):
-        text += f"; and {rejected - len(shown)} more"
-    return text
 
 
 def default_source(value: str | None) -> str | None:

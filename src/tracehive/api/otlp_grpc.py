@@ -4,7 +4,7 @@ A ``grpc.aio`` server runs on the application's event loop, started and stopped 
 lifespan when ``Settings.otlp_grpc_port`` is set (``tracehive serve --otlp-grpc-port 4317``). It
 takes the same path as OTLP/HTTP: the request bytes go to ``decode_protobuf`` (the handler is
 registered without a deserializer, so the message is parsed once, by the decoder, under its
-limits), then the mapping and one atomic write (``api.otlp.ingest``) before the reply.
+limits), then the mapping and one atomic write (``ingest.otlp_ingest.ingest``) before the reply.
 
 * Limits: the largest message accepted is ``max_body_bytes`` after decompression (gRPC answers
   RESOURCE_EXHAUSTED past it); more spans than ``max_batch_events`` is RESOURCE_EXHAUSTED too.
@@ -25,15 +25,9 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from tracehive.api.auth import KeyResolver
-from tracehive.api.otlp import (
-    default_source,
-    export_response,
-    grpc_code,
-    ingest,
-    journal_ingest,
-    retry_info,
-    rpc_status,
-)
+from tracehive.api.otlp import default_source, export_response, grpc_code, retry_info, rpc_status
+from tracehive.api.otlp_journal import journal_ingest
+from tracehive.ingest.otlp_ingest import ingest
 from tracehive.ingest.otlp_decode import DecodeLimits
 from tracehive.model.errors import ApiError, Overloaded, Unauthorized
 from tracehive.model.scope import Scope
