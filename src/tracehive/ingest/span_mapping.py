@@ -295,14 +295,7 @@ def _draft(span: Any, default_source: str | None, resources: dict[int, tuple[Any
 
     # Session.
     session_id, session_from_trace, fallback_name = _session(attrs, consumed, trace_id)
-    hint = None
-    for key in _SESSION_NAME_KEYS:
-        value = attrs.get(key)
-        if _nonempty_str(value):
-            if hint is None:
-                hint = value
-            if value == hint:
-                consumed.add(key)
+    hint = _first_str(attrs, _SESSION_NAME_KEYS, consumed)
 
     source = _capped(_first_str(attrs, _SOURCE_KEYS, consumed) or default_source or "unknown")
 

@@ -227,31 +227,30 @@ def _single(raw: Any, where: str) -> Any:
     return raw
 
 
-def parse_bucket(raw: Any) -> Bucket:
-    raw = _single(raw, "bucket")
+def _named(raw: Any, where: str, aliases: dict[str, Any], default: Any, lookup: Any, what: str) -> Any:
+    """One of ``aliases`` (found with ``lookup`` on the stripped text), ``default`` when absent."""
+    raw = _single(raw, where)
     if raw is None or raw == "":
-        return Bucket.HOUR
-    expected = ", ".join(BUCKET_ALIASES)
+        return default
+    expected = ", ".join(aliases)
     if not isinstance(raw, str):
-        raise _fail("bucket", f"must be one of: {expected}")
+        raise _fail(where, f"must be one of: {expected}")
     text = raw.strip()
-    found = BUCKET_ALIASES.get(text) or (BUCKET_ALIASES.get(text.lower()) if len(text) > 2 else None)
+    found = lookup(text)
     if found is None:
-        raise _fail("bucket", f"{text[:40]!r} is not a bucket; expected one of: {expected}")
+        raise _fail(where, f"{text[:40]!r} is not {what}; expected one of: {expected}")
     return found
+
+
+def parse_bucket(raw: Any) -> Bucket:
+    # Case matters for the short forms only: "1m" is a minute, "1M" a month.
+    return _named(raw, "bucket", BUCKET_ALIASES, Bucket.HOUR, lambda text: BUCKET_ALIASES.get(text) or (
+        BUCKET_ALIASES.get(text.lower()) if len(text) > 2 else None), "a bucket")  # fmt: skip
 
 
 def parse_aggregation(raw: Any) -> Aggregation:
-    raw = _single(raw, "aggregation")
-    if raw is None or raw == "":
-        return Aggregation.AVG
-    expected = ", ".join(AGGREGATION_ALIASES)
-    if not isinstance(raw, str):
-        raise _fail("aggregation", f"must be one of: {expected}")
-    found = AGGREGATION_ALIASES.get(raw.strip().lower())
-    if found is None:
-        raise _fail("aggregation", f"{raw.strip()[:40]!r} is not an aggregation; expected one of: {expected}")
-    return found
+    return _named(raw, "aggregation", AGGREGATION_ALIASES, Aggregation.AVG,
+                  lambda text: AGGREGATION_ALIASES.get(text.lower()), "an aggregation")
 
 
 def parse_metric(raw: Any) -> FieldRef:
