@@ -49,6 +49,7 @@ import tempfile
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -359,6 +360,47 @@ class Server:
 # ------------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class SendersRun:
+    """What ``run_senders`` measured in the client process."""
+
+    t_start: float  # when the senders were released, on the clock given
+    cpu_user: float  # client CPU seconds from the release to the last sender's end
+    cpu_sys: float
+    warmup_cpu: float  # client CPU seconds before the release (connecting, warm-up requests)
+
+
+def abort_quietly(barrier: threading.Barrier) -> None:
+    """Release the other senders (and the parent) when one sender fails before the start."""
+    try:
+        barrier.abort()
+    except threading.BrokenBarrierError:
+        pass
+
+
+def run_senders(clients: int, worker: Any, barrier: threading.Barrier, started: Any,
+                clock: Any = time.perf_counter) -> SendersRun:
+    """Start one thread per sender running ``worker(k)``; each waits on ``barrier`` (of
+    ``clients + 1``) once it is warm. Release them together, set ``started`` (the parent starts
+    measuring the server then) and wait for them all."""
+    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(clients)]
+    for t in threads:
+        t.start()
+    try:
+        barrier.wait()
+    except threading.BrokenBarrierError:
+        pass
+    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    t_start = clock()
+    started.set()
+    for t in threads:
+        t.join()
+    cpu2 = resource.getrusage(resource.RUSAGE_SELF)
+    return SendersRun(t_start, cpu2.ru_utime - cpu1.ru_utime, cpu2.ru_stime - cpu1.ru_stime,
+                      (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime))
+
+
 def _read_response(sock: socket.socket, buf: bytearray) -> tuple[int, bytes]:
     while True:
         end = buf.find(b"\r\n\r\n")
@@ -431,38 +473,22 @@ def client_main(port: int, clients: int, deadline: float, started: Any, done_eve
                     done_events.value += batch
         except Exception as exc:  # noqa: BLE001 - reported to the parent
             errors.append(f"client {k}: {exc!r}")
-            try:
-                barrier.abort()
-            except threading.BrokenBarrierError:
-                pass
+            abort_quietly(barrier)
         finally:
             finished_at[k] = time.perf_counter()
             sock.close()
 
-    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
-    threads = [threading.Thread(target=worker, args=(k,)) for k in range(clients)]
-    for t in threads:
-        t.start()
-    try:
-        barrier.wait()
-    except threading.BrokenBarrierError:
-        pass
-    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
-    t_start = time.perf_counter()
-    started.set()
-    for t in threads:
-        t.join()
-    wall = max(finished_at) - t_start
-    cpu2 = resource.getrusage(resource.RUSAGE_SELF)
+    run = run_senders(clients, worker, barrier, started)
+    wall = max(finished_at) - run.t_start
     lat_all = sorted(x for lat in latencies for x in lat)
     conn.send({
         "requests": len(lat_all),
         "wall": wall,
         "latencies": lat_all,
         "errors": errors,
-        "cpu_user": cpu2.ru_utime - cpu1.ru_utime,
-        "cpu_sys": cpu2.ru_stime - cpu1.ru_stime,
-        "warmup_cpu": (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime),
+        "cpu_user": run.cpu_user,
+        "cpu_sys": run.cpu_sys,
+        "warmup_cpu": run.warmup_cpu,
         "timed_out": time.monotonic() > deadline,
     })
     conn.close()

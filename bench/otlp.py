@@ -234,7 +234,6 @@ def build_requests(n_requests: int, batch: int, sessions: list[str], key: str, p
 def client_main(port: int, clients: int, deadline: float, started: Any, done_spans: Any, batch: int,
                 conn: Any) -> None:
     import itertools
-    import resource
     import socket
     import threading
 
@@ -283,31 +282,16 @@ def client_main(port: int, clients: int, deadline: float, started: Any, done_spa
                     done_spans.value += batch
         except Exception as exc:  # noqa: BLE001 - reported to the parent
             errors.append(f"client {k}: {exc!r}")
-            try:
-                barrier.abort()
-            except threading.BrokenBarrierError:
-                pass
+            ingest.abort_quietly(barrier)
         finally:
             finished_at[k] = time.perf_counter()
             sock.close()
 
-    threads = [threading.Thread(target=worker, args=(k,)) for k in range(clients)]
-    for t in threads:
-        t.start()
-    try:
-        barrier.wait()
-    except threading.BrokenBarrierError:
-        pass
-    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
-    t_start = time.perf_counter()
-    started.set()
-    for t in threads:
-        t.join()
-    wall = max(finished_at) - t_start
-    cpu2 = resource.getrusage(resource.RUSAGE_SELF)
+    run = ingest.run_senders(clients, worker, barrier, started)
+    wall = max(finished_at) - run.t_start
     conn.send({"requests": sum(len(x) for x in latencies), "wall": wall,
                "latencies": sorted(x for lat in latencies for x in lat), "errors": errors,
-               "cpu": (cpu2.ru_utime - cpu1.ru_utime) + (cpu2.ru_stime - cpu1.ru_stime),
+               "cpu": run.cpu_user + run.cpu_sys,
                "timed_out": time.monotonic() > deadline})
     conn.close()
 

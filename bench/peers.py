@@ -50,7 +50,6 @@ import multiprocessing as mp
 import os
 import platform
 import random
-import resource
 import shlex
 import shutil
 import signal
@@ -906,26 +905,12 @@ def client_main(
                 out.append((i, t0, t1, retries))
         except Exception as exc:  # noqa: BLE001 - reported to the parent
             errors.append(f"client {k}: {exc!r}")
-            try:
-                barrier.abort()
-            except threading.BrokenBarrierError:
-                pass
+            ingest.abort_quietly(barrier)
         finally:
             sock.close()
 
-    threads = [threading.Thread(target=worker, args=(k,)) for k in range(clients)]
-    for t in threads:
-        t.start()
-    try:
-        barrier.wait()
-    except threading.BrokenBarrierError:
-        pass
-    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
-    t_start = time.monotonic()
-    started.set()
-    for t in threads:
-        t.join()
-    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    run = ingest.run_senders(clients, worker, barrier, started, clock=time.monotonic)
+    t_start = run.t_start
     acked = sorted((r for rs in results for r in rs), key=lambda r: r[0])
     t_last_ack = max((r[2] for r in acked), default=t_start)
     sent.set()
@@ -936,7 +921,7 @@ def client_main(
         "latencies": sorted(r[2] - r[1] for r in acked),
         "retries": sum(r[3] for r in acked),
         "errors": errors,
-        "client_cpu": (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime),
+        "client_cpu": run.cpu_user + run.cpu_sys,
         "timed_out": len(acked) < n,
         "visible": None,
         "complete_s": None,
