@@ -543,7 +543,10 @@ class Target:
 
 class JournalServer(ingest.Server):
     """``ingest.Server`` (which starts from a clean ``TRACEHIVE_*`` environment) with the OTLP
-    journal on. ``env`` execs the server in place, so the Popen pid is still the server's."""
+    journal on. ``env`` execs the server in place, so the Popen pid is still the server's. The
+    journal's applier is a child process; every figure here samples the whole process tree."""
+
+    children_expected = True
 
     @property
     def command(self) -> list[str]:

@@ -39,6 +39,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     settings = settings or Settings()
     # One registry per app (tests build many apps); the store reports commits and stored events to it.
     server_metrics = ServerMetrics(query_kinds=metrics.QUERY_KINDS)
+    owns_store = store is None
     store = store or default_store(settings, observer=server_metrics)
 
     @asynccontextmanager
@@ -62,7 +63,9 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.state.settings = settings
     app.state.store = store
     app.state.metrics = server_metrics
-    otlp_journal.install_journal(app)  # the OTLP ingest journal, when settings.otlp_journal is on
+    # The OTLP ingest journal, when settings.otlp_journal is on. Its applier runs in a process of
+    # its own, opening the store from the settings, unless the store was handed in.
+    otlp_journal.install_journal(app, separate_process=owns_store)
     server_metrics.watch_queue(metrics.writer_queue_depth(store), settings.writer_queue)
     app.state.keys = KeyResolver(store, settings.key_cache_seconds, rate_limiter(settings))
     # chart, schema (and search) before events: GET /v1/events/{event_id} would otherwise capture

@@ -5,6 +5,7 @@ Through the real app and the real store; the journal module's recovery is tested
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,10 +20,12 @@ from starlette.testclient import TestClient
 from tests.helpers import Api, assert_error
 from tests.otlp_data import SESSION_ID, OverloadedStore, protobuf_request, tracer_request, tracer_spans
 from tracehive.app import create_app
-from tracehive.ingest.journal import HEADER, Journal, Record, valid_length
+from tracehive.ingest.applier_process import ApplierProcess
+from tracehive.ingest.journal import HEADER, Applier, Journal, Record, valid_length
 from tracehive.ingest.span_mapping import SPAN_NAMESPACE
 from tracehive.model.scope import KeyKind, Scope
 from tracehive.settings import Settings
+from tracehive.storage.default import default_store
 
 PB = {"Content-Type": "application/x-protobuf"}
 JSON = {"Content-Type": "application/json"}
@@ -71,9 +74,15 @@ def span_event_id(trace_id: str, span_id: str) -> str:
     return str(uuid.uuid5(SPAN_NAMESPACE, trace_id + span_id))
 
 
-@pytest.fixture
-def journal_client(data_dir: Path, keys: dict[str, str]) -> Iterator[TestClient]:
-    with TestClient(create_app(journal_settings(data_dir)), raise_server_exceptions=False) as c:
+@pytest.fixture(params=["applier process", "applier in the app"])
+def journal_client(request: pytest.FixtureRequest, data_dir: Path, keys: dict[str, str]) -> Iterator[TestClient]:
+    """The app in journal mode, both ways its applier runs: in a child process (the app opened its
+    store from the settings, as ``tracehive serve`` does) or in the app (a store was handed in)."""
+    settings = journal_settings(data_dir)
+    store = default_store(settings) if request.param == "applier in the app" else None
+    with TestClient(create_app(settings, store=store), raise_server_exceptions=False) as c:
+        expected = Applier if store is not None else ApplierProcess
+        assert type(c.app.state.otlp_applier) is expected  # type: ignore[attr-defined]
         yield c
 
 
@@ -216,6 +225,87 @@ def test_re_applying_a_record_upserts_the_same_rows(data_dir: Path, keys: dict[s
         after = session_tree(Api(client, keys["a"]))
     assert after is not None and len(after) == 7  # the session and six spans, once each
     assert _normalized(after) == before
+
+
+# ------------------------------------------------------------------------------------------------
+# The applier's own process
+# ------------------------------------------------------------------------------------------------
+
+
+def _metric(client: TestClient, token: str, name: str) -> float:
+    text = client.get("/metrics", headers={"Authorization": f"Bearer {token}"}).text
+    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name))
+
+
+def _post_spans(client: TestClient, key: str) -> list[Any]:
+    # Fresh ids: new events each call (roots of their own traces, in the recorded session).
+    spans = [dataclasses.replace(span, trace_id=uuid.uuid4().hex, span_id=uuid.uuid4().hex[:16], parent_span_id=None)
+             for span in tracer_spans()]
+    r = client.post("/v1/traces", content=protobuf_request(spans).SerializeToString(),
+                    headers={**PB, "Authorization": f"Bearer {key}"})
+    assert r.status_code == 200, r.content
+    return spans
+
+
+def _wait_visible(client: TestClient, key: str, spans: list[Any]) -> None:
+    api = Api(client, key)
+    deadline = time.monotonic() + VISIBLE_WITHIN
+    for span in spans:
+        while api.get(f"/v1/events/{span_event_id(span.trace_id, span.span_id)}").status_code == 404:
+            assert time.monotonic() < deadline, f"span {span.name} not visible after {VISIBLE_WITHIN}s"
+            time.sleep(0.02)
+
+
+def _applier_pid(client: TestClient) -> int:
+    applier = client.app.state.otlp_applier  # type: ignore[attr-defined]
+    deadline = time.monotonic() + VISIBLE_WITHIN
+    while applier._proc is None or applier._proc.returncode is not None:
+        assert time.monotonic() < deadline, "no applier process"
+        time.sleep(0.02)
+    return int(applier._proc.pid)
+
+
+def test_the_applier_process_indexes_and_reports_to_the_servers_metrics(data_dir: Path, keys: dict[str, str]) -> None:
+    import os
+
+    settings = journal_settings(data_dir, metrics_token="m")
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        pid = _applier_pid(client)
+        assert pid != os.getpid()
+        assert Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[1:3] == [b"-m", b"tracehive.ingest.applier_process"]
+        before = _metric(client, "m", "tracehive_events_accepted_total")
+        spans = _post_spans(client, keys["a"])
+        _wait_visible(client, keys["a"], spans)
+        deadline = time.monotonic() + VISIBLE_WITHIN
+        # The child's store commits are counted by the server (forwarded store-observer calls), and
+        # the backlog the server accounts for drains to zero as the child reports applied records.
+        while _metric(client, "m", "tracehive_events_accepted_total") < before + len(spans):
+            assert time.monotonic() < deadline, "the applier process's commits were not counted"
+            time.sleep(0.02)
+        while _metric(client, "m", "tracehive_otlp_journal_backlog_bytes") != 0:
+            assert time.monotonic() < deadline, "the backlog did not drain"
+            time.sleep(0.02)
+        assert client.app.state.otlp_applier.applied_records >= 1  # type: ignore[attr-defined]
+    # Stopping the app stops the child (end of its stdin), and it exits.
+    deadline = time.monotonic() + VISIBLE_WITHIN
+    while Path(f"/proc/{pid}").exists() and b"applier_process" in Path(f"/proc/{pid}/cmdline").read_bytes():
+        assert time.monotonic() < deadline, "the applier process outlived the app"
+        time.sleep(0.02)
+
+
+def test_a_killed_applier_process_is_replaced_and_loses_nothing(data_dir: Path, keys: dict[str, str]) -> None:
+    import os
+    import signal
+
+    with TestClient(create_app(journal_settings(data_dir)), raise_server_exceptions=False) as client:
+        applier = client.app.state.otlp_applier  # type: ignore[attr-defined]
+        first = _applier_pid(client)
+        os.kill(first, signal.SIGKILL)
+        # Acked while no applier runs: the request waits in the journal for the next one.
+        spans = _post_spans(client, keys["a"])
+        _wait_visible(client, keys["a"], spans)
+        assert applier.restarts == 1
+        assert _applier_pid(client) != first
 
 
 # ------------------------------------------------------------------------------------------------

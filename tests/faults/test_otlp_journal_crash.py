@@ -75,6 +75,20 @@ def backlog_bytes(server: TracehiveServer) -> float:
     raise AssertionError("no tracehive_otlp_journal_backlog_bytes in /metrics")
 
 
+def applier_pids(server_pid: int) -> list[int]:
+    children = Path(f"/proc/{server_pid}/task/{server_pid}/children").read_text().split()
+    return [int(pid) for pid in children if b"applier_process" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie, killed and not yet reaped by the dead server's init, counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
+
+
 def test_kill9_loses_no_acknowledged_span(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     env = {"TRACEHIVE_OTLP_JOURNAL": "1", "TRACEHIVE_METRICS_TOKEN": METRICS_TOKEN}
@@ -95,6 +109,8 @@ def test_kill9_loses_no_acknowledged_span(tmp_path: Path) -> None:
                 break
             assert time.monotonic() < deadline, f"no backlog to crash on ({acked} spans acked)"
             time.sleep(0.05)
+        appliers = applier_pids(server.pid)
+        assert len(appliers) == 1, appliers
         server.kill9()
     finally:
         stop.set()
@@ -102,6 +118,12 @@ def test_kill9_loses_no_acknowledged_span(tmp_path: Path) -> None:
             t.join(30)
         if server.running:
             server.kill9()
+    # The applier process dies with the server, as the server's threads would: nothing of the
+    # crashed run writes on while the next one starts.
+    deadline = time.monotonic() + 5
+    while any(alive(pid) for pid in appliers):
+        assert time.monotonic() < deadline, "the applier process outlived the killed server"
+        time.sleep(0.02)
     acked_ids = set().union(*(s.acked for s in senders))
     assert all(status == 503 for s in senders for status in s.refused), [s.refused for s in senders]
     not_indexed_at_crash = acked_ids - stored_event_ids(data_dir / "tracehive.db")

@@ -1,6 +1,7 @@
 """OTLP journal mode (``settings.otlp_journal``): an export is acked once the request, checked
 by the decoder, is fsync'd in the ingest journal (``ingest.journal``); a background applier maps
-and writes it through the same step as the default mode (``ingest.otlp_ingest``)."""
+and writes it through the same step as the default mode (``ingest.journal_stages``), in its own
+process (``ingest.applier_process``) when the app opened its store itself."""
 
 from __future__ import annotations
 
@@ -10,11 +11,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from tracehive.ingest.journal import Applier, Journal, PrepareRecord, Record, WriteRecord
+from tracehive.ingest.applier_process import ApplierProcess
+from tracehive.ingest.journal import Applier, Journal, Record
+from tracehive.ingest.journal_stages import journal_stages
 from tracehive.ingest.otlp_decode import DecodedRequest, DecodeLimits, decode_json, decode_protobuf
-from tracehive.ingest.otlp_ingest import INLINE_BODY_BYTES, Prepared, prepare_off_loop, write_prepared
+from tracehive.ingest.otlp_ingest import INLINE_BODY_BYTES, Prepared
 from tracehive.model.scope import Scope
-from tracehive.storage.base import Store
 
 log = logging.getLogger("tracehive.otlp")
 
@@ -38,30 +40,12 @@ async def journal_ingest(journal: Journal, scope: Scope, body: bytes, *, protobu
     return Prepared([], decoded.rejected_count, list(decoded.rejected))
 
 
-def journal_stages(store: Store, limits: DecodeLimits,
-                   on_rejected: Any = None) -> tuple[PrepareRecord, WriteRecord]:
-    """The applier's two stages for a record: the same decode + map, then the same write (with the
-    same per-span handling of id clashes) as the default mode's ``ingest``."""
+def install_journal(app: Any, *, separate_process: bool) -> None:
+    """Create the journal (not yet opened) and its metrics when ``settings.otlp_journal`` is on.
 
-    async def prepare_record(record: Record) -> Prepared:
-        return await prepare_off_loop(record.body, protobuf=record.protobuf, limits=limits,
-                                      default_source=record.default_source)
-
-    async def write_record(record: Record, prepared: Prepared) -> None:
-        result = await write_prepared(store, record.scope, prepared)
-        if result.rejected:
-            # The client was acked already; spans refused by mapping (or an id clash) can only be
-            # reported here. Counts only: span content is user data.
-            log.warning("otlp journal: %d span(s) of a journaled request to project %s were rejected when "
-                        "indexed", result.rejected, record.scope.project_id)
-            if on_rejected is not None:
-                on_rejected(result.rejected)
-
-    return prepare_record, write_record
-
-
-def install_journal(app: Any) -> None:
-    """Create the journal (not yet opened) and its metrics when ``settings.otlp_journal`` is on."""
+    ``separate_process``: run the applier in a child process (``ingest.applier_process``), which
+    opens the store from the settings; only possible when the app opened its store from them too
+    (a store object handed to ``create_app`` cannot be shared with another process)."""
     settings = app.state.settings
     app.state.otlp_journal = None
     app.state.otlp_applier = None
@@ -76,9 +60,14 @@ def install_journal(app: Any) -> None:
                                "Journaled OTLP requests the store refused as bad input (a 4xx) when indexed.")
     rejected = registry.counter("tracehive_otlp_journal_rejected_spans_total",
                                 "Spans of journaled OTLP requests rejected when indexed (after the ack).")
+    app.state.otlp_journal = journal
+    if separate_process:
+        app.state.otlp_applier = ApplierProcess(journal, settings, observer=app.state.metrics,
+                                                on_skipped=skipped.inc,
+                                                on_rejected=lambda n: rejected.inc(amount=float(n)))
+        return
     prepare_record, write_record = journal_stages(app.state.store, DecodeLimits.from_settings(settings),
                                                   on_rejected=lambda n: rejected.inc(amount=float(n)))
-    app.state.otlp_journal = journal
     app.state.otlp_applier = Applier(journal, write_record, prepare=prepare_record,
                                      on_skipped=lambda _exc: skipped.inc())
 
@@ -88,7 +77,7 @@ async def journal_serving(app: Any) -> AsyncIterator[None]:
     """Open the journal and run its applier (which first replays what an earlier run acked but did
     not index) for the duration of the block; the store must be open."""
     journal: Journal | None = app.state.otlp_journal
-    applier: Applier | None = app.state.otlp_applier
+    applier: Applier | ApplierProcess | None = app.state.otlp_applier
     if journal is None or applier is None:
         yield
         return

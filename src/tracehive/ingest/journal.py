@@ -28,6 +28,7 @@ import fcntl
 import logging
 import os
 import struct
+import time
 import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -46,6 +47,7 @@ META_LENGTH = struct.Struct("<I")
 SEGMENT_SUFFIX = ".seg"
 CHECKPOINT_NAME = "applied"
 LOCK_NAME = "lock"
+APPLIER_LOCK_NAME = "applier.lock"
 DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
 # A record larger than this is corruption (bodies are capped by max_body_bytes well below it).
 MAX_RECORD_BYTES = 1 << 30
@@ -145,30 +147,17 @@ class _Pending:
     done: asyncio.Future[None]
 
 
-class Journal:
-    """The append side (group-committed, on the event loop's behalf) and the bookkeeping the
-    applier shares with it. One process owns a journal directory at a time."""
+class JournalFiles:
+    """What an applier needs of a journal directory: its segments, the applied checkpoint, and
+    how far the appends are durable (``durable``, with ``appended`` set after each advance). The
+    appending ``Journal`` is one; a ``JournalFollower`` (an applier in another process) another."""
 
-    def __init__(self, directory: Path, *, max_backlog_bytes: int,
-                 segment_bytes: int = DEFAULT_SEGMENT_BYTES) -> None:
+    def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
-        self.max_backlog_bytes = max_backlog_bytes
-        self.segment_bytes = segment_bytes
         self.backlog_bytes = 0  # appended (or being appended) and not yet applied
-        self.truncated_bytes = 0  # torn-tail bytes dropped by the last open()
-        self._pending: list[_Pending] = []
-        self._flusher: asyncio.Task[None] | None = None
-        self._file: int | None = None  # fd of the segment being appended to
-        self._segment = 0
-        self._size = 0
         self.durable = Position(0, 0)  # end of what has been fsync'd
         self.applied = Position(0, 0)  # end of what has been written to the store
-        self.appended = asyncio.Event()  # set after each fsync: wakes the applier (remade by open())
-        self._roll_next = False  # after a failed write: continue in a fresh segment
-        self._lock_fd: int | None = None  # flock'd while open: one process per journal
-        self._opened = False
-
-    # -------------------------------------------------------------------- start-up and shutdown
+        self.appended = asyncio.Event()  # set after each advance of ``durable``: wakes the applier
 
     def segment_path(self, number: int) -> Path:
         return self.directory / f"{number:010d}{SEGMENT_SUFFIX}"
@@ -177,6 +166,47 @@ class Journal:
         if not self.directory.is_dir():
             return []
         return sorted(int(p.stem) for p in self.directory.glob(f"*{SEGMENT_SUFFIX}") if p.stem.isdigit())
+
+    def _read_checkpoint(self) -> Position:
+        try:
+            text = (self.directory / CHECKPOINT_NAME).read_text().split()
+            return Position(int(text[0]), int(text[1]))
+        except (OSError, ValueError, IndexError):
+            return Position(0, 0)
+
+    def save_checkpoint(self, position: Position, *, durable: bool) -> None:
+        tmp = self.directory / (CHECKPOINT_NAME + ".tmp")
+        with open(tmp, "w") as f:
+            f.write(f"{position.segment} {position.offset}\n")
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, self.directory / CHECKPOINT_NAME)
+        if durable:
+            _fsync_dir(self.directory)
+        self.applied = position
+
+
+class Journal(JournalFiles):
+    """The append side (group-committed, on the event loop's behalf) and the bookkeeping the
+    applier shares with it. One process owns a journal directory at a time."""
+
+    def __init__(self, directory: Path, *, max_backlog_bytes: int,
+                 segment_bytes: int = DEFAULT_SEGMENT_BYTES) -> None:
+        super().__init__(directory)
+        self.max_backlog_bytes = max_backlog_bytes
+        self.segment_bytes = segment_bytes
+        self.truncated_bytes = 0  # torn-tail bytes dropped by the last open()
+        self._pending: list[_Pending] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self._file: int | None = None  # fd of the segment being appended to
+        self._segment = 0
+        self._size = 0
+        self._roll_next = False  # after a failed write: continue in a fresh segment
+        self._lock_fd: int | None = None  # flock'd while open: one process per journal
+        self._opened = False
+
+    # -------------------------------------------------------------------- start-up and shutdown
 
     def open(self) -> None:
         """Recover the journal: truncate torn tails, read the checkpoint, count the backlog and open
@@ -322,26 +352,46 @@ class Journal:
         self._size = start + len(data)
         return Position(self._segment, self._size)
 
-    # -------------------------------------------------------------------- the applier's side
 
-    def _read_checkpoint(self) -> Position:
-        try:
-            text = (self.directory / CHECKPOINT_NAME).read_text().split()
-            return Position(int(text[0]), int(text[1]))
-        except (OSError, ValueError, IndexError):
-            return Position(0, 0)
+class JournalFollower(JournalFiles):
+    """A journal as an applier in another process sees it: the appending process tells it how far
+    the appends are durable (``advance``); it applies up to there and keeps the checkpoint.
 
-    def save_checkpoint(self, position: Position, *, durable: bool) -> None:
-        tmp = self.directory / (CHECKPOINT_NAME + ".tmp")
-        with open(tmp, "w") as f:
-            f.write(f"{position.segment} {position.offset}\n")
-            if durable:
-                f.flush()
-                os.fsync(f.fileno())
-        os.replace(tmp, self.directory / CHECKPOINT_NAME)
-        if durable:
-            _fsync_dir(self.directory)
-        self.applied = position
+    ``open`` takes ``applier.lock``, waiting for an earlier applier (of a server that crashed) to
+    let go, so that two appliers never apply and delete segments at once."""
+
+    def __init__(self, directory: Path, durable: Position) -> None:
+        super().__init__(directory)
+        self.durable = durable
+        self._lock_fd: int | None = None
+
+    def open(self, timeout: float = 30.0) -> None:
+        self._lock_fd = os.open(self.directory / APPLIER_LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    os.close(self._lock_fd)
+                    self._lock_fd = None
+                    raise JournalInUse(f"another applier has the OTLP journal {self.directory} open") from None
+                time.sleep(0.05)
+        self.applied = self._read_checkpoint()
+        numbers = self.segments()
+        if numbers and self.applied.segment < numbers[0]:
+            self.applied = Position(numbers[0], 0)
+
+    def advance(self, durable: Position) -> None:
+        if durable > self.durable:
+            self.durable = durable
+            self.appended.set()
+
+    def close(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the flock
+            self._lock_fd = None
 
 
 # The applier's two stages: ``prepare`` (decode + map: CPU) and ``write`` (the store commit). The
@@ -367,12 +417,16 @@ class Applier:
     once every record in them is applied. Transient failures are retried forever (an acked span is
     never dropped); a record the store refuses as bad input (a 4xx) is logged and skipped."""
 
-    def __init__(self, journal: Journal, write: WriteRecord, *, prepare: PrepareRecord | None = None,
-                 on_skipped: Callable[[ApiError], None] | None = None) -> None:
+    def __init__(self, journal: JournalFiles, write: WriteRecord, *, prepare: PrepareRecord | None = None,
+                 on_skipped: Callable[[ApiError], None] | None = None,
+                 on_applied: Callable[[int], None] | None = None) -> None:
         self.journal = journal
         self.write = write
         self.prepare = prepare or _nothing_to_prepare
         self.on_skipped = on_skipped
+        # Called with each applied record's size in the journal (an applier in another process
+        # reports it to the appending one, whose backlog it is).
+        self.on_applied = on_applied
         self.applied_records = 0
         self.skipped_records = 0
         self._task: asyncio.Task[None] | None = None
@@ -441,6 +495,8 @@ class Applier:
                         await self._write(record, prepared)
                     position = Position(number, base + after)
                     journal.backlog_bytes = max(0, journal.backlog_bytes - (HEADER.size + len(payload)))
+                    if self.on_applied is not None:
+                        self.on_applied(HEADER.size + len(payload))
                     # Cheap (no fsync): a stale checkpoint only means re-applying, which is harmless.
                     await asyncio.to_thread(journal.save_checkpoint, position, durable=False)
             finally:
