@@ -128,6 +128,9 @@ class ApplierProcess:
             except OSError as exc:  # could not start it (resources): try again
                 log.error("otlp journal: could not start the applier process: %s", exc)
                 returncode = None
+            except Exception:  # a bug here must not leave acknowledged requests unapplied for good
+                log.exception("otlp journal: supervising the applier process failed")
+                returncode = await self._kill_child()
             if self._stopping:
                 return
             # Acknowledged requests stay in the journal; a new child resumes from the checkpoint.
@@ -135,6 +138,14 @@ class ApplierProcess:
                       returncode, RESTART_PAUSE_SECONDS)
             self.restarts += 1
             await asyncio.sleep(RESTART_PAUSE_SECONDS)
+
+    async def _kill_child(self) -> int | None:
+        proc = self._proc
+        if proc is None:
+            return None
+        if proc.returncode is None:
+            proc.kill()
+        return await proc.wait()
 
     async def _run_child(self) -> int | None:
         proc = await asyncio.create_subprocess_exec(
@@ -196,7 +207,10 @@ class _Reporter:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._out = sys.stdout.buffer
+        # The protocol keeps the original stdout to itself; anything else a library might print
+        # goes to stderr (fd 1 now points there) instead of corrupting it.
+        self._out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+        os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
 
     def send(self, message: dict[str, Any]) -> None:
         with self._lock:
