@@ -1,7 +1,8 @@
 """OTLP journal mode (``settings.otlp_journal``): an export is acked once the request, checked
-as the decoder would check it, is fsync'd in the ingest journal (``ingest.journal``); a background applier maps
-and writes it through the same step as the default mode (``ingest.journal_stages``), in its own
-process (``ingest.applier_process``) when the app opened its store itself."""
+as the decoder would check it, is fsync'd in the ingest journal (``ingest.journal``); a background
+applier decodes, maps and writes it through the same step as the default mode
+(``ingest.journal_stages``), in its own process (``ingest.applier_process``) when the app opened
+its store itself."""
 
 from __future__ import annotations
 
