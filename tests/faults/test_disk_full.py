@@ -12,6 +12,7 @@ Two ways to fill it, both against a real ``tracehive serve``:
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 import uuid
@@ -20,9 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from tests.faults.common import check_retryable, export_all, fill_filesystem, make_event, tmpfs
 from tests.process.server import TracehiveServer
+from tracehive.ingest.span_mapping import SPAN_NAMESPACE
 
 MAX_DB_BYTES = 1024 * 1024
 FULL_ANSWER_SECONDS = 3.0  # a refused write is answered at once, not after a wait
@@ -165,3 +169,59 @@ def test_full_filesystem_refuses_writes_keeps_reads_and_resumes_when_space_is_fr
                 assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         finally:
             server.stop()
+
+
+def _otlp_spans(n: int) -> tuple[bytes, set[str]]:
+    """A protobuf export of ``n`` spans in a fresh trace, and the event ids they map to."""
+    trace_id = os.urandom(16)
+    request = ExportTraceServiceRequest()
+    scope_spans = request.resource_spans.add().scope_spans.add()
+    ids = set()
+    for i in range(n):
+        span_id = os.urandom(8)
+        span = scope_spans.spans.add(trace_id=trace_id, span_id=span_id, name=f"journaled-{i}",
+                                     start_time_unix_nano=1_700_000_000_000_000_000 + i,
+                                     end_time_unix_nano=1_700_000_000_100_000_000 + i)
+        span.attributes.append(KeyValue(key="input.value", value=AnyValue(string_value="x" * 2000)))
+        ids.add(str(uuid.uuid5(SPAN_NAMESPACE, trace_id.hex() + span_id.hex())))
+    return request.SerializeToString(), ids
+
+
+def _journal_backlog(client: httpx.Client) -> float:
+    text = client.get("/metrics", headers={"Authorization": "Bearer metrics"}).text
+    return sum(float(line.split()[-1]) for line in text.splitlines()
+               if line.startswith("tracehive_otlp_journal_backlog_bytes"))
+
+
+def test_journal_mode_keeps_acked_spans_through_a_full_store_and_indexes_them_after_a_delete(
+        data_dir: Path) -> None:
+    """Journal mode on a full store: OTLP exports are still acked (the journal has room), the
+    applier process is refused with STORAGE_FULL and retries, nothing is dropped, and once a delete
+    frees pages the journaled spans are indexed, with no restart of the server or of the applier."""
+    env = {"TRACEHIVE_MAX_DB_BYTES": str(MAX_DB_BYTES), "TRACEHIVE_OTLP_JOURNAL": "1",
+           "TRACEHIVE_METRICS_TOKEN": "metrics"}
+    server = TracehiveServer(data_dir, env=env)
+    with server:
+        key = server.bootstrap_key
+        assert key is not None
+        pid = server.pid
+        keep, scratch = str(uuid.uuid4()), str(uuid.uuid4())
+        with server.client(key) as client:
+            _fill_until_full(client, [keep, scratch])
+            body, span_ids = _otlp_spans(50)
+            r = client.post("/v1/traces", content=body, headers={"Content-Type": "application/x-protobuf"})
+            assert r.status_code == 200, r.text  # durable in the journal: acked although the store is full
+            time.sleep(1.5)  # the applier's first attempts and retries, all refused
+            assert _journal_backlog(client) > 0
+            assert client.get(f"/v1/events/{next(iter(span_ids))}").status_code == 404
+            assert "STORAGE_FULL" in server.stderr or "StorageFull" in server.stderr
+
+            assert client.delete(f"/v1/sessions/{scratch}").status_code == 200
+            deadline = time.monotonic() + 30  # the applier's retry backoff is capped at 5 s
+            while _journal_backlog(client) > 0:
+                assert time.monotonic() < deadline, "the journaled spans were not indexed after the delete"
+                time.sleep(0.1)
+            stored = {row["event_id"] for row in export_all(client, projections=["event_id"])}
+            assert span_ids <= stored
+            assert _db_bytes(data_dir / "tracehive.db") <= MAX_DB_BYTES
+        assert server.pid == pid and server.running
