@@ -46,7 +46,7 @@ PREFIX = "resourceSpans[0].scopeSpans[0].spans"
 def outcome(fn: Any, data: bytes, limits: DecodeLimits | None) -> tuple[Any, ...]:
     try:
         result = fn(data, limits)
-    except Exception as exc:  # any exception at all must be the same one
+    except Exception as exc:  # noqa: BLE001 - any exception at all must be the same one
         return ("raised", type(exc), str(exc), getattr(exc, "details", None))
     if isinstance(result, Validated):
         return ("ok", result.kept, result.rejected, result.rejected_count)

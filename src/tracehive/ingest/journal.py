@@ -310,7 +310,7 @@ class Journal(JournalFiles):
             group, self._pending = self._pending, []
             try:
                 end = await asyncio.to_thread(self._write_group, [p.data for p in group])
-            except Exception as exc:  # disk full, I/O error: these requests are not acked (503)
+            except Exception as exc:  # noqa: BLE001 - disk full, I/O error: these requests are not acked (503)
                 self.backlog_bytes -= sum(len(p.data) for p in group)
                 reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
                 log.error("otlp journal: append failed: %s", reason)
