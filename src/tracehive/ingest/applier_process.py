@@ -40,7 +40,7 @@ from typing import Any
 
 import orjson
 
-from tracehive.ingest.journal import Applier, Journal, JournalFollower, Position
+from tracehive.ingest.journal import Applier, Journal, JournalFollower, Position, backlog_drained, cancel_and_wait
 from tracehive.settings import Settings
 
 log = logging.getLogger("tracehive.journal")
@@ -104,22 +104,12 @@ class ApplierProcess:
                           STOP_TIMEOUT_SECONDS)
                 proc.kill()
                 await proc.wait()
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def idle(self, timeout: float) -> bool:
         """True once everything appended so far is applied (for tests)."""
-        deadline = asyncio.get_running_loop().time() + timeout
-        while self.journal.backlog_bytes > 0:
-            if asyncio.get_running_loop().time() > deadline:
-                return False
-            await asyncio.sleep(0.01)
-        return True
+        return await backlog_drained(self.journal, timeout)
 
     async def _supervise(self) -> None:
         while not self._stopping:

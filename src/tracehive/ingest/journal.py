@@ -435,23 +435,12 @@ class Applier:
         self._task = asyncio.create_task(self._run(), name="otlp-journal-applier")
 
     async def stop(self) -> None:
-        if self._task is None:
-            return
-        self._task.cancel()
-        try:
-            await self._task
-        except asyncio.CancelledError:
-            pass
+        await cancel_and_wait(self._task)
         self._task = None
 
     async def idle(self, timeout: float) -> bool:
         """True once everything appended so far is applied (for tests)."""
-        deadline = asyncio.get_running_loop().time() + timeout
-        while self.journal.backlog_bytes > 0:
-            if asyncio.get_running_loop().time() > deadline:
-                return False
-            await asyncio.sleep(0.01)
-        return True
+        return await backlog_drained(self.journal, timeout)
 
     async def _run(self) -> None:
         journal = self.journal
@@ -551,6 +540,27 @@ class Applier:
                 log.exception("otlp journal: applying a record failed; retrying in %.2fs", delay)
             await asyncio.sleep(delay)
             delay = min(RETRY_MAX_SECONDS, delay * 2)
+
+
+async def cancel_and_wait(task: asyncio.Task[Any] | None) -> None:
+    if task is None:
+        return
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+
+
+async def backlog_drained(journal: JournalFiles, timeout: float) -> bool:
+    """True once the journal's backlog is zero (everything appended so far is applied); False
+    when ``timeout`` seconds pass first."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while journal.backlog_bytes > 0:
+        if asyncio.get_running_loop().time() > deadline:
+            return False
+        await asyncio.sleep(0.01)
+    return True
 
 
 def _read_from(path: Path, offset: int, end: int | None) -> bytes:
