@@ -111,3 +111,9 @@ def fill_filesystem(path: Path, leave_bytes: int = 0) -> int:
     finally:
         os.close(fd)
     return written
+
+
+def applier_pids(server_pid: int) -> list[int]:
+    """The pids of a journaling server's applier processes (its children running the applier)."""
+    children = Path(f"/proc/{server_pid}/task/{server_pid}/children").read_text().split()
+    return [int(pid) for pid in children if b"applier_process" in Path(f"/proc/{pid}/cmdline").read_bytes()]

@@ -24,7 +24,7 @@ import httpx
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
-from tests.faults.common import check_retryable, export_all, fill_filesystem, make_event, tmpfs
+from tests.faults.common import applier_pids, check_retryable, export_all, fill_filesystem, make_event, tmpfs
 from tests.process.server import TracehiveServer
 from tracehive.ingest.span_mapping import SPAN_NAMESPACE
 
@@ -208,6 +208,8 @@ def test_journal_mode_keeps_acked_spans_through_a_full_store_and_indexes_them_af
         keep, scratch = str(uuid.uuid4()), str(uuid.uuid4())
         with server.client(key) as client:
             _fill_until_full(client, [keep, scratch])
+            applier = applier_pids(pid)
+            assert len(applier) == 1, applier
             body, span_ids = _otlp_spans(50)
             r = client.post("/v1/traces", content=body, headers={"Content-Type": "application/x-protobuf"})
             assert r.status_code == 200, r.text  # durable in the journal: acked although the store is full
@@ -224,4 +226,5 @@ def test_journal_mode_keeps_acked_spans_through_a_full_store_and_indexes_them_af
             stored = {row["event_id"] for row in export_all(client, projections=["event_id"])}
             assert span_ids <= stored
             assert _db_bytes(data_dir / "tracehive.db") <= MAX_DB_BYTES
+            assert applier_pids(pid) == applier  # the same applier process retried until it could write
         assert server.pid == pid and server.running

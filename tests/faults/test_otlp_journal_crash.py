@@ -17,7 +17,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1 import trace_pb2
 
-from tests.faults.common import export_all, stored_event_ids
+from tests.faults.common import applier_pids, export_all, stored_event_ids
 from tests.process.server import TracehiveServer
 from tracehive.ingest.span_mapping import SPAN_NAMESPACE
 
@@ -73,11 +73,6 @@ def backlog_bytes(server: TracehiveServer) -> float:
         if line.startswith("tracehive_otlp_journal_backlog_bytes"):
             return float(line.split()[-1])
     raise AssertionError("no tracehive_otlp_journal_backlog_bytes in /metrics")
-
-
-def applier_pids(server_pid: int) -> list[int]:
-    children = Path(f"/proc/{server_pid}/task/{server_pid}/children").read_text().split()
-    return [int(pid) for pid in children if b"applier_process" in Path(f"/proc/{pid}/cmdline").read_bytes()]
 
 
 def alive(pid: int) -> bool:
