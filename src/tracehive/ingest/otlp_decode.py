@@ -82,8 +82,9 @@ class DecodedRequest:
             self.rejected.append(f"{where}: {reason}")
 
 
-class _SpanInvalid(Exception):
-    """Internal: this span cannot be kept (the request as a whole is fine)."""
+class SpanInvalid(Exception):
+    """This span cannot be kept (the request as a whole is fine); also raised by the checks
+    ``otlp_validate`` shares with the decoder."""
 
 
 class _Malformed(Exception):
@@ -124,35 +125,35 @@ def decode_protobuf(data: bytes, limits: DecodeLimits | None = None) -> DecodedR
     except (DecodeError, RecursionError, ValueError) as exc:
         raise MalformedBody(f"request body is not a valid protobuf ExportTraceServiceRequest: {exc}") from None
     total = sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
-    _check_span_count(total, limits)
+    check_span_count(total, limits)
     out = DecodedRequest()
     for i, rs in enumerate(request.resource_spans):
         try:
-            resource_attrs = _attrs_pb(rs.resource.attributes, limits)
-        except _SpanInvalid as exc:
+            resource_attrs = attributes_from_pb(rs.resource.attributes, limits)
+        except SpanInvalid as exc:
             raise ValidationFailed(f"resourceSpans[{i}].resource.attributes: {exc}") from None
         for j, ss in enumerate(rs.scope_spans):
             scope = ss.scope
             for k, span in enumerate(ss.spans):
                 try:
-                    out.spans.append(_span_pb(span, resource_attrs, scope.name, scope.version, limits))
-                except _SpanInvalid as exc:
+                    out.spans.append(span_from_pb(span, resource_attrs, scope.name, scope.version, limits))
+                except SpanInvalid as exc:
                     out.reject(f"resourceSpans[{i}].scopeSpans[{j}].spans[{k}]", str(exc))
     return out
 
 
-def _span_pb(span: Any, resource_attrs: Attributes, scope_name: str, scope_version: str,
+def span_from_pb(span: Any, resource_attrs: Attributes, scope_name: str, scope_version: str,
              limits: DecodeLimits) -> DecodedSpan:
     trace_id = _id_bytes(span.trace_id, 16, "traceId")
     span_id = _id_bytes(span.span_id, 8, "spanId")
     parent = span.parent_span_id
     parent_id = None if not parent or not any(parent) else _id_bytes(parent, 8, "parentSpanId")
     if len(span.attributes) > limits.max_attributes:
-        raise _SpanInvalid(f"{len(span.attributes)} attributes exceed the limit of {limits.max_attributes}")
+        raise SpanInvalid(f"{len(span.attributes)} attributes exceed the limit of {limits.max_attributes}")
     if len(span.events) > limits.max_events:
-        raise _SpanInvalid(f"{len(span.events)} span events exceed the limit of {limits.max_events}")
+        raise SpanInvalid(f"{len(span.events)} span events exceed the limit of {limits.max_events}")
     events = tuple(
-        SpanEvent(name=ev.name, time_unix_nano=ev.time_unix_nano, attributes=_attrs_pb(ev.attributes, limits))
+        SpanEvent(name=ev.name, time_unix_nano=ev.time_unix_nano, attributes=attributes_from_pb(ev.attributes, limits))
         for ev in span.events
     )
     status = span.status
@@ -164,7 +165,7 @@ def _span_pb(span: Any, resource_attrs: Attributes, scope_name: str, scope_versi
         kind=KIND_NAMES.get(span.kind, _UNSPECIFIED_KIND),
         start_time_unix_nano=span.start_time_unix_nano,
         end_time_unix_nano=span.end_time_unix_nano,
-        attributes=_attrs_pb(span.attributes, limits),
+        attributes=attributes_from_pb(span.attributes, limits),
         events=events,
         status_code=STATUS_NAMES.get(status.code, _UNSET_STATUS),
         status_message=status.message,
@@ -176,28 +177,28 @@ def _span_pb(span: Any, resource_attrs: Attributes, scope_name: str, scope_versi
 
 def _id_bytes(raw: bytes, size: int, name: str) -> str:
     if not raw:
-        raise _SpanInvalid(f"{name} is missing")
+        raise SpanInvalid(f"{name} is missing")
     if len(raw) != size:
-        raise _SpanInvalid(f"{name} must be {size} bytes, got {len(raw)}")
+        raise SpanInvalid(f"{name} must be {size} bytes, got {len(raw)}")
     if not any(raw):
-        raise _SpanInvalid(f"{name} is all zeros (an invalid id)")
+        raise SpanInvalid(f"{name} is all zeros (an invalid id)")
     return raw.hex()
 
 
-def _attrs_pb(kvs: Any, limits: DecodeLimits) -> Attributes:
+def attributes_from_pb(kvs: Any, limits: DecodeLimits) -> Attributes:
     if len(kvs) > limits.max_attributes:
-        raise _SpanInvalid(f"{len(kvs)} attributes exceed the limit of {limits.max_attributes}")
+        raise SpanInvalid(f"{len(kvs)} attributes exceed the limit of {limits.max_attributes}")
     out: Attributes = {}
     for kv in kvs:
         value = kv.value
         # Most attribute values are non-empty strings: a non-empty string_value can only be the set
-        # member of the oneof, so read it without WhichOneof; anything else goes through _any_pb.
+        # member of the oneof, so read it without WhichOneof; anything else goes through any_value_from_pb.
         text = value.string_value
-        out[kv.key] = text if text else _any_pb(value, 0, limits)
+        out[kv.key] = text if text else any_value_from_pb(value, 0, limits)
     return out
 
 
-def _any_pb(value: Any, depth: int, limits: DecodeLimits) -> Any:
+def any_value_from_pb(value: Any, depth: int, limits: DecodeLimits) -> Any:
     which = value.WhichOneof("value")
     if which == "string_value":
         return value.string_value
@@ -212,21 +213,21 @@ def _any_pb(value: Any, depth: int, limits: DecodeLimits) -> Any:
     if which == "bytes_value":
         return bytes(value.bytes_value)
     if depth >= limits.max_depth:
-        raise _SpanInvalid(f"an attribute value is nested deeper than {limits.max_depth} levels")
+        raise SpanInvalid(f"an attribute value is nested deeper than {limits.max_depth} levels")
     if which == "array_value":
         items = value.array_value.values
         if len(items) > limits.max_attributes:
-            raise _SpanInvalid(f"an arrayValue of {len(items)} items exceeds the limit of {limits.max_attributes}")
-        return [_any_pb(v, depth + 1, limits) for v in items]
+            raise SpanInvalid(f"an arrayValue of {len(items)} items exceeds the limit of {limits.max_attributes}")
+        return [any_value_from_pb(v, depth + 1, limits) for v in items]
     if which == "kvlist_value":
         kvs = value.kvlist_value.values
         if len(kvs) > limits.max_attributes:
-            raise _SpanInvalid(f"a kvlistValue of {len(kvs)} entries exceeds the limit of {limits.max_attributes}")
-        return {kv.key: _any_pb(kv.value, depth + 1, limits) for kv in kvs}
+            raise SpanInvalid(f"a kvlistValue of {len(kvs)} entries exceeds the limit of {limits.max_attributes}")
+        return {kv.key: any_value_from_pb(kv.value, depth + 1, limits) for kv in kvs}
     return None  # a value type newer than this proto: treat as unset
 
 
-def _check_span_count(total: int, limits: DecodeLimits) -> None:
+def check_span_count(total: int, limits: DecodeLimits) -> None:
     if total > limits.max_spans:
         raise PayloadTooLarge(f"request of {total} spans exceeds the limit of {limits.max_spans} spans per request")
 
@@ -272,7 +273,7 @@ def decode_json_document(document: Any, limits: DecodeLimits | None = None) -> D
             if type(ss) is not dict:
                 raise ValidationFailed(f"resourceSpans[{i}].scopeSpans[{j}]: must be an object, not {_kind(ss)}")
             total += len(_list(ss, "spans", "spans", f"resourceSpans[{i}].scopeSpans[{j}]"))
-    _check_span_count(total, limits)
+    check_span_count(total, limits)
 
     out = DecodedRequest()
     for i, rs in enumerate(resource_spans):
@@ -286,7 +287,7 @@ def decode_json_document(document: Any, limits: DecodeLimits | None = None) -> D
                 resource_attrs = _attrs_json(_get(resource, "attributes", "attributes"), limits)
             except _Malformed as exc:
                 raise _fatal(f"{where_rs}.resource.attributes", exc) from None
-            except _SpanInvalid as exc:
+            except SpanInvalid as exc:
                 raise ValidationFailed(f"{where_rs}.resource.attributes: {exc}") from None
         for j, ss in enumerate(_list(rs, "scopeSpans", "scope_spans", where_rs)):
             where_ss = f"{where_rs}.scopeSpans[{j}]"
@@ -295,7 +296,7 @@ def decode_json_document(document: Any, limits: DecodeLimits | None = None) -> D
                 where = f"{where_ss}.spans[{k}]"
                 try:
                     out.spans.append(_span_json(span, resource_attrs, scope_name, scope_version, limits))
-                except _SpanInvalid as exc:
+                except SpanInvalid as exc:
                     out.reject(where, str(exc))
                 except _Malformed as exc:
                     raise _fatal(where, exc) from None
@@ -361,7 +362,7 @@ def _span_json(span: Any, resource_attrs: Attributes, scope_name: str, scope_ver
         if type(raw_events) is not list:
             raise _Malformed("events", f"must be an array, not {_kind(raw_events)}")
         if len(raw_events) > limits.max_events:
-            raise _SpanInvalid(f"{len(raw_events)} span events exceed the limit of {limits.max_events}")
+            raise SpanInvalid(f"{len(raw_events)} span events exceed the limit of {limits.max_events}")
         decoded_events = []
         for n, ev in enumerate(raw_events):
             try:
@@ -518,9 +519,9 @@ def _id_json(value: Any, size: int, name: str) -> str:
     """A trace/span id: hex (OTLP/JSON), any letter case. Base64 (the plain protobuf JSON
     mapping) is accepted too: its lengths (24/12 chars) never collide with hex (32/16)."""
     if value is None or value == "":
-        raise _SpanInvalid(f"{name} is missing")
+        raise SpanInvalid(f"{name} is missing")
     if type(value) is not str:
-        raise _SpanInvalid(f"{name} must be a hex string, not {_kind(value)}")
+        raise SpanInvalid(f"{name} must be a hex string, not {_kind(value)}")
     if len(value) == 2 * size and _HEX.issuperset(value):
         hex_id = value.lower()
     else:
@@ -532,10 +533,10 @@ def _id_json(value: Any, size: int, name: str) -> str:
                 raw = None
         if raw is None or len(raw) != size:
             shown = value if len(value) <= 40 else value[:40] + "..."
-            raise _SpanInvalid(f"{name} must be {2 * size} hex digits ({size} bytes), got {shown!r}")
+            raise SpanInvalid(f"{name} must be {2 * size} hex digits ({size} bytes), got {shown!r}")
         hex_id = raw.hex()
     if hex_id.count("0") == len(hex_id):
-        raise _SpanInvalid(f"{name} is all zeros (an invalid id)")
+        raise SpanInvalid(f"{name} is all zeros (an invalid id)")
     return hex_id
 
 
@@ -545,7 +546,7 @@ def _attrs_json(items: Any, limits: DecodeLimits) -> Attributes:
     if type(items) is not list:
         raise _Malformed("", f"must be an array of {{key, value}} objects, not {_kind(items)}")
     if len(items) > limits.max_attributes:
-        raise _SpanInvalid(f"{len(items)} attributes exceed the limit of {limits.max_attributes}")
+        raise SpanInvalid(f"{len(items)} attributes exceed the limit of {limits.max_attributes}")
     out: Attributes = {}
     for n, kv in enumerate(items):
         if type(kv) is not dict:
@@ -585,7 +586,7 @@ def _any_json(value: Any, depth: int, limits: DecodeLimits) -> Any:
             return _bytes(inner, key)
         if key in ("arrayValue", "array_value", "kvlistValue", "kvlist_value"):
             if depth >= limits.max_depth:
-                raise _SpanInvalid(f"an attribute value is nested deeper than {limits.max_depth} levels")
+                raise SpanInvalid(f"an attribute value is nested deeper than {limits.max_depth} levels")
             if type(inner) is not dict:
                 raise _Malformed(key, f"must be an object with 'values', not {_kind(inner)}")
             values = inner.get("values")
@@ -594,7 +595,7 @@ def _any_json(value: Any, depth: int, limits: DecodeLimits) -> Any:
             elif type(values) is not list:
                 raise _Malformed(f"{key}.values", f"must be an array, not {_kind(values)}")
             if len(values) > limits.max_attributes:
-                raise _SpanInvalid(f"a {key} of {len(values)} items exceeds the limit of {limits.max_attributes}")
+                raise SpanInvalid(f"a {key} of {len(values)} items exceeds the limit of {limits.max_attributes}")
             if key[0] == "a":
                 items = []
                 for n, item in enumerate(values):

@@ -9,7 +9,7 @@ builds no attribute values:
 * the body is parsed with the same ``ExportTraceServiceRequest`` class; the span-count check is
   the decoder's own;
 * per span, ids and counts are compared with cheap tests whose outcome is the decoder's; a span
-  that fails one goes through the decoder's own ``_span_pb``, which produces the reason;
+  that fails one goes through the decoder's own ``span_from_pb``, which produces the reason;
 * attribute values can only make a span fail when they are arrayValue/kvlistValue (depth and
   length limits). Whether any exists is found without visiting each attribute from Python: the
   body is parsed a second time with a *skeleton* schema that knows only the path to attribute
@@ -17,7 +17,7 @@ builds no attribute values:
   (``DiscardUnknownFields``) and what remains serializes to a few bytes per attribute in which a
   nested value has a fixed signature (see ``_SIGNATURES``). Usually there is none; otherwise the
   same bytes, span by span, say which values are nested, and only those go through the decoder's
-  ``_any_pb`` (a resource holding one goes through its ``_attrs_pb``).
+  ``any_value_from_pb`` (a resource holding one goes through its ``attributes_from_pb``).
 
 Whenever the validator would need to *raise* (an unparsable body, an invalid resource), it lets
 the decoder itself run and raise, so the exception is the decoder's by construction.
@@ -38,12 +38,12 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 from tracehive.ingest.otlp_decode import (
     DecodedRequest,
     DecodeLimits,
-    _any_pb,
-    _attrs_pb,
-    _check_span_count,
-    _span_pb,
-    _SpanInvalid,
+    SpanInvalid,
+    any_value_from_pb,
+    attributes_from_pb,
+    check_span_count,
     decode_protobuf,
+    span_from_pb,
 )
 
 
@@ -63,7 +63,7 @@ def validate_protobuf(data: bytes, limits: DecodeLimits | None = None) -> Valida
     except (DecodeError, RecursionError, ValueError):  # the decoder's catch: it raises MalformedBody
         return _decoder_verdict(data, limits)
     resource_spans = request.resource_spans
-    _check_span_count(sum(len(ss.spans) for rs in resource_spans for ss in rs.scope_spans), limits)
+    check_span_count(sum(len(ss.spans) for rs in resource_spans for ss in rs.scope_spans), limits)
     nested = _where_nested(data, request)
     out = DecodedRequest()  # for its reject(): the decoder's cap on kept reasons
     kept = 0
@@ -72,8 +72,8 @@ def validate_protobuf(data: bytes, limits: DecodeLimits | None = None) -> Valida
         attributes = rs.resource.attributes
         if len(attributes) > max_attributes or (nested is not None and nested.resources[i]):
             try:
-                _attrs_pb(attributes, limits)
-            except _SpanInvalid:  # fatal in the decoder: let it raise its ValidationFailed
+                attributes_from_pb(attributes, limits)
+            except SpanInvalid:  # fatal in the decoder: let it raise its ValidationFailed
                 return _decoder_verdict(data, limits)
         for j, ss in enumerate(rs.scope_spans):
             skeletons = None if nested is None else nested.spans[i][j]  # None: no nested value at all
@@ -113,15 +113,15 @@ def _span_problem(span: Any, limits: DecodeLimits) -> str | None:
     """The decoder's own verdict on one span (for spans failing an id or count check, where it
     names the first failure, and wherever the skeleton cannot help)."""
     try:
-        _span_pb(span, {}, "", "", limits)
-    except _SpanInvalid as exc:
+        span_from_pb(span, {}, "", "", limits)
+    except SpanInvalid as exc:
         return str(exc)
     return None
 
 
 def _nested_value_problem(span: Any, skeleton: Any, limits: DecodeLimits) -> str | None:
     """A span whose ids and counts pass, in a part of the request that holds an arrayValue or
-    kvlistValue: only such values can fail now. They go through the decoder's ``_any_pb`` in the
+    kvlistValue: only such values can fail now. They go through the decoder's ``any_value_from_pb`` in the
     decoder's order (span events' attributes first, then the span's); the span's skeleton tells
     which values they are."""
     if skeleton is _UNKNOWN:
@@ -139,17 +139,17 @@ def _nested_value_problem(span: Any, skeleton: Any, limits: DecodeLimits) -> str
             skeleton.ClearField("events")  # what remains serializes to the span's attributes alone
             encoded = skeleton.SerializeToString()
         _check_marked(span.attributes, encoded, _SPAN_ENTRY, limits)
-    except _SpanInvalid as exc:
+    except SpanInvalid as exc:
         return str(exc)
     return None
 
 
 def _check_marked(kvs: Any, encoded: bytes, entry_tag: int, limits: DecodeLimits) -> None:
-    """Run ``_any_pb`` on the values of ``kvs`` that the skeleton (``encoded``) marks as nested, in
+    """Run ``any_value_from_pb`` on the values of ``kvs`` that the skeleton (``encoded``) marks as nested, in
     order (on a value that turns out to be a scalar it returns quietly, as in the decoder)."""
     indexes = _marked_indexes(encoded, entry_tag, len(kvs))
     for n in range(len(kvs)) if indexes is None else indexes:
-        _any_pb(kvs[n].value, 0, limits)
+        any_value_from_pb(kvs[n].value, 0, limits)
 
 
 # ------------------------------------------------------------------------------------------------
