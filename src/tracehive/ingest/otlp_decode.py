@@ -138,8 +138,13 @@ def decode_protobuf(data: bytes, limits: DecodeLimits | None = None) -> DecodedR
                 try:
                     out.spans.append(span_from_pb(span, resource_attrs, scope.name, scope.version, limits))
                 except SpanInvalid as exc:
-                    out.reject(f"resourceSpans[{i}].scopeSpans[{j}].spans[{k}]", str(exc))
+                    out.reject(span_location(i, j, k), str(exc))
     return out
+
+
+def span_location(resource: int, scope: int, span: int) -> str:
+    """Where a span is in an export request, as rejection reasons name it."""
+    return f"resourceSpans[{resource}].scopeSpans[{scope}].spans[{span}]"
 
 
 def span_from_pb(span: Any, resource_attrs: Attributes, scope_name: str, scope_version: str,

@@ -44,6 +44,7 @@ from tracehive.ingest.otlp_decode import (
     check_span_count,
     decode_protobuf,
     span_from_pb,
+    span_location,
 )
 
 
@@ -96,7 +97,7 @@ def validate_protobuf(data: bytes, limits: DecodeLimits | None = None) -> Valida
                 if problem is None:
                     kept += 1
                 else:
-                    out.reject(f"resourceSpans[{i}].scopeSpans[{j}].spans[{k}]", problem)
+                    out.reject(span_location(i, j, k), problem)
     return Validated(kept, out.rejected, out.rejected_count)
 
 
