@@ -297,14 +297,16 @@ def test_a_killed_applier_process_is_replaced_and_loses_nothing(data_dir: Path, 
     import os
     import signal
 
-    with TestClient(create_app(journal_settings(data_dir)), raise_server_exceptions=False) as client:
+    with TestClient(create_app(journal_settings(data_dir, metrics_token="m")), raise_server_exceptions=False) as client:
         applier = client.app.state.otlp_applier  # type: ignore[attr-defined]
         first = _applier_pid(client)
+        assert _metric(client, "m", "tracehive_otlp_journal_applier_restarts_total") == 0
         os.kill(first, signal.SIGKILL)
         # Acked while no applier runs: the request waits in the journal for the next one.
         spans = _post_spans(client, keys["a"])
         _wait_visible(client, keys["a"], spans)
         assert applier.restarts == 1
+        assert _metric(client, "m", "tracehive_otlp_journal_applier_restarts_total") == 1
         assert _applier_pid(client) != first
 
 

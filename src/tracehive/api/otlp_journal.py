@@ -73,9 +73,12 @@ def install_journal(app: Any, *, separate_process: bool) -> None:
                                 "Spans of journaled OTLP requests rejected when indexed (after the ack).")
     app.state.otlp_journal = journal
     if separate_process:
+        restarts = registry.counter("tracehive_otlp_journal_applier_restarts_total",
+                                    "Times the OTLP journal's applier process exited unasked and was started again.")
         app.state.otlp_applier = ApplierProcess(journal, settings, observer=app.state.metrics,
                                                 on_skipped=skipped.inc,
-                                                on_rejected=lambda n: rejected.inc(amount=float(n)))
+                                                on_rejected=lambda n: rejected.inc(amount=float(n)),
+                                                on_restart=restarts.inc)
         return
     prepare_record, write_record = journal_stages(app.state.store, DecodeLimits.from_settings(settings),
                                                   on_rejected=lambda n: rejected.inc(amount=float(n)))

@@ -73,12 +73,14 @@ class ApplierProcess:
 
     def __init__(self, journal: Journal, settings: Settings, *, observer: Any = None,
                  on_skipped: Callable[[], None] | None = None,
-                 on_rejected: Callable[[int], None] | None = None) -> None:
+                 on_rejected: Callable[[int], None] | None = None,
+                 on_restart: Callable[[], None] | None = None) -> None:
         self.journal = journal
         self.settings = settings
         self.observer = observer
         self.on_skipped = on_skipped
         self.on_rejected = on_rejected
+        self.on_restart = on_restart
         self.applied_records = 0
         self.skipped_records = 0
         self.restarts = 0
@@ -127,6 +129,8 @@ class ApplierProcess:
             log.error("otlp journal: the applier process exited (%s); starting another in %.0fs",
                       returncode, RESTART_PAUSE_SECONDS)
             self.restarts += 1
+            if self.on_restart is not None:
+                self.on_restart()
             await asyncio.sleep(RESTART_PAUSE_SECONDS)
 
     async def _kill_child(self) -> int | None:
