@@ -28,7 +28,7 @@ from tracehive.api import (
     whoami,
 )
 from tracehive.api.auth import KeyResolver, rate_limiter
-from tracehive.api.bodies import InflightBodyLimit
+from tracehive.api.bodies import BodyBudget, InflightBodyLimit
 from tracehive.observability import middleware
 from tracehive.observability.instruments import ServerMetrics
 from tracehive.settings import Settings
@@ -77,6 +77,11 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     errors.install(app)
     openapi.install(app)
     # Bounds the memory held by request bodies being handled (503 + Retry-After past it).
-    app.add_middleware(InflightBodyLimit, limit=settings.max_inflight_bytes)
+    body_budget = BodyBudget()
+    server_metrics.registry.gauge("tracehive_http_request_body_bytes_in_flight",
+                                  "Request-body bytes reserved by the requests being handled now "
+                                  "(bounded by max_inflight_bytes).",
+                                  sample=lambda: float(body_budget.in_flight))
+    app.add_middleware(InflightBodyLimit, limit=settings.max_inflight_bytes, budget=body_budget)
     middleware.install(app, server_metrics)
     return app

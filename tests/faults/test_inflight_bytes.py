@@ -61,19 +61,38 @@ def held_request(server: TracehiveServer, key: str, body: bytes, *, chunked: boo
         conn.close()
 
 
-def _refused_while_held(client: httpx.Client, body: bytes) -> httpx.Response:
-    """Post ``body`` until it is refused, for up to 3 s: the held request reserves its bytes when
-    the server starts reading its body, a moment after it was sent. Returns the last answer."""
-    deadline = time.monotonic() + 3
-    while True:
-        r = client.post("/v1/events/batch", content=body)
-        if r.status_code != 200 or time.monotonic() > deadline:
-            return r
-        time.sleep(0.05)
+METRICS_TOKEN = "inflight-metrics"
+
+
+def _body_bytes_in_flight(client: httpx.Client) -> float:
+    r = client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+    for line in r.text.splitlines():
+        if line.startswith("tracehive_http_request_body_bytes_in_flight "):
+            return float(line.split()[-1])
+    raise AssertionError("no tracehive_http_request_body_bytes_in_flight in /metrics")
+
+
+def _wait_until_released(client: httpx.Client) -> None:
+    """Bytes are released once a response has been sent (a moment after the client has it)."""
+    deadline = time.monotonic() + 10
+    while _body_bytes_in_flight(client) != 0:
+        assert time.monotonic() < deadline, "request-body bytes still reserved after every response"
+        time.sleep(0.01)
+
+
+def _wait_until_reserved(client: httpx.Client, at_least: int) -> None:
+    """The held request reserves its bytes when the server starts reading its body (after
+    authentication), a moment after it was sent: wait for that, as the server reports it, so that
+    the next request deterministically meets a held budget."""
+    deadline = time.monotonic() + 10
+    while _body_bytes_in_flight(client) < at_least:
+        assert time.monotonic() < deadline, "the held request's body was never reserved"
+        time.sleep(0.01)
 
 
 def test_in_flight_budget_admits_what_fits_and_refuses_the_rest(data_dir: Path) -> None:
-    with TracehiveServer(data_dir, env={"TRACEHIVE_MAX_INFLIGHT_BYTES": str(BUDGET)}) as server:
+    env = {"TRACEHIVE_MAX_INFLIGHT_BYTES": str(BUDGET), "TRACEHIVE_METRICS_TOKEN": METRICS_TOKEN}
+    with TracehiveServer(data_dir, env=env) as server:
         key = server.bootstrap_key
         assert key is not None
         session = str(uuid.uuid4())
@@ -81,36 +100,24 @@ def test_in_flight_budget_admits_what_fits_and_refuses_the_rest(data_dir: Path) 
         refused_ids: set[str] = set()
         with server.client(key) as client:
             for chunked in (False, True):
-                for _attempt in range(5):
-                    held_body, held_ids = _body(session, 700 * KIB)
-                    big_body, big_ids = _body(session, 600 * KIB)
-                    with held_request(server, key, held_body, chunked=chunked) as finish:
-                        # 700 KiB held + 600 KiB > 1 MiB: refused before its body is read.
-                        refused = _refused_while_held(client, big_body)
-                        if refused.status_code == 200:
-                            # The server reached the held body only while a big one was in
-                            # flight (a loaded machine): then the held one is refused, the same
-                            # rule the other way round (or, reached between two posts, stored).
-                            stored_ids |= big_ids
-                            status, reply = finish()
-                            if status == 200:
-                                stored_ids |= held_ids
-                            else:
-                                assert status == 503 and reply["errorCode"] == "OVERLOADED", reply
-                            continue
-                        assert check_retryable(refused, frozenset({"OVERLOADED"})) == "OVERLOADED"
-                        refused_ids |= big_ids
-                        # A small one still fits beside the held one.
-                        small_body, small_ids = _body(session, 32 * KIB)
-                        r = client.post("/v1/events/batch", content=small_body)
-                        assert r.status_code == 200, r.text
-                        stored_ids |= small_ids
-                        status, reply = finish()
-                        assert status == 200, reply
-                        stored_ids |= held_ids
-                    break
-                else:
-                    raise AssertionError("the held request was never admitted first in 5 attempts")
+                held_body, held_ids = _body(session, 700 * KIB)
+                big_body, big_ids = _body(session, 600 * KIB)
+                with held_request(server, key, held_body, chunked=chunked) as finish:
+                    # Content-Length: the whole declared body; chunked: the 90 % sent so far.
+                    _wait_until_reserved(client, len(held_body) if not chunked else len(held_body) * 9 // 10)
+                    # 700 KiB held + 600 KiB > 1 MiB: refused before its body is read.
+                    refused = client.post("/v1/events/batch", content=big_body)
+                    assert check_retryable(refused, frozenset({"OVERLOADED"})) == "OVERLOADED"
+                    refused_ids |= big_ids
+                    # A small one still fits beside the held one.
+                    small_body, small_ids = _body(session, 32 * KIB)
+                    r = client.post("/v1/events/batch", content=small_body)
+                    assert r.status_code == 200, r.text
+                    stored_ids |= small_ids
+                    status, reply = finish()
+                    assert status == 200, reply
+                    stored_ids |= held_ids
+                _wait_until_released(client)
                 # Released: the refused body now goes through (same ids: a real client's retry).
                 r = client.post("/v1/events/batch", content=big_body)
                 assert r.status_code == 200, r.text

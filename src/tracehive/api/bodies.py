@@ -38,6 +38,13 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+class BodyBudget:
+    """Request-body bytes reserved by the requests being handled now (``InflightBodyLimit``)."""
+
+    def __init__(self) -> None:
+        self.in_flight = 0
+
+
 class InflightBodyLimit:
     """ASGI middleware: a bound on the request-body bytes held by the requests being handled.
 
@@ -51,10 +58,11 @@ class InflightBodyLimit:
     their received size; their inflated size is capped per request by ``max_body_bytes``.)
     """
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int, budget: BodyBudget | None = None) -> None:
         self.app = app
         self.limit = limit
-        self.in_flight = 0  # touched only on the event loop, so no lock
+        # Shared with whoever reports it (the app's metrics); touched only on the event loop.
+        self.budget = budget or BodyBudget()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or self.limit <= 0:
@@ -80,17 +88,17 @@ class InflightBodyLimit:
         try:
             await self.app(scope, counted_receive, send)
         finally:
-            self.in_flight -= held
+            self.budget.in_flight -= held
 
     def _admit(self, size: int, own: int) -> None:
         """Reserve ``size`` more bytes for a request already holding ``own``; refuse if they do not
         fit, unless no other request holds any."""
-        others = self.in_flight - own
-        if others and self.in_flight + size > self.limit:
+        others = self.budget.in_flight - own
+        if others and self.budget.in_flight + size > self.limit:
             raise Overloaded(
                 f"the server is busy with {others} bytes of other request bodies (limit {self.limit}); retry shortly"
             )
-        self.in_flight += size
+        self.budget.in_flight += size
 
 
 def _content_length(scope: Scope) -> int | None:
