@@ -213,10 +213,13 @@ def test_journal_mode_keeps_acked_spans_through_a_full_store_and_indexes_them_af
             body, span_ids = _otlp_spans(50)
             r = client.post("/v1/traces", content=body, headers={"Content-Type": "application/x-protobuf"})
             assert r.status_code == 200, r.text  # durable in the journal: acked although the store is full
-            time.sleep(1.5)  # the applier's first attempts and retries, all refused
+            deadline = time.monotonic() + 15  # the applier process's first attempt, refused
+            while "StorageFull" not in server.stderr:
+                assert time.monotonic() < deadline, f"the applier never met the full store\n{server.stderr[-2000:]}"
+                time.sleep(0.05)
+            time.sleep(0.5)  # and its retries, refused too
             assert _journal_backlog(client) > 0
             assert client.get(f"/v1/events/{next(iter(span_ids))}").status_code == 404
-            assert "STORAGE_FULL" in server.stderr or "StorageFull" in server.stderr
 
             assert client.delete(f"/v1/sessions/{scratch}").status_code == 200
             deadline = time.monotonic() + 30  # the applier's retry backoff is capped at 5 s
