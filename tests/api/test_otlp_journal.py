@@ -5,6 +5,7 @@ Through the real app and the real store; the journal module's recovery is tested
 from __future__ import annotations
 
 import asyncio
+import os
 import dataclasses
 import time
 import uuid
@@ -266,7 +267,6 @@ def _applier_pid(client: TestClient) -> int:
 
 
 def test_the_applier_process_indexes_and_reports_to_the_servers_metrics(data_dir: Path, keys: dict[str, str]) -> None:
-    import os
 
     settings = journal_settings(data_dir, metrics_token="m")
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
@@ -294,7 +294,6 @@ def test_the_applier_process_indexes_and_reports_to_the_servers_metrics(data_dir
 
 
 def test_a_killed_applier_process_is_replaced_and_loses_nothing(data_dir: Path, keys: dict[str, str]) -> None:
-    import os
     import signal
 
     with TestClient(create_app(journal_settings(data_dir, metrics_token="m")), raise_server_exceptions=False) as client:
@@ -512,3 +511,28 @@ def test_a_journal_is_open_in_one_journal_object_at_a_time(tmp_path: Path) -> No
     second = Journal(tmp_path / "j", max_backlog_bytes=1 << 20)
     second.open()  # free again once the first is closed
     asyncio.run(second.close())
+
+
+def test_write_all_writes_every_part_in_order(tmp_path: Path) -> None:
+    from tracehive.ingest.journal import IOV_MAX, _write_all
+
+    parts = [bytes([n % 251]) * (n % 7) for n in range(IOV_MAX * 3 + 5)]  # more than one writev, some empty
+    fd = os.open(tmp_path / "f", os.O_WRONLY | os.O_CREAT)
+    try:
+        _write_all(fd, parts)
+    finally:
+        os.close(fd)
+    assert (tmp_path / "f").read_bytes() == b"".join(parts)
+
+
+def test_a_frame_is_the_encoded_record_and_its_crc_covers_the_payload() -> None:
+    import zlib
+
+    record = Record(SCOPE, True, "src", b"body" * 1000)
+    head, body = record.frame()
+    assert body is record.body  # not copied
+    encoded = record.encode()
+    assert encoded == head + body
+    length, crc = HEADER.unpack_from(encoded)
+    assert length == len(encoded) - HEADER.size and crc == zlib.crc32(encoded[HEADER.size:])
+    assert Record.decode(encoded[HEADER.size:]) == record
