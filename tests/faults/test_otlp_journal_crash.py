@@ -84,18 +84,37 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-def test_kill9_loses_no_acknowledged_span(tmp_path: Path) -> None:
-    data_dir = tmp_path / "data"
-    env = {"TRACEHIVE_OTLP_JOURNAL": "1", "TRACEHIVE_METRICS_TOKEN": METRICS_TOKEN}
-    server = TracehiveServer(data_dir, env=env).start()
+def journaling_server(data_dir: Path) -> tuple[TracehiveServer, str]:
+    server = TracehiveServer(data_dir, env={"TRACEHIVE_OTLP_JOURNAL": "1",
+                                            "TRACEHIVE_METRICS_TOKEN": METRICS_TOKEN}).start()
     key = server.bootstrap_key
     assert key
-    senders = [Sender(n) for n in range(SENDERS)]
-    stop = threading.Event()
-    threads = [threading.Thread(target=s.run, args=(server.url, key, stop), daemon=True) for s in senders]
-    try:
-        for t in threads:
+    return server, key
+
+
+class Load:
+    """SENDERS senders posting batches to ``server`` from threads, until ``stop``."""
+
+    def __init__(self, server: TracehiveServer, key: str) -> None:
+        self.senders = [Sender(n) for n in range(SENDERS)]
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=s.run, args=(server.url, key, self._stop), daemon=True)
+                         for s in self.senders]
+        for t in self._threads:
             t.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(30)
+
+
+def test_kill9_loses_no_acknowledged_span(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    server, key = journaling_server(data_dir)
+    load = Load(server, key)
+    senders = load.senders
+    try:
         # Kill once enough is acked and the journal holds acked spans not yet indexed.
         deadline = time.monotonic() + 20
         while True:
@@ -108,9 +127,7 @@ def test_kill9_loses_no_acknowledged_span(tmp_path: Path) -> None:
         assert len(appliers) == 1, appliers
         server.kill9()
     finally:
-        stop.set()
-        for t in threads:
-            t.join(30)
+        load.stop()
         if server.running:
             server.kill9()
     # The applier process dies with the server, as the server's threads would: nothing of the
@@ -147,16 +164,10 @@ def test_kill9_of_the_applier_process_alone_loses_nothing(tmp_path: Path) -> Non
     import signal
 
     data_dir = tmp_path / "data"
-    env = {"TRACEHIVE_OTLP_JOURNAL": "1", "TRACEHIVE_METRICS_TOKEN": METRICS_TOKEN}
-    server = TracehiveServer(data_dir, env=env).start()
-    key = server.bootstrap_key
-    assert key
-    senders = [Sender(n) for n in range(SENDERS)]
-    stop = threading.Event()
-    threads = [threading.Thread(target=s.run, args=(server.url, key, stop), daemon=True) for s in senders]
+    server, key = journaling_server(data_dir)
+    load = Load(server, key)
+    senders = load.senders
     try:
-        for t in threads:
-            t.start()
         # Kill the applier once it has written some spans and has more acked ones to go.
         deadline = time.monotonic() + 20
         while not (stored_event_ids(data_dir / "tracehive.db") and backlog_bytes(server) > 0):
@@ -166,9 +177,7 @@ def test_kill9_of_the_applier_process_alone_loses_nothing(tmp_path: Path) -> Non
         os.kill(first, signal.SIGKILL)
         acked_at_kill = sum(len(s.acked) for s in senders)
         time.sleep(0.3)  # the server acks on, with no applier (it is restarted after 1 s)
-        stop.set()
-        for t in threads:
-            t.join(30)
+        load.stop()
         acked_ids = set().union(*(s.acked for s in senders))
         assert len(acked_ids) > acked_at_kill, "nothing was acked after the applier was killed"
         assert all(status == 503 for s in senders for status in s.refused), [s.refused for s in senders]
@@ -182,7 +191,7 @@ def test_kill9_of_the_applier_process_alone_loses_nothing(tmp_path: Path) -> Non
         with server.client(key) as client:
             stored = Counter(e["event_id"] for e in export_all(client, ["event_id"]) if e.get("event_type") != "session")
     finally:
-        stop.set()
+        load.stop()
         server.stop()
     assert not [event_id for event_id, n in stored.items() if n > 1], "spans stored more than once"
     assert acked_ids <= set(stored)
