@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
+from tests import pg
 from tests.helpers import Api, make_key
 from tracehive.app import create_app
 from tracehive.model.scope import KeyKind
@@ -23,18 +24,35 @@ def data_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def keys(data_dir: Path) -> dict[str, str]:
-    """Keys for two projects (A, B) and an ingestion key of project A, minted before start-up."""
-    return {
-        "a": make_key(data_dir, "project-a"),
-        "b": make_key(data_dir, "project-b"),
-        "ingest_a": make_key(data_dir, "project-a", KeyKind.INGESTION),
-    }
+def backend() -> str:
+    """The store the app runs on: SQLite here; ``tests/api`` runs every test on each backend."""
+    return "sqlite"
 
 
 @pytest.fixture
-def settings(data_dir: Path) -> Settings:
-    return Settings(data_dir=data_dir)
+def store_url(backend: str) -> Iterator[str]:
+    """The ``--store`` URL of this test's store: empty for SQLite in the data dir, else a fresh
+    PostgreSQL database dropped after the test."""
+    if backend == "sqlite":
+        yield ""
+        return
+    with pg.fresh_database() as url:
+        yield url
+
+
+@pytest.fixture
+def settings(data_dir: Path, store_url: str) -> Settings:
+    return Settings(data_dir=data_dir, store=store_url)
+
+
+@pytest.fixture
+def keys(settings: Settings) -> dict[str, str]:
+    """Keys for two projects (A, B) and an ingestion key of project A, minted before start-up."""
+    return {
+        "a": make_key(settings, "project-a"),
+        "b": make_key(settings, "project-b"),
+        "ingest_a": make_key(settings, "project-a", KeyKind.INGESTION),
+    }
 
 
 @pytest.fixture

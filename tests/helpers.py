@@ -10,14 +10,16 @@ from starlette.testclient import TestClient
 
 from tracehive.model.scope import KeyKind
 from tracehive.settings import Settings
-from tracehive.storage.sqlite import SQLiteStore
+from tracehive.storage.factory import store_from_settings
 
 
-def make_key(data_dir: Path, project: str, kind: KeyKind = KeyKind.PROJECT) -> str:
-    """Mint a key the way ``tracehive keys create`` does, on the real store in ``data_dir``."""
+def make_key(where: Settings | Path, project: str, kind: KeyKind = KeyKind.PROJECT) -> str:
+    """Mint a key the way ``tracehive keys create`` does, through the store contract, on the
+    store the settings name (or SQLite in a data dir)."""
+    settings = where if isinstance(where, Settings) else Settings(data_dir=where)
 
     async def run() -> str:
-        store = SQLiteStore(Settings(data_dir=data_dir).database_path)
+        store = store_from_settings(settings)
         await store.open()
         try:
             project_record, _ = await store.ensure_project(project)

@@ -33,14 +33,14 @@ from tracehive.observability import middleware
 from tracehive.observability.instruments import ServerMetrics
 from tracehive.settings import Settings
 from tracehive.storage.base import Store
-from tracehive.storage.default import default_store
+from tracehive.storage.factory import store_from_settings
 
 def create_app(settings: Settings | None = None, store: Store | None = None) -> FastAPI:
     settings = settings or Settings()
     # One registry per app (tests build many apps); the store reports commits and stored events to it.
     server_metrics = ServerMetrics(query_kinds=metrics.QUERY_KINDS)
     owns_store = store is None
-    store = store or default_store(settings, observer=server_metrics)
+    store = store or store_from_settings(settings, observer=server_metrics)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -66,7 +66,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     # The OTLP ingest journal, when settings.otlp_journal is on. Its applier runs in a process of
     # its own, opening the store from the settings, unless the store was handed in.
     otlp_journal.install_journal(app, separate_process=owns_store)
-    server_metrics.watch_queue(metrics.writer_queue_depth(store), settings.writer_queue)
+    server_metrics.watch_queue(metrics.writer_queue_depth(store), store.stats().max_pending_writes)
     app.state.keys = KeyResolver(store, settings.key_cache_seconds, rate_limiter(settings))
     # chart, schema (and search) before events: GET /v1/events/{event_id} would otherwise capture
     # /v1/events/chart and /v1/events/schema. session_list before sessions, so that no

@@ -25,10 +25,10 @@ DEFAULT_PROJECT = "default"
 
 def _with_store(settings: Settings, fn: Callable[[Store], Awaitable[T]]) -> T:
     """Open the store ``tracehive serve`` would open (without importing the web app), run ``fn``."""
-    from tracehive.storage.default import default_store
+    from tracehive.storage.factory import store_from_settings
 
     async def run() -> T:
-        store = default_store(settings)
+        store = store_from_settings(settings)
         await store.open()
         try:
             return await fn(store)
@@ -41,8 +41,15 @@ def _with_store(settings: Settings, fn: Callable[[Store], Awaitable[T]]) -> T:
 def _settings(args: argparse.Namespace) -> Settings:
     return Settings.from_env(
         host=getattr(args, "host", None), port=getattr(args, "port", None), data_dir=getattr(args, "data_dir", None),
-        otlp_grpc_port=getattr(args, "otlp_grpc_port", None),
+        otlp_grpc_port=getattr(args, "otlp_grpc_port", None), store=getattr(args, "store", None),
     )
+
+
+def _where(settings: Settings) -> str:
+    """Where the data lives, for messages: the store URL (password hidden) or the data dir."""
+    from tracehive.storage.factory import redact_url
+
+    return redact_url(settings.store) if settings.store else str(settings.data_dir)
 
 
 def _when(ms: int | None) -> str:
@@ -76,7 +83,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(key, flush=True)
     print(
         f"tracehive {__version__} serving on http://{settings.host}:{settings.port} "
-        f"(data in {settings.data_dir})",
+        f"(data in {_where(settings)})",
         flush=True,
     )
     if settings.otlp_grpc_port:
@@ -140,6 +147,23 @@ def cmd_projects_list(args: argparse.Namespace) -> int:
     return 0
 
 
+# migrate ---------------------------------------------------------------------------------------
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Bring the store's schema up to date; safe while other nodes start or run."""
+    from tracehive.storage.factory import store_from_settings
+
+    settings = _settings(args)
+    try:
+        store = store_from_settings(settings)
+        version = asyncio.run(store.migrate())
+    except ApiError as exc:
+        return _fail("migrate", exc.message)
+    print(f"Schema of {store.describe()} is at version {version}.")
+    return 0
+
+
 # export and import -----------------------------------------------------------------------------
 
 _CLI_OPERATORS = ("exists", "not exists", "is", "is not", "contains", "not contains", "greater than",
@@ -192,8 +216,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     from tracehive import transfer
 
     settings = _settings(args)
-    if not settings.database_path.exists():
-        return _fail("export", f"no database in {settings.data_dir} (use --data-dir or TRACEHIVE_DATA_DIR)")
+    if not settings.store and not settings.database_path.exists():
+        return _fail("export", f"no database in {settings.data_dir} (use --data-dir or TRACEHIVE_DATA_DIR, "
+                               "or --store for PostgreSQL)")
     try:
         query = _export_query(args)
     except (ValueError, ValidationFailed) as exc:
@@ -311,6 +336,9 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def _data_dir_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", help="where the database lives (env TRACEHIVE_DATA_DIR; default ./tracehive-data)")
+    parser.add_argument("--store", metavar="URL",
+                        help="postgresql://user@host:port/dbname to use PostgreSQL instead of SQLite in the data "
+                             "dir (env TRACEHIVE_STORE)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -362,10 +390,18 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--batch-size", type=int, default=IMPORT_BATCH, help=argparse.SUPPRESS)
     _data_dir_arg(imp)
     imp.set_defaults(func=cmd_import)
+
+    mig = sub.add_parser("migrate", help="create or upgrade the store's schema (safe with nodes running)")
+    _data_dir_arg(mig)
+    mig.set_defaults(func=cmd_migrate)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     func: Callable[[argparse.Namespace], Any] = args.func
-    return int(func(args) or 0)
+    try:
+        return int(func(args) or 0)
+    except ApiError as exc:  # e.g. the store cannot be reached: one clear line, not a traceback
+        print(f"tracehive {args.command}: {exc.message}", file=sys.stderr)
+        return 1

@@ -22,6 +22,9 @@ class Settings:
     otlp_journal: bool = False
     otlp_journal_max_bytes: int = 512 * 1024 * 1024
     data_dir: Path = Path("./tracehive-data")
+    # Where projects, keys and events live: empty = SQLite in data_dir (the default, nothing to
+    # install); ``postgresql://user@host:port/dbname`` = PostgreSQL (many nodes may share it).
+    store: str = ""
     # Bounds on input (contract: bad input is a clear 4xx, never a 500 or an exhausted server).
     max_body_bytes: int = 20 * 1024 * 1024
     max_batch_events: int = 10_000
@@ -38,9 +41,17 @@ class Settings:
     # Size cap of the database file; past it writes get 503 STORAGE_FULL (reads still work) until
     # deletes free pages. 0 = none (the disk is the limit; a full disk is answered the same way).
     max_db_bytes: int = 0
+    # SQLite only ----------------------------------------------------------------------------
     reader_threads: int = 4
     # FULL: every commit is fsynced. NORMAL trades the last commits on power loss for speed.
     sqlite_synchronous: str = "FULL"
+    # PostgreSQL only ------------------------------------------------------------------------
+    # Connections per node (reads and writes share them); bounded, so N nodes hold N x this.
+    postgres_pool_size: int = 10
+    # Longest a read may run before PostgreSQL stops it (answered 503); 0 = no bound.
+    postgres_statement_timeout_seconds: float = 30.0
+    # Write transactions a node runs or queues at once; past it, 503 + Retry-After.
+    postgres_max_pending_writes: int = 256
     # How long a resolved API key is trusted before it is looked up again (revocation delay).
     key_cache_seconds: float = 2.0
     log_level: str = "info"

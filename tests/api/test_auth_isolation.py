@@ -8,10 +8,11 @@ import hashlib
 import re
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from fastapi.routing import APIRoute
 from starlette.testclient import TestClient
@@ -21,7 +22,7 @@ from tracehive import cli
 from tracehive.app import create_app
 from tracehive.model.scope import KeyKind
 from tracehive.settings import Settings
-from tracehive.storage.sqlite import SQLiteStore
+from tracehive.storage.factory import store_from_settings
 
 INGESTION_KEY_SHAPE = re.compile(r"^hh_ingst_[A-Za-z0-9]{24}_[A-Za-z0-9_-]{64}$")
 PROJECT_KEY_SHAPE = re.compile(r"^hh_")
@@ -216,20 +217,22 @@ def test_healthz_needs_no_key(client: TestClient) -> None:
         assert response.status_code == 200 and response.json() == {"status": "ok"}
 
 
-def revoke(data_dir: Path, key: str) -> int:
-    return cli.main(["keys", "revoke", key_id_of(key), "--data-dir", str(data_dir)])
+def revoke(settings: Settings, key: str) -> int:
+    """``tracehive keys revoke`` on the test's store (SQLite in its data dir, or PostgreSQL)."""
+    return cli.main(["keys", "revoke", key_id_of(key), "--data-dir", str(settings.data_dir),
+                     *(["--store", settings.store] if settings.store else [])])
 
 
-def test_revoked_keys_are_401_on_every_route(data_dir: Path, keys: dict[str, str]) -> None:
+def test_revoked_keys_are_401_on_every_route(settings: Settings, keys: dict[str, str]) -> None:
     # Data written with A's key before the revocation, read back with a second key afterwards.
-    settings = Settings(data_dir=data_dir, key_cache_seconds=0)
+    settings = replace(settings, key_cache_seconds=0)
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         written = Api(client, keys["a"]).post("/v1/events", json=event(inputs={"kept": True}))
         assert written.status_code == 200
     eid = written.json()["event_id"]
-    assert revoke(data_dir, keys["a"]) == 0
-    assert revoke(data_dir, keys["ingest_a"]) == 0
-    assert revoke(data_dir, keys["a"]) == 1  # no active key with that id any more
+    assert revoke(settings, keys["a"]) == 0
+    assert revoke(settings, keys["ingest_a"]) == 0
+    assert revoke(settings, keys["a"]) == 1  # no active key with that id any more
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         routes = [r for r in api_routes(client) if r not in UNAUTHENTICATED]
         for key in (keys["a"], keys["ingest_a"]):
@@ -239,26 +242,26 @@ def test_revoked_keys_are_401_on_every_route(data_dir: Path, keys: dict[str, str
                 assert_error(response, 401, "revoked")
         # Other keys are untouched; the project's data survives the revocation of one key.
         assert Api(client, keys["b"]).post("/v1/events", json=event()).status_code == 200
-        fresh_a = Api(client, make_key(data_dir, "project-a"))
+        fresh_a = Api(client, make_key(settings, "project-a"))
         kept = fresh_a.get(f"/v1/events/{eid}")
         assert kept.status_code == 200 and kept.json()["event"]["inputs"] == {"kept": True}
 
 
-def test_revocation_takes_effect_on_a_running_app_without_cache(data_dir: Path, keys: dict[str, str]) -> None:
-    settings = Settings(data_dir=data_dir, key_cache_seconds=0)
+def test_revocation_takes_effect_on_a_running_app_without_cache(settings: Settings, keys: dict[str, str]) -> None:
+    settings = replace(settings, key_cache_seconds=0)
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         a, ingest, b = Api(client, keys["a"]), Api(client, keys["ingest_a"]), Api(client, keys["b"])
         eid = a.post("/v1/events", json=event()).json()["event_id"]
         assert a.get(f"/v1/events/{eid}").status_code == 200
         assert ingest.put(f"/v1/events/{eid}", json={"metadata": {"x": 1}}).status_code == 200
-        assert revoke(data_dir, keys["a"]) == 0
-        assert revoke(data_dir, keys["ingest_a"]) == 0
+        assert revoke(settings, keys["a"]) == 0
+        assert revoke(settings, keys["ingest_a"]) == 0
         assert_error(a.get(f"/v1/events/{eid}"), 401, "revoked")
         assert_error(a.post("/v1/events", json=event()), 401, "revoked")
         assert_error(ingest.put(f"/v1/events/{eid}", json={"metadata": {"y": 1}}), 401, "revoked")
         assert_error(ingest.post("/v1/sessions", json={}), 401, "revoked")
         assert b.post("/v1/events", json=event()).status_code == 200
-        fresh_a = Api(client, make_key(data_dir, "project-a"))
+        fresh_a = Api(client, make_key(settings, "project-a"))
         assert fresh_a.get(f"/v1/events/{eid}").json()["event"]["metadata"] == {"x": 1}
 
 
@@ -314,9 +317,9 @@ def test_ingestion_key_gets_403_on_every_read_and_delete(client: TestClient, ing
 # ------------------------------------------------------------------------------------------------
 
 
-def mint(data_dir: Path, kind: KeyKind, n: int) -> list[str]:
+def mint(settings: Settings, kind: KeyKind, n: int) -> list[str]:
     async def run() -> list[str]:
-        store = SQLiteStore(Settings(data_dir=data_dir).database_path)
+        store = store_from_settings(settings)
         await store.open()
         try:
             project, _ = await store.ensure_project("shapes")
@@ -327,9 +330,9 @@ def mint(data_dir: Path, kind: KeyKind, n: int) -> list[str]:
     return asyncio.run(run())
 
 
-def test_key_shapes(data_dir: Path, keys: dict[str, str]) -> None:
-    project_keys = [keys["a"], keys["b"], *mint(data_dir, KeyKind.PROJECT, 30)]
-    ingestion_keys = [keys["ingest_a"], *mint(data_dir, KeyKind.INGESTION, 30)]
+def test_key_shapes(settings: Settings, keys: dict[str, str]) -> None:
+    project_keys = [keys["a"], keys["b"], *mint(settings, KeyKind.PROJECT, 30)]
+    ingestion_keys = [keys["ingest_a"], *mint(settings, KeyKind.INGESTION, 30)]
     for key in project_keys:
         assert PROJECT_KEY_SHAPE.match(key), key
         assert not key.startswith("hh_ingst_") and not INGESTION_KEY_SHAPE.match(key), key
@@ -356,6 +359,7 @@ def assert_only_hashes_stored(blob: bytes, keys: dict[str, str]) -> None:
         assert hashlib.sha256(key.encode()).hexdigest().encode() in blob, name
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])  # the SQLite files, byte for byte
 def test_plaintext_keys_never_reach_the_database_files(data_dir: Path, keys: dict[str, str]) -> None:
     assert_only_hashes_stored(database_bytes(data_dir), keys)
     settings = Settings(data_dir=data_dir, key_cache_seconds=0)
@@ -364,7 +368,7 @@ def test_plaintext_keys_never_reach_the_database_files(data_dir: Path, keys: dic
             api = Api(client, key)
             assert api.post("/v1/events", json=event(inputs={"k": "v"})).status_code == 200
             assert api.post("/v1/sessions", json={"metadata": {"m": 1}}).status_code == 200
-        assert revoke(data_dir, keys["b"]) == 0
+        assert revoke(settings, keys["b"]) == 0
         assert_error(Api(client, keys["b"]).get(f"/v1/events/{uuid.uuid4()}"), 401)
         wal = data_dir / "tracehive.db-wal"
         assert wal.exists() and wal.stat().st_size > 0  # the running app's WAL is read too
@@ -509,3 +513,17 @@ def test_b_sees_none_of_a_in_its_own_reads(api_b: Api, a_data: AData) -> None:
     tree = api_b.get(f"/v1/sessions/{a_data.sid}").json()
     assert [n["event_id"] for n in tree_nodes(tree)] == [a_data.sid, eid]
     assert tree["metadata"]["num_events"] == 1
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+def test_plaintext_keys_never_reach_postgresql(settings: Settings, keys: dict[str, str]) -> None:
+    """Every row of every table, as PostgreSQL's text, holds key hashes and never a key."""
+    with TestClient(create_app(replace(settings, key_cache_seconds=0)), raise_server_exceptions=False) as client:
+        for key in keys.values():
+            assert Api(client, key).post("/v1/events", json=event(inputs={"k": "v"})).status_code == 200
+    with psycopg.connect(settings.store) as conn:
+        tables = [r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
+        blob = "\n".join(
+            str(row) for table in tables for row in conn.execute(f'SELECT t::text FROM "{table}" AS t')
+        ).encode()
+    assert_only_hashes_stored(blob, keys)

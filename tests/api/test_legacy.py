@@ -444,8 +444,8 @@ def test_home_made_ids_keep_their_links_within_a_request(api: Api) -> None:
     assert again["event_ids"][0] not in reply["event_ids"] and again["session_id"] != sid
 
 
-def test_batch_cap_is_413(data_dir: Path, keys: dict[str, str]) -> None:
-    with TestClient(create_app(Settings(data_dir=data_dir, max_batch_events=3)), raise_server_exceptions=False) as c:
+def test_batch_cap_is_413(data_dir: Path, store_url: str, keys: dict[str, str]) -> None:
+    with TestClient(create_app(Settings(data_dir=data_dir, store=store_url, max_batch_events=3)), raise_server_exceptions=False) as c:
         api = Api(c, keys["a"])
         for path, key in (("/events/batch", "events"), ("/events/model/batch", "model_events"),
                           (f"/session/{new_id()}/traces", "events"), (f"/session/{new_id()}/traces", "logs")):
@@ -695,8 +695,8 @@ def test_nesting_limit_applies_inside_string_wrappers(api: Api) -> None:
 
 
 @pytest.fixture
-def small_client(data_dir: Path, keys: dict[str, str]) -> Iterator[Api]:
-    with TestClient(create_app(Settings(data_dir=data_dir, max_body_bytes=2048)), raise_server_exceptions=False) as c:
+def small_client(data_dir: Path, store_url: str, keys: dict[str, str]) -> Iterator[Api]:
+    with TestClient(create_app(Settings(data_dir=data_dir, store=store_url, max_body_bytes=2048)), raise_server_exceptions=False) as c:
         yield Api(c, keys["a"])
 
 

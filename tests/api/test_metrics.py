@@ -126,8 +126,8 @@ def delta(before: Scrape, after: Scrape, name: str, **labels: str) -> float:
 
 
 @pytest.fixture
-def settings(data_dir: Path) -> Settings:
-    return Settings(data_dir=data_dir, metrics_token=TOKEN, max_batch_events=5)
+def settings(data_dir: Path, store_url: str) -> Settings:
+    return Settings(data_dir=data_dir, store=store_url, metrics_token=TOKEN, max_batch_events=5)
 
 
 def ev(**fields: Any) -> dict[str, Any]:
@@ -263,7 +263,7 @@ def test_request_ids(client: TestClient, api: Api) -> None:
 
 
 def test_a_500_is_counted_logged_and_carries_its_request_id(
-    data_dir: Path, keys: dict[str, str], caplog: pytest.LogCaptureFixture
+    data_dir: Path, store_url: str, keys: dict[str, str], caplog: pytest.LogCaptureFixture
 ) -> None:
     """A handler bug (a route added here for the purpose: no route of ours fails on demand) is
     answered in the contract's shape by the error middleware, inside the request middleware."""
@@ -271,7 +271,7 @@ def test_a_500_is_counted_logged_and_carries_its_request_id(
     async def broken() -> None:
         raise RuntimeError("a bug")
 
-    app = create_app(Settings(data_dir=data_dir, metrics_token=TOKEN))
+    app = create_app(Settings(data_dir=data_dir, store=store_url, metrics_token=TOKEN))
     app.add_api_route("/v1/broken/{thing}", broken)
     with TestClient(app, raise_server_exceptions=False) as client, caplog.at_level("INFO"):
         before = scrape(client)
@@ -305,16 +305,16 @@ def test_metrics_need_the_metrics_token(client: TestClient, keys: dict[str, str]
     assert scrape(client).has("tracehive_writer_queue_depth")
 
 
-def test_metrics_are_closed_without_a_token(data_dir: Path, keys: dict[str, str]) -> None:
-    with TestClient(create_app(Settings(data_dir=data_dir)), raise_server_exceptions=False) as client:
+def test_metrics_are_closed_without_a_token(data_dir: Path, store_url: str, keys: dict[str, str]) -> None:
+    with TestClient(create_app(Settings(data_dir=data_dir, store=store_url)), raise_server_exceptions=False) as client:
         assert_error(client.get("/metrics"), 401)
         assert_error(client.get("/metrics", headers={"Authorization": "Bearer "}), 401)
         assert_error(client.get("/metrics", headers={"Authorization": "Bearer anything"}), 401, "API key")
         assert_error(Api(client, keys["a"]).get("/metrics"), 403, "TRACEHIVE_METRICS_TOKEN")
 
 
-def test_each_app_has_its_own_registry(data_dir: Path, keys: dict[str, str]) -> None:
-    settings = Settings(data_dir=data_dir, metrics_token=TOKEN)
+def test_each_app_has_its_own_registry(data_dir: Path, store_url: str, keys: dict[str, str]) -> None:
+    settings = Settings(data_dir=data_dir, store=store_url, metrics_token=TOKEN)
     with TestClient(create_app(settings), raise_server_exceptions=False) as one, \
             TestClient(create_app(settings), raise_server_exceptions=False) as two:
         for _ in range(3):

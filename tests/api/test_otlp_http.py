@@ -535,8 +535,8 @@ def test_compressed_bodies(api: Api, encoding: str, compress: Any) -> None:
 
 
 @pytest.fixture
-def small_client(data_dir: Path, keys: dict[str, str]) -> Iterator[TestClient]:
-    settings = Settings(data_dir=data_dir, max_body_bytes=64 * 1024, max_batch_events=5)
+def small_client(data_dir: Path, store_url: str, keys: dict[str, str]) -> Iterator[TestClient]:
+    settings = Settings(data_dir=data_dir, store=store_url, max_body_bytes=64 * 1024, max_batch_events=5)
     with TestClient(create_app(settings), raise_server_exceptions=False) as c:
         yield c
 
@@ -666,8 +666,8 @@ def test_auth(client: TestClient, keys: dict[str, str], path: str) -> None:
     assert Api(client, keys["b"]).get(f"/v1/sessions/{SESSION_ID}").status_code == 404
 
 
-def test_overload_is_503_with_retry_after(data_dir: Path, keys: dict[str, str]) -> None:
-    settings = Settings(data_dir=data_dir)
+def test_overload_is_503_with_retry_after(data_dir: Path, store_url: str, keys: dict[str, str]) -> None:
+    settings = Settings(data_dir=data_dir, store=store_url)
     app = create_app(settings, store=OverloadedStore(settings.database_path))
     with TestClient(app, raise_server_exceptions=False) as client:
         api = Api(client, keys["a"])

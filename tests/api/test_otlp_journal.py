@@ -26,15 +26,15 @@ from tracehive.ingest.journal import HEADER, Applier, Journal, Record, valid_len
 from tracehive.ingest.span_mapping import SPAN_NAMESPACE
 from tracehive.model.scope import KeyKind, Scope
 from tracehive.settings import Settings
-from tracehive.storage.default import default_store
+from tracehive.storage.factory import store_from_settings
 
 PB = {"Content-Type": "application/x-protobuf"}
 JSON = {"Content-Type": "application/json"}
 VISIBLE_WITHIN = 10.0  # seconds; the applier normally needs milliseconds
 
 
-def journal_settings(data_dir: Path, **overrides: Any) -> Settings:
-    return Settings(data_dir=data_dir, otlp_journal=True, **overrides)
+def journal_settings(data_dir: Path, store_url: str, **overrides: Any) -> Settings:
+    return Settings(data_dir=data_dir, store=store_url, otlp_journal=True, **overrides)
 
 
 def tracer_post(client: TestClient, key: str) -> Any:
@@ -76,11 +76,11 @@ def span_event_id(trace_id: str, span_id: str) -> str:
 
 
 @pytest.fixture(params=["applier process", "applier in the app"])
-def journal_client(request: pytest.FixtureRequest, data_dir: Path, keys: dict[str, str]) -> Iterator[TestClient]:
+def journal_client(request: pytest.FixtureRequest, data_dir: Path, store_url: str, keys: dict[str, str]) -> Iterator[TestClient]:
     """The app in journal mode, both ways its applier runs: in a child process (the app opened its
     store from the settings, as ``tracehive serve`` does) or in the app (a store was handed in)."""
-    settings = journal_settings(data_dir)
-    store = default_store(settings) if request.param == "applier in the app" else None
+    settings = journal_settings(data_dir, store_url)
+    store = store_from_settings(settings) if request.param == "applier in the app" else None
     with TestClient(create_app(settings, store=store), raise_server_exceptions=False) as c:
         expected = Applier if store is not None else ApplierProcess
         assert type(c.app.state.otlp_applier) is expected  # type: ignore[attr-defined]
@@ -125,14 +125,14 @@ def _normalized(tree: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def test_same_stored_events_as_the_default_mode(tmp_path: Path) -> None:
+def test_same_stored_events_as_the_default_mode(tmp_path: Path, store_url: str) -> None:
     from tests.helpers import make_key
 
     trees = {}
     for mode in ("default", "journal"):
         data_dir = tmp_path / mode
-        key = make_key(data_dir, "project-a")
-        settings = Settings(data_dir=data_dir, otlp_journal=(mode == "journal"))
+        key = make_key(Settings(data_dir=data_dir, store=store_url), "project-a")
+        settings = Settings(data_dir=data_dir, store=store_url, otlp_journal=(mode == "journal"))
         with TestClient(create_app(settings), raise_server_exceptions=False) as client:
             r = tracer_post(client, key)
             assert r.status_code == 200, r.text
@@ -174,10 +174,10 @@ def test_spans_the_decoder_rejects_are_reported_before_the_ack(journal_client: T
     assert got.json()["event"]["event_name"] == "kept"
 
 
-def test_a_full_backlog_is_a_503_with_retry_after(data_dir: Path, keys: dict[str, str]) -> None:
+def test_a_full_backlog_is_a_503_with_retry_after(data_dir: Path, store_url: str, keys: dict[str, str]) -> None:
     body = protobuf_request(tracer_spans()).SerializeToString()
     # Room for one request's record, not two; the store refuses every write, so nothing drains.
-    settings = journal_settings(data_dir, otlp_journal_max_bytes=int(len(body) * 1.5), metrics_token="m")
+    settings = journal_settings(data_dir, store_url, otlp_journal_max_bytes=int(len(body) * 1.5), metrics_token="m")
     store = OverloadedStore(settings.database_path)
     headers = {**PB, "Authorization": f"Bearer {keys['a']}"}
     with TestClient(create_app(settings, store=store), raise_server_exceptions=False) as client:
@@ -190,8 +190,8 @@ def test_a_full_backlog_is_a_503_with_retry_after(data_dir: Path, keys: dict[str
         assert backlog and float(backlog[0].split()[-1]) > len(body)
 
 
-def test_acked_but_unindexed_requests_are_replayed_at_the_next_start(data_dir: Path, keys: dict[str, str]) -> None:
-    settings = journal_settings(data_dir)
+def test_acked_but_unindexed_requests_are_replayed_at_the_next_start(data_dir: Path, store_url: str, keys: dict[str, str]) -> None:
+    settings = journal_settings(data_dir, store_url)
     # First run: the store refuses every write (503 inside the applier, retried), so the request
     # is acked but never indexed before shutdown.
     with TestClient(create_app(settings, store=OverloadedStore(settings.database_path)),
@@ -210,8 +210,8 @@ def test_acked_but_unindexed_requests_are_replayed_at_the_next_start(data_dir: P
             time.sleep(0.02)
 
 
-def test_re_applying_a_record_upserts_the_same_rows(data_dir: Path, keys: dict[str, str]) -> None:
-    settings = journal_settings(data_dir)
+def test_re_applying_a_record_upserts_the_same_rows(data_dir: Path, store_url: str, keys: dict[str, str]) -> None:
+    settings = journal_settings(data_dir, store_url)
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         assert tracer_post(client, keys["a"]).status_code == 200
         before = _normalized(wait_for_tree(Api(client, keys["a"]), 7))
@@ -266,9 +266,9 @@ def _applier_pid(client: TestClient) -> int:
     return int(applier._proc.pid)
 
 
-def test_the_applier_process_indexes_and_reports_to_the_servers_metrics(data_dir: Path, keys: dict[str, str]) -> None:
+def test_the_applier_process_indexes_and_reports_to_the_servers_metrics(data_dir: Path, store_url: str, keys: dict[str, str]) -> None:
 
-    settings = journal_settings(data_dir, metrics_token="m")
+    settings = journal_settings(data_dir, store_url, metrics_token="m")
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         pid = _applier_pid(client)
         assert pid != os.getpid()
@@ -293,10 +293,10 @@ def test_the_applier_process_indexes_and_reports_to_the_servers_metrics(data_dir
         time.sleep(0.02)
 
 
-def test_a_killed_applier_process_is_replaced_and_loses_nothing(data_dir: Path, keys: dict[str, str]) -> None:
+def test_a_killed_applier_process_is_replaced_and_loses_nothing(data_dir: Path, store_url: str, keys: dict[str, str]) -> None:
     import signal
 
-    with TestClient(create_app(journal_settings(data_dir, metrics_token="m")), raise_server_exceptions=False) as client:
+    with TestClient(create_app(journal_settings(data_dir, store_url, metrics_token="m")), raise_server_exceptions=False) as client:
         applier = client.app.state.otlp_applier  # type: ignore[attr-defined]
         first = _applier_pid(client)
         assert _metric(client, "m", "tracehive_otlp_journal_applier_restarts_total") == 0
@@ -479,14 +479,14 @@ def test_the_applier_retries_transient_failures_and_skips_refused_records(tmp_pa
     assert skipped == [400]
 
 
-def test_grpc_exports_go_through_the_journal_too(data_dir: Path, keys: dict[str, str]) -> None:
+def test_grpc_exports_go_through_the_journal_too(data_dir: Path, store_url: str, keys: dict[str, str]) -> None:
     import grpc
     from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 
     from tests.process.server import free_port
 
     port = free_port()
-    settings = journal_settings(data_dir, otlp_grpc_port=port)
+    settings = journal_settings(data_dir, store_url, otlp_grpc_port=port)
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             stub = trace_service_pb2_grpc.TraceServiceStub(channel)

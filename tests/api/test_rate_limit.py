@@ -23,8 +23,8 @@ def ev(**fields: Any) -> dict[str, Any]:
     return {"event_type": "tool", "inputs": {}, **fields}
 
 
-def limited_app(data_dir: Path, per_second: float, burst: int) -> TestClient:
-    settings = Settings(data_dir=data_dir, rate_limit_per_second=per_second, rate_limit_burst=burst,
+def limited_app(data_dir: Path, store_url: str, per_second: float, burst: int) -> TestClient:
+    settings = Settings(data_dir=data_dir, store=store_url, rate_limit_per_second=per_second, rate_limit_burst=burst,
                         metrics_token=TOKEN)
     return TestClient(create_app(settings), raise_server_exceptions=False)
 
@@ -36,9 +36,9 @@ def test_off_by_default(client: TestClient, api: Api) -> None:
     assert api.post("/v1/events", json=ev()).status_code == 200
 
 
-def test_over_the_rate_a_key_gets_429_with_retry_after(data_dir: Path, keys: dict[str, str]) -> None:
+def test_over_the_rate_a_key_gets_429_with_retry_after(data_dir: Path, store_url: str, keys: dict[str, str]) -> None:
     # 0.5 per second: a token comes back only after 2 s, far longer than these requests take.
-    with limited_app(data_dir, 0.5, 3) as client:
+    with limited_app(data_dir, store_url, 0.5, 3) as client:
         a, b = Api(client, keys["a"]), Api(client, keys["b"])
         sid = str(uuid.uuid4())
         # Requests are counted, not events: a batch of 100 events is one request.
@@ -55,7 +55,7 @@ def test_over_the_rate_a_key_gets_429_with_retry_after(data_dir: Path, keys: dic
         assert b.post("/v1/events", json=ev()).status_code == 200
         assert Api(client, keys["ingest_a"]).post("/v1/events", json=ev()).status_code == 200
         # A refused request stored nothing (read with another key of project A, its own bucket).
-        other_a = Api(client, make_key(data_dir, "project-a"))
+        other_a = Api(client, make_key(Settings(data_dir=data_dir, store=store_url), "project-a"))
         found = other_a.post("/v1/events/search", json={"filters": [{"field": "inputs.refused", "operator": "exists"}]})
         assert found.status_code == 200 and found.json()["count"] == 0
         tools = other_a.post("/v1/events/search", json={"filters": [
@@ -69,8 +69,8 @@ def test_over_the_rate_a_key_gets_429_with_retry_after(data_dir: Path, keys: dic
         assert 'tracehive_requests_rejected_total{route="/v1/sessions/{session_id}",reason="rate_limited"} 1\n' in scraped
 
 
-def test_unknown_keys_are_401_not_429(data_dir: Path, keys: dict[str, str]) -> None:
-    with limited_app(data_dir, 0.5, 1) as client:
+def test_unknown_keys_are_401_not_429(data_dir: Path, store_url: str, keys: dict[str, str]) -> None:
+    with limited_app(data_dir, store_url, 0.5, 1) as client:
         unknown = Api(client, "hh_" + "Q" * 24 + "_" + "q" * 64)
         for _ in range(5):
             assert_error(unknown.get("/v1/whoami"), 401)

@@ -43,8 +43,8 @@ MARK_B = "markB" + uuid.uuid4().hex  # in every payload of project B
 
 
 @pytest.fixture
-def settings(data_dir: Path) -> Settings:
-    return Settings(data_dir=data_dir, metrics_token=METRICS_TOKEN)
+def settings(data_dir: Path, store_url: str) -> Settings:
+    return Settings(data_dir=data_dir, store=store_url, metrics_token=METRICS_TOKEN)
 
 
 def ev(**fields: Any) -> dict[str, Any]:
@@ -454,8 +454,8 @@ def test_keys_and_the_metrics_token_are_stored_hashed(client: TestClient, keys: 
 # ------------------------------------------------------------------------------------------------
 
 
-def test_server_logs_are_json_with_request_ids_and_no_keys_or_payloads(data_dir: Path) -> None:
-    key = make_key(data_dir, "logs")  # minted beforehand: the server prints no key of its own
+def test_server_logs_are_json_with_request_ids_and_no_keys_or_payloads(data_dir: Path, store_url: str) -> None:
+    key = make_key(Settings(data_dir=data_dir, store=store_url), "logs")  # minted beforehand: the server prints no key of its own
     wrong_key = "hh_" + "W" * 24 + "_" + MARK_B[:64].ljust(64, "x")
     server = TracehiveServer(data_dir, env={"TRACEHIVE_METRICS_TOKEN": METRICS_TOKEN, "TRACEHIVE_LOG_LEVEL": "info"})
     answered: list[tuple[str, str, str, int]] = []  # (request id, method, path, status)

@@ -8,12 +8,14 @@ should call ``pytest.skip`` from its factory when the service is not configured.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from tests import pg
 from tracehive.storage.base import Store
+from tracehive.storage.postgres import PostgresStore
 from tracehive.storage.sqlite import SQLiteStore
 
 StoreFactory = Callable[[Path], Store]
@@ -23,9 +25,30 @@ def _sqlite(directory: Path) -> Store:
     return SQLiteStore(directory / "tracehive.db")
 
 
+def _postgres(directory: Path) -> Store:
+    """One database per test directory (created on the first call, dropped at exit)."""
+    marker = directory / "postgres-url"
+    if not marker.exists():
+        directory.mkdir(parents=True, exist_ok=True)
+        url = pg.create_database()
+        _CREATED.append(url)
+        marker.write_text(url)
+    return PostgresStore(marker.read_text())
+
+
+_CREATED: list[str] = []
+
 BACKENDS: dict[str, StoreFactory] = {
     "sqlite": _sqlite,
+    "postgres": _postgres,
 }
+
+
+@pytest.fixture(autouse=True)
+def _drop_postgres_databases() -> Iterator[None]:
+    yield
+    while _CREATED:
+        pg.drop_database(_CREATED.pop())
 
 
 @pytest.fixture(params=sorted(BACKENDS))

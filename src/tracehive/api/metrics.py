@@ -54,16 +54,12 @@ def _digest(value: str) -> bytes:
 
 
 def writer_queue_depth(store: Store) -> Callable[[], float | None]:
-    """Reads the depth of the store's write queue when scraped (None while the store is closed or
-    for a backend without a writer queue)."""
+    """Reads the writes waiting in the store (its neutral ``stats()``) when scraped; None while
+    the store is closed."""
 
     def sample() -> float | None:
-        try:
-            writer = getattr(store, "writer", None)
-        except RuntimeError:  # SQLiteStore.writer while the store is not open
-            return None
-        depth = getattr(writer, "queue_depth", None)
-        return float(depth) if isinstance(depth, int) else None
+        pending = store.stats().pending_writes
+        return None if pending is None else float(pending)
 
     return sample
 

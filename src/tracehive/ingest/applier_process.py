@@ -245,7 +245,7 @@ async def child_main() -> None:
     from tracehive.ingest.journal_stages import journal_stages
     from tracehive.ingest.otlp_decode import DecodeLimits
     from tracehive.observability.logging import log_config
-    from tracehive.storage.default import default_store
+    from tracehive.storage.factory import store_from_settings
 
     stdin = await _stdin_lines()
     first = orjson.loads(await stdin.readline())
@@ -254,7 +254,7 @@ async def child_main() -> None:
     reporter = _Reporter()
     follower = JournalFollower(settings.data_dir / "otlp-journal", Position(*first["durable"]))
     await asyncio.to_thread(follower.open)
-    store = default_store(settings, observer=reporter)
+    store = store_from_settings(settings, observer=reporter)
     await store.open()
     applier: Applier
     prepare, write = journal_stages(store, DecodeLimits.from_settings(settings),

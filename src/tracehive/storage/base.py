@@ -1,4 +1,12 @@
-"""The store contract. Every backend implements exactly this and passes ``tests/storage``.
+"""The store contract, in two parts. Every backend implements both and passes ``tests/storage``.
+
+Modelled on Jaeger's storage API: a *control* part (``ControlStore``: projects and keys, and next
+the datasets and runs of experiments) and an *event* part (``EventStore``: writes, reads, analytics
+over events). ``Store`` is both, which is what ``create_app`` takes. The lifecycle is explicit:
+``migrate()`` brings the schema up to date (``tracehive migrate``), ``open()`` connects (and, by
+default, migrates too, so that ``tracehive serve`` on a new SQLite data dir needs nothing else),
+``close()`` finishes queued writes. A backend says what it can do in ``capabilities`` and reports
+to one neutral ``StoreObserver`` (``storage/observer.py``), never to a class of the web app.
 
 Semantics every backend must honour:
 - writes are idempotent upserts keyed by (project_id, event_id);
@@ -16,6 +24,29 @@ Semantics every backend must honour:
   forgotten when their event (or its session) is deleted;
 - a write that returns has been durably committed;
 - every call is confined to the scope's project.
+
+How each write rule stays exact with many writers (several stores, processes or nodes over one
+database). SQLite has one writer thread per process and one write lock per database file
+(``BEGIN IMMEDIATE``), so every write job of every process runs alone: the rules below hold by
+serialisation. PostgreSQL runs writers at once, in READ COMMITTED, and makes each rule safe so:
+- *idempotent upserts, re-sent events, merged dicts*: one ``INSERT .. ON CONFLICT DO UPDATE`` per
+  row; PostgreSQL locks the conflicting row and applies the merge (``th_merge``, a deep merge in
+  SQL) to its latest committed version, so no metadata key written by another node is lost;
+- *session creation and widening*: the same, with ``least``/``greatest`` of the stored times;
+- *explicit session start* (merge of metadata/user_properties, adoption of an implicit session):
+  ``INSERT .. ON CONFLICT DO NOTHING``, else ``SELECT .. FOR UPDATE`` and the merge under that row
+  lock;
+- *id-role clashes*: the upserts' ``WHERE`` skips a row whose id has the other role; a short row
+  count is checked and the whole transaction undone (the unique key serialises the racing inserts);
+- *kept updates* and *aliases* are two-sided races (an update kept while its event is being
+  inserted elsewhere; a child linked to an alias while the alias is being claimed elsewhere): each
+  side writes, commits, then looks again for the other side's committed work and applies it
+  (``reconcile``). Of two racing transactions at least one commits before the other looks, so one
+  of them always finds the other's work. A kept update is applied exactly once: its row is locked
+  (``FOR UPDATE``) and deleted by whoever applies it;
+- *lock order*: rows are upserted sorted by id (events, then sessions), so transactions that touch
+  the same rows take their locks in one order; a deadlock or serialization failure that still
+  happens is retried inside the store (a few times, with jitter) and never reaches a client.
 """
 
 from __future__ import annotations
@@ -53,12 +84,46 @@ class ApiKeyRecord:
     revoked_at: int | None
 
 
-class Store(abc.ABC):
-    """Async interface so that network databases fit without blocking the event loop."""
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a backend does that the contract leaves open; tests and docs read these."""
+
+    # The store's name in logs and messages ("sqlite", "postgresql"); never branched on above storage/.
+    backend: str
+    # Several processes or nodes may write the same database at once.
+    concurrent_writers: bool
+    # Strings keep U+0000; where False, it is stored as U+FFFD (PostgreSQL's text cannot hold it).
+    preserves_nul: bool = True
+    # Reads are stopped by the database past a time limit (answered 503).
+    read_timeout: bool = False
+    # An OTLP journal may sit beside the store (journal mode): one process per data dir.
+    otlp_journal: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStats:
+    """A neutral snapshot for ``/metrics``: what waits to be written, and the bound on it."""
+
+    # Write jobs (or transactions) waiting or running now; None when the store is closed.
+    pending_writes: int | None
+    # The bound past which writes are shed with 503 + Retry-After.
+    max_pending_writes: int
+
+
+class StoreLifecycle(abc.ABC):
+    """Async throughout so that network databases fit without blocking the event loop."""
+
+    capabilities: Capabilities
+
+    @abc.abstractmethod
+    async def migrate(self) -> int:
+        """Bring the schema up to date and return its version; safe to run from several
+        processes at once. Works on a store that is not open."""
 
     @abc.abstractmethod
     async def open(self) -> None:
-        """Connect and apply pending migrations. Idempotent."""
+        """Connect (applying pending migrations first unless the backend says otherwise).
+        Idempotent."""
 
     @abc.abstractmethod
     async def close(self) -> None:
@@ -68,7 +133,17 @@ class Store(abc.ABC):
     async def health(self) -> bool:
         """True when the store answers queries."""
 
-    # Projects and keys -------------------------------------------------------------------------
+    @abc.abstractmethod
+    def stats(self) -> StoreStats:
+        """Cheap and synchronous: sampled by ``/metrics`` on every scrape."""
+
+    def describe(self) -> str:
+        """Where the data lives, for people (a path, or a URL without its password)."""
+        return self.capabilities.backend
+
+
+class ControlStore(StoreLifecycle):
+    """Projects and API keys (datasets and runs come next)."""
 
     @abc.abstractmethod
     async def ensure_project(self, name: str) -> tuple[Project, bool]:
@@ -92,7 +167,10 @@ class Store(abc.ABC):
     async def resolve_key(self, key: str) -> Scope | None:
         """The scope of an active key, or None."""
 
-    # Events ------------------------------------------------------------------------------------
+
+
+class EventStore(StoreLifecycle):
+    """Events: writes, reads, bulk transfer and analytics, every call confined to a scope."""
 
     @abc.abstractmethod
     async def create_session(self, scope: Scope, session: Event) -> Event:
@@ -192,3 +270,7 @@ class Store(abc.ABC):
         holding a value, JSON columns that are not null/empty, and the dot path of every object
         member (not null) inside a JSON column, not following arrays; only names
         ``tracehive.query.schema.field_name`` accepts (the filter language can address them)."""
+
+
+class Store(ControlStore, EventStore):
+    """The whole contract: what ``create_app`` wires and the CLI opens."""

@@ -10,7 +10,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import orjson
 
@@ -22,7 +22,8 @@ from tracehive.model.scope import KeyKind, Scope
 from tracehive.query.chart import ChartQuery, ChartRow
 from tracehive.query.filters import EventQuery
 from tracehive.query.session_list import SessionListQuery, SessionSummary
-from tracehive.storage.base import ApiKeyRecord, Project, Store
+from tracehive.storage.base import ApiKeyRecord, Capabilities, Project, Store, StoreStats
+from tracehive.storage.observer import StoreObserver
 from tracehive.storage.sqlite.chart import run_chart
 from tracehive.storage.sqlite.compile import CompiledStream, compile_export, compile_stream
 from tracehive.storage.sqlite.connection import connect
@@ -39,7 +40,7 @@ from tracehive.storage.sqlite.rows import (
 )
 from tracehive.storage.sqlite.schema import schema_fields as _schema_fields
 from tracehive.storage.sqlite.session_list import list_sessions as _list_sessions
-from tracehive.storage.sqlite.writer import GroupCommitWriter, WriterObserver
+from tracehive.storage.sqlite.writer import GroupCommitWriter
 
 T = TypeVar("T")
 
@@ -125,14 +126,12 @@ class _ReaderPool:
             self._connections.clear()
 
 
-class StoreObserver(WriterObserver, Protocol):
-    """Metrics hooks (``tracehive.observability.instruments.ServerMetrics``); optional."""
-
-    def events_stored(self, count: int) -> None:
-        """Called on the event loop once a write of ``count`` events has committed."""
-
-
 class SQLiteStore(Store):
+    # One writer thread per process and one write lock per file serialise every write job, so
+    # several processes may share the file (the journal's applier process does).
+    capabilities = Capabilities(backend="sqlite", concurrent_writers=True, preserves_nul=True,
+                                read_timeout=False, otlp_journal=True)
+
     def __init__(
         self,
         path: str | Path,
@@ -158,19 +157,33 @@ class SQLiteStore(Store):
 
     # Lifecycle ---------------------------------------------------------------------------------
 
-    async def open(self) -> None:
-        if self._writer is not None:
-            return
+    async def migrate(self) -> int:
+        return await asyncio.to_thread(self._migrate)
+
+    def _migrate(self) -> int:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         setup = connect(self.path, synchronous=self._synchronous)
         try:
-            migrate(setup)
+            version = migrate(setup)
             setup.execute("BEGIN IMMEDIATE")
             for key in ("org_id", "workspace_id"):
                 setup.execute("INSERT OR IGNORE INTO meta VALUES (?, ?)", (key, ids.new_id()))
             setup.execute("COMMIT")
+            return version
         finally:
             setup.close()
+
+    def describe(self) -> str:
+        return str(self.path.resolve())
+
+    def stats(self) -> StoreStats:
+        writer = self._writer
+        return StoreStats(writer.queue_depth if writer is not None else None, self._writer_queue)
+
+    async def open(self) -> None:
+        if self._writer is not None:
+            return
+        self._migrate()
         self._writer = GroupCommitWriter(self.path, max_queue=self._writer_queue, synchronous=self._synchronous,
                                          observer=self._observer, max_db_bytes=self._max_db_bytes)
         self._writer.start()

@@ -26,9 +26,10 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from tracehive.model.errors import Overloaded, StoreUnavailable
+from tracehive.storage.observer import StoreObserver
 from tracehive.storage.sqlite.connection import connect, store_error
 
 log = logging.getLogger(__name__)
@@ -64,17 +65,9 @@ class _Ticket:
         return self._lock.locked()
 
 
-class WriterObserver(Protocol):
-    """Told about every group, from the writer thread (so it must be quick and thread-safe)."""
-
-    def group_committed(self, jobs: int, transaction_seconds: float, commit_seconds: float) -> None: ...
-
-    def group_failed(self, jobs: int) -> None: ...
-
-
 class GroupCommitWriter:
     def __init__(self, path: Path, *, max_queue: int = 1024, max_group: int = 256, synchronous: str = "FULL",
-                 observer: WriterObserver | None = None, max_db_bytes: int = 0) -> None:
+                 observer: StoreObserver | None = None, max_db_bytes: int = 0) -> None:
         self._path = path
         self._max_db_bytes = max_db_bytes
         self._observer = observer

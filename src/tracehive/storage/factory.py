@@ -1,0 +1,58 @@
+"""The store the settings name: the one place that maps a store URL to a backend.
+
+``tracehive serve``, every CLI command and the journal's applier process open their store here, so
+they all open the same one (size cap, timeouts and pool included) without importing the web app.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit, urlunsplit
+
+from tracehive.model.errors import ValidationFailed
+from tracehive.settings import Settings
+from tracehive.storage.base import Store
+from tracehive.storage.observer import StoreObserver
+
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+
+
+def store_from_settings(settings: Settings, observer: StoreObserver | None = None) -> Store:
+    url = settings.store.strip()
+    if not url:
+        from tracehive.storage.sqlite import SQLiteStore
+
+        return SQLiteStore(
+            settings.database_path,
+            readers=settings.reader_threads,
+            writer_queue=settings.writer_queue,
+            synchronous=settings.sqlite_synchronous,
+            observer=observer,
+            write_timeout=settings.write_timeout_seconds if settings.write_timeout_seconds > 0 else None,
+            max_db_bytes=settings.max_db_bytes,
+        )
+    scheme = urlsplit(url).scheme.lower()
+    if scheme in POSTGRES_SCHEMES:
+        from tracehive.storage.postgres import PostgresStore
+
+        return PostgresStore(
+            url,
+            pool_size=settings.postgres_pool_size,
+            statement_timeout=settings.postgres_statement_timeout_seconds,
+            max_pending_writes=settings.postgres_max_pending_writes,
+            write_timeout=settings.write_timeout_seconds if settings.write_timeout_seconds > 0 else None,
+            observer=observer,
+        )
+    raise ValidationFailed(
+        f"unsupported store URL {redact_url(url)!r}: use postgresql://user@host:port/dbname, "
+        "or no --store for SQLite in the data dir"
+    )
+
+
+def redact_url(url: str) -> str:
+    """The URL with its password (if any) replaced by ***, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)
+    user = (parts.username or "") + ":***"
+    return urlunsplit(parts._replace(netloc=f"{user}@{netloc[-1]}"))

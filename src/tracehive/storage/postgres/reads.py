@@ -1,0 +1,34 @@
+"""The read side the store calls, each a function of a connection inside a read transaction:
+a session's events here; the compiled queries (filters, pages, charts, session lists, schema)
+in their own modules."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg import AsyncConnection
+
+from tracehive.model.event import Event
+from tracehive.storage.postgres.rows import EVENT_COLUMNS, row_to_event
+from tracehive.storage.sqlite.rows import complete_children
+
+Conn = AsyncConnection[Any]
+
+
+async def session_events(conn: Conn, project_id: str, session_id: str) -> list[Event]:
+    """Every event of a session, oldest first (ties in arrival order), with ``children_ids``
+    completed from the parent links among them."""
+    cur = await conn.execute(
+        f"SELECT {EVENT_COLUMNS} FROM events WHERE project_id = %s AND session_id = %s ORDER BY start_time, seq",
+        (project_id, session_id),
+    )
+    events = [row_to_event(r) for r in await cur.fetchall()]
+    children: dict[str, list[str]] = {}
+    for event in events:
+        if event.parent_id and event.parent_id != event.event_id:
+            children.setdefault(event.parent_id, []).append(event.event_id)
+    for event in events:
+        found = children.get(event.event_id)
+        if found:
+            event.children_ids = complete_children(event.children_ids, found)
+    return events
