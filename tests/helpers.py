@@ -77,10 +77,13 @@ def assert_error(response: Any, status: int, *fragments: str) -> dict[str, Any]:
     return body
 
 
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
 def shared_fixture(name: str = "honeyhive-1.7.0-traffic.jsonl") -> Path:
-    """A file of ``shared/fixtures``, which sits beside the repository (here and in CI)."""
-    for parent in Path(__file__).resolve().parents:
-        candidate = parent / "shared" / "fixtures" / name
-        if candidate.is_file():
-            return candidate
-    raise FileNotFoundError(f"{name} not found in a shared/fixtures folder above {__file__}")
+    """A recorded fixture, copied into ``tests/fixtures`` from the project's shared fixtures (the
+    repository stands alone: a clone anywhere runs its tests)."""
+    path = FIXTURES / name
+    if not path.is_file():
+        raise FileNotFoundError(f"{name} is not in {FIXTURES}")
+    return path

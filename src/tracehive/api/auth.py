@@ -1,8 +1,11 @@
 """Bearer-key authentication and the read/write permission of each key kind.
 
-Keys are looked up by their SHA-256 hash (the store compares hashes in constant time). Resolved
-keys are cached briefly so that a hot ingest path does not query the key table per request; a
-revocation made by another process takes effect within ``key_cache_seconds``.
+Keys are looked up by their SHA-256 hash (the store compares hashes in constant time). A value
+that does not have a key's shape (``model.keys``) is refused before any lookup. Keys that resolved
+are cached briefly, by hash (the plaintext is never kept), so that a hot ingest path does not
+query the key table per request; the cache holds only valid keys, so its size is bounded by the
+keys that exist (and by ``_MAX_CACHED_KEYS``), whatever an attacker sends. The cache is per node:
+a revocation made on another node or by the CLI takes effect within ``key_cache_seconds``.
 
 An optional per-key rate limit (``rate_limit_per_second``, off by default) is a token bucket per
 key id, checked on every resolution (HTTP and OTLP/gRPC): it counts requests, not events.
@@ -16,6 +19,7 @@ import time
 from starlette.requests import Request
 
 from tracehive.model.errors import Forbidden, Overloaded, Unauthorized
+from tracehive.model.keys import hash_key, looks_like_key
 from tracehive.model.scope import Scope
 from tracehive.settings import Settings
 from tracehive.storage.base import Store
@@ -35,7 +39,8 @@ class RateLimiter:
     """A token bucket per key id: ``burst`` requests at once, refilled at ``per_second``.
 
     Runs on the event loop only (no await inside), so it needs no lock. Its size is bounded by the
-    number of valid keys: only resolved keys reach it."""
+    number of valid keys: only resolved keys reach it. The buckets are per node (in memory): with
+    N nodes behind a load balancer a key may send up to N times the rate, which the README says."""
 
     def __init__(self, per_second: float, burst: int = 0) -> None:
         if per_second <= 0:
@@ -70,23 +75,33 @@ class KeyResolver:
         self._store = store
         self._ttl = ttl_seconds
         self._limiter = limiter
-        self._cache: dict[str, tuple[float, Scope | None]] = {}
+        # SHA-256 hex of a valid key -> (expiry, scope); insertion-ordered, the oldest evicted.
+        self._cache: dict[str, tuple[float, Scope]] = {}
 
     async def resolve(self, key: str) -> Scope | None:
-        """The key's scope, or None for an unknown or revoked key. Raises ``RateLimited`` when a
-        valid key is over its rate."""
+        """The key's scope, or None for an unknown, revoked or malformed key. Raises
+        ``RateLimited`` when a valid key is over its rate."""
+        if not looks_like_key(key):
+            return None
+        digest = hash_key(key)
         now = time.monotonic()
-        hit = self._cache.get(key)
+        hit = self._cache.get(digest)
         if hit is not None and hit[0] > now:
-            scope = hit[1]
+            scope: Scope | None = hit[1]
         else:
+            self._cache.pop(digest, None)
             scope = await self._store.resolve_key(key)
-            if len(self._cache) >= _MAX_CACHED_KEYS:
-                self._cache.clear()  # bounded: random keys from an attacker cannot grow it forever
-            self._cache[key] = (now + self._ttl, scope)
+            if scope is not None:
+                if len(self._cache) >= _MAX_CACHED_KEYS:
+                    del self._cache[next(iter(self._cache))]
+                self._cache[digest] = (now + self._ttl, scope)
         if scope is not None and self._limiter is not None:
             self._limiter.admit(scope.key_id)
         return scope
+
+    @property
+    def cached(self) -> int:
+        return len(self._cache)
 
     def forget(self) -> None:
         self._cache.clear()

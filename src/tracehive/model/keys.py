@@ -35,6 +35,15 @@ def generate_key(kind: KeyKind) -> tuple[str, str]:
     return key_id, f"{prefix}{key_id}_{secret}"
 
 
+# The longest key (an ingestion key): anything longer is no key, whatever it holds.
+MAX_KEY_LENGTH = len("hh_ingst_") + KEY_ID_LENGTH + 1 + SECRET_LENGTH
+
+
+def looks_like_key(value: str) -> bool:
+    """True when ``value`` has the shape of a key of either kind (checked before any lookup)."""
+    return len(value) <= MAX_KEY_LENGTH and bool(PROJECT_KEY_RE.fullmatch(value) or INGESTION_KEY_RE.fullmatch(value))
+
+
 def hash_key(key: str) -> str:
     """SHA-256 is enough for 64 random characters: no dictionary to attack, unlike passwords."""
     return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()

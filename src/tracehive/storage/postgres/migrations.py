@@ -154,7 +154,8 @@ MIGRATIONS: list[tuple[int, str]] = [
             IF x < -4 OR x >= 15 THEN
                 mant := rtrim(mant, '0');
                 IF right(mant, 1) = '.' THEN mant := mant || '0'; END IF;
-                RETURN mant || 'e' || CASE WHEN x < 0 THEN '-' ELSE '+' END || lpad(abs(x)::text, 2, '0');
+                RETURN mant || 'e' || CASE WHEN x < 0 THEN '-' ELSE '+' END 
+                       || CASE WHEN abs(x) < 10 THEN '0' ELSE '' END || abs(x)::text;
             END IF;
             plain := n::text;
             IF position('.' IN plain) = 0 THEN plain := plain || '.0'; END IF;

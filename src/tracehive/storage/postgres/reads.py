@@ -10,7 +10,7 @@ from psycopg import AsyncConnection
 
 from tracehive.model.event import Event
 from tracehive.storage.postgres.rows import EVENT_COLUMNS, row_to_event
-from tracehive.storage.sqlite.rows import complete_children
+from tracehive.storage.children import complete_children
 
 Conn = AsyncConnection[Any]
 

@@ -30,7 +30,7 @@ from tracehive.storage.postgres.rows import (
     row_to_event,
     text,
 )
-from tracehive.storage.sqlite.rows import complete_children
+from tracehive.storage.children import complete_children
 
 Conn = AsyncConnection[Any]
 

@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 
 from tracehive.model.event import Event, deep_merge
+from tracehive.storage.children import complete_children  # noqa: F401 - re-exported for the store
 
 EVENT_COLUMNS = (
     "event_id, session_id, parent_id, event_type, event_name, source, start_time, end_time, duration, error, "
@@ -79,12 +80,6 @@ def row_to_event(row: tuple[Any, ...]) -> Event:
         workspace_id=row[19],
         project_id=row[20],
     )
-
-
-def complete_children(stored: list[str], found: list[str]) -> list[str]:
-    """Ids the client sent (in its order) followed by stored children it did not mention."""
-    seen = set(stored)
-    return stored + [c for c in found if c not in seen]
 
 
 def merge_json(base: str | None, patch: str | None) -> str | None:
