@@ -65,7 +65,9 @@ async def _bootstrap(store: Store) -> str | None:
     """With no project yet, create ``default`` and mint one project key (shown once)."""
     if await store.list_projects():
         return None
-    project, _ = await store.ensure_project(DEFAULT_PROJECT)
+    project, created = await store.ensure_project(DEFAULT_PROJECT)
+    if not created:  # another node sharing the database started at the same moment and made it
+        return None
     _, key = await store.create_key(project.project_id, KeyKind.PROJECT)
     return key
 
