@@ -75,6 +75,7 @@ async def _bootstrap(store: Store) -> str | None:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from tracehive.api.http_limits import guarded_protocol
     from tracehive.app import create_app
     from tracehive.observability.logging import log_config
 
@@ -100,7 +101,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log_config=log_config(settings.log_level),
         access_log=False,
         loop="auto",
-        http="auto",
+        # httptools with bounds on the request head (size, time), checked while parsing.
+        http=guarded_protocol(settings.max_header_bytes, settings.header_timeout_seconds),
         timeout_graceful_shutdown=10,
     )
     return 0

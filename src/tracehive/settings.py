@@ -26,6 +26,13 @@ class Settings:
     # install); ``postgresql://user@host:port/dbname`` = PostgreSQL (many nodes may share it).
     store: str = ""
     # Bounds on input (contract: bad input is a clear 4xx, never a 500 or an exhausted server).
+    # The request line and headers of one request (431 past it, before any key lookup).
+    max_header_bytes: int = 32 * 1024
+    # A request's head must be complete this long after its first byte (else the connection is
+    # closed), and a body must keep arriving at body_min_bytes_per_second after a grace period
+    # of header_timeout_seconds (else 408): slow senders cannot hold memory or connections.
+    header_timeout_seconds: float = 10.0
+    body_min_bytes_per_second: int = 4096
     max_body_bytes: int = 20 * 1024 * 1024
     max_batch_events: int = 10_000
     max_json_depth: int = 64
