@@ -82,6 +82,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
                                   "Request-body bytes reserved by the requests being handled now "
                                   "(bounded by max_inflight_bytes).",
                                   sample=lambda: float(body_budget.in_flight))
-    app.add_middleware(InflightBodyLimit, limit=settings.max_inflight_bytes, budget=body_budget)
+    app.add_middleware(InflightBodyLimit, limit=settings.max_inflight_bytes, budget=body_budget,
+                       min_rate=settings.body_min_bytes_per_second, grace=settings.header_timeout_seconds)
     middleware.install(app, server_metrics)
     return app

@@ -5,6 +5,8 @@ Every failure is an ``ApiError`` that names what is wrong (and where), never a 5
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 from typing import Any, TypeVar
 
 import orjson
@@ -16,6 +18,7 @@ from tracehive.model.errors import (
     MalformedBody,
     Overloaded,
     PayloadTooLarge,
+    RequestTimeout,
     UnsupportedMediaType,
     ValidationFailed,
 )
@@ -39,73 +42,137 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 class BodyBudget:
-    """Request-body bytes reserved by the requests being handled now (``InflightBodyLimit``)."""
+    """Request-body bytes held by the requests being handled now (``InflightBodyLimit``), in all
+    and per key (keyed by a hash of the Authorization header, so no key is kept in memory)."""
 
     def __init__(self) -> None:
         self.in_flight = 0
+        self.by_key: dict[bytes, int] = {}
+
+    def hold(self, key: bytes, size: int) -> None:
+        self.in_flight += size
+        self.by_key[key] = self.by_key.get(key, 0) + size
+
+    def release(self, key: bytes, size: int) -> None:
+        if not size:
+            return
+        self.in_flight -= size
+        left = self.by_key.get(key, 0) - size
+        if left > 0:
+            self.by_key[key] = left
+        else:
+            self.by_key.pop(key, None)
+
+
+# The share of the budget one key may take with a new request while other keys hold bytes too.
+KEY_SHARE = 0.5
+# How far past the budget the requests already admitted may go before one is refused halfway.
+CONTINUING_HEADROOM = 2
 
 
 class InflightBodyLimit:
-    """ASGI middleware: a bound on the request-body bytes held by the requests being handled.
+    """ASGI middleware: bounds on the request-body bytes held by the requests being handled, and
+    on how slowly a body may arrive.
 
     A body, and everything parsed from it, stays in memory until its write has committed; the
     writer queue bounds jobs, not bytes, so without this many large batches at once could exhaust
-    memory. A request's declared ``Content-Length`` is reserved when the route first reads the body
-    (after authentication, before a byte is parsed) and refused with 503 + Retry-After if it does
-    not fit; a body sent without a length is counted chunk by chunk as it arrives. The bytes are
-    released when the response has been sent. When nothing else is in flight a request is always
-    admitted, so any body within ``max_body_bytes`` gets through eventually. (Gzip bodies count
-    their received size; their inflated size is capped per request by ``max_body_bytes``.)
+    memory. Bytes are counted as they arrive (never from the declared ``Content-Length``, which a
+    slow sender could use to reserve the budget without sending anything) and released when the
+    response has been sent. A request whose first bytes do not fit is refused with 503 +
+    Retry-After; so is one that would take a key past ``KEY_SHARE`` of the budget while other keys
+    hold bytes, so one key cannot starve the others. A request already admitted may take the held
+    bytes up to ``CONTINUING_HEADROOM`` times the budget before it is refused: requests refused
+    halfway would waste their work and could starve each other (every admitted body waiting for
+    room that only the others' completion frees), so memory is bounded by that multiple instead.
+    When nothing else is in flight a request is always admitted, so any body within
+    ``max_body_bytes`` gets through eventually. (Gzip bodies count their received size; their
+    inflated size is capped per request by ``max_body_bytes``.)
+
+    A body must also keep arriving: after ``grace`` seconds, at least ``min_rate`` bytes per second
+    on average, else the request is answered 408 and its bytes released (slow uploads cannot hold
+    the budget, a connection or a worker for long).
     """
 
-    def __init__(self, app: ASGIApp, limit: int, budget: BodyBudget | None = None) -> None:
+    def __init__(self, app: ASGIApp, limit: int, budget: BodyBudget | None = None, *,
+                 min_rate: int = 0, grace: float = 10.0) -> None:
         self.app = app
         self.limit = limit
+        self.min_rate = min_rate
+        self.grace = grace
         # Shared with whoever reports it (the app's metrics); touched only on the event loop.
         self.budget = budget or BodyBudget()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or self.limit <= 0:
+        if scope["type"] != "http" or (self.limit <= 0 and self.min_rate <= 0):
             await self.app(scope, receive, send)
             return
-        declared = _content_length(scope)  # None: absent (chunked) or not a number
+        key = _key_of(scope)
         held = 0
+        received = 0
+        started: float | None = None
+        body_done = False
 
         async def counted_receive() -> Message:
-            nonlocal held
-            if declared is not None:
-                if not held and declared:
-                    self._admit(declared, held)
-                    held = declared
-                return await receive()
-            message = await receive()
-            size = len(message.get("body", b"")) if message["type"] == "http.request" else 0
-            if size:
-                self._admit(size, held)
+            nonlocal held, received, started, body_done
+            if body_done:
+                return await receive()  # e.g. waiting for a disconnect after the body
+            loop = asyncio.get_running_loop()
+            if started is None:
+                started = loop.time()
+            if self.min_rate > 0:
+                deadline = started + self.grace + received / self.min_rate
+                try:
+                    message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
+                except asyncio.TimeoutError:
+                    raise RequestTimeout(
+                        f"the request body arrived slower than {self.min_rate} bytes per second "
+                        f"({received} bytes in {loop.time() - started:.0f} s)"
+                    ) from None
+            else:
+                message = await receive()
+            if message["type"] != "http.request":
+                return message
+            size = len(message.get("body", b""))
+            received += size
+            body_done = not message.get("more_body", False)
+            if size and self.limit > 0:
+                self._admit(key, size, held)
                 held += size
             return message
 
         try:
             await self.app(scope, counted_receive, send)
         finally:
-            self.budget.in_flight -= held
+            self.budget.release(key, held)
 
-    def _admit(self, size: int, own: int) -> None:
-        """Reserve ``size`` more bytes for a request already holding ``own``; refuse if they do not
-        fit, unless no other request holds any."""
-        others = self.budget.in_flight - own
-        if others and self.budget.in_flight + size > self.limit:
-            raise Overloaded(
-                f"the server is busy with {others} bytes of other request bodies (limit {self.limit}); retry shortly"
-            )
-        self.budget.in_flight += size
+    def _admit(self, key: bytes, size: int, own: int) -> None:
+        """Hold ``size`` more bytes for a request already holding ``own``; refuse if they do not
+        fit (a new request: in the budget and in the key's share while other keys hold bytes; an
+        admitted one: in the headroom), unless no other request holds any."""
+        budget = self.budget
+        others = budget.in_flight - own
+        if others:
+            cap = self.limit * (CONTINUING_HEADROOM if own else 1)
+            if budget.in_flight + size > cap:
+                raise Overloaded(
+                    f"the server is busy with {others} bytes of other request bodies (limit {self.limit}); "
+                    "retry shortly"
+                )
+            key_held = budget.by_key.get(key, 0)
+            if not own and key_held < budget.in_flight and key_held + size > self.limit * KEY_SHARE:
+                raise Overloaded(
+                    f"this key already sends {key_held} bytes of request bodies, its share of the "
+                    f"server's {self.limit}; retry shortly"
+                )
+        budget.hold(key, size)
 
 
-def _content_length(scope: Scope) -> int | None:
+def _key_of(scope: Scope) -> bytes:
+    """Who a body's bytes count against: a digest of the Authorization header (b"" without one)."""
     for name, value in scope["headers"]:
-        if name == b"content-length":
-            return int(value) if value.isdigit() else None
-    return None
+        if name == b"authorization":
+            return hashlib.blake2b(value, digest_size=16).digest()
+    return b""
 
 
 # curl -d sends x-www-form-urlencoded by default; its body is still the JSON the user typed.

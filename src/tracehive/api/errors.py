@@ -7,11 +7,11 @@ import logging
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from tracehive.api.responses import JSONResponse
-from tracehive.model.errors import ApiError, MethodNotAllowed, NotFound, ValidationFailed
+from tracehive.model.errors import ApiError, ClientClosedRequest, MethodNotAllowed, NotFound, ValidationFailed
 from tracehive.observability.instruments import ERROR_CODE_KEY
 
 log = logging.getLogger("tracehive.api")
@@ -53,8 +53,14 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     return _render(request, ApiError("internal error"))
 
 
+async def _client_disconnect(request: Request, exc: Exception) -> Response:
+    # The client hung up mid-body: not a server error (no traceback, not a 500 in /metrics).
+    return _render(request, ClientClosedRequest("the client closed the connection before its request was read"))
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(ClientDisconnect, _client_disconnect)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _request_validation)
     app.add_exception_handler(Exception, _unexpected)

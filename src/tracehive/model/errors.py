@@ -88,6 +88,21 @@ class MethodNotAllowed(ApiError):
     error_code = "METHOD_NOT_ALLOWED"
 
 
+class RequestTimeout(ApiError):
+    """The request body arrived too slowly (below the minimum transfer rate)."""
+
+    status_code = 408
+    error_code = "REQUEST_TIMEOUT"
+
+
+class ClientClosedRequest(ApiError):
+    """The client went away before its request was read: nobody will see this answer; it is
+    counted and logged as a client abort, not as a server error."""
+
+    status_code = 499
+    error_code = "CLIENT_CLOSED_REQUEST"
+
+
 class PayloadTooLarge(ApiError):
     status_code = 413
     error_code = "PAYLOAD_TOO_LARGE"

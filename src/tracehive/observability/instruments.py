@@ -32,6 +32,8 @@ _REASON_BY_CODE = {
     "PAYLOAD_TOO_LARGE": "too_large",
     "UNSUPPORTED_MEDIA_TYPE": "unsupported_media_type",
     "RATE_LIMITED": "rate_limited",
+    "CLIENT_CLOSED_REQUEST": "client_abort",
+    "REQUEST_TIMEOUT": "slow_body",
     "OVERLOADED": "overloaded",
     "STORE_UNAVAILABLE": "store_unavailable",
     "STORAGE_FULL": "storage_full",
