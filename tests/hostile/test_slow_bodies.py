@@ -82,15 +82,18 @@ def test_one_key_cannot_take_the_budget_from_another(server: TracehiveServer) ->
     with server.client(key_a) as a, server.client(key_b) as b:
         b_held, _ = _body(session, 100 * KIB)
         a_held, _ = _body(session, 600 * KIB)
-        with held_request(server, key_b, b_held) as finish_b, held_request(server, key_a, a_held) as finish_a:
-            _wait_until_reserved(a, (len(b_held) + len(a_held)) * 9 // 10)
-            # A holds ~540 KiB, past half the budget while B holds bytes: A's new requests wait.
-            more_a, _ = _body(session, 200 * KIB)
-            assert check_retryable(a.post("/v1/events/batch", content=more_a), frozenset({"OVERLOADED"}))
-            # B, within its share and the budget, goes through.
-            more_b, _ = _body(session, 300 * KIB)
-            assert b.post("/v1/events/batch", content=more_b).status_code == 200
-            assert finish_a()[0] == 200 and finish_b()[0] == 200
+        with held_request(server, key_a, a_held) as finish_a:
+            _wait_until_reserved(a, len(a_held) * 9 // 10)  # alone: admitted whole
+            with held_request(server, key_b, b_held) as finish_b:
+                _wait_until_reserved(a, len(b_held) * 9 // 10 + len(a_held) * 9 // 10)
+                # A holds ~540 KiB, past half the budget while B holds bytes: A's new requests wait.
+                more_a, _ = _body(session, 200 * KIB)
+                assert check_retryable(a.post("/v1/events/batch", content=more_a), frozenset({"OVERLOADED"}))
+                # B, within its share and the budget, goes through.
+                more_b, _ = _body(session, 300 * KIB)
+                assert b.post("/v1/events/batch", content=more_b).status_code == 200
+                assert finish_b()[0] == 200
+            assert finish_a()[0] == 200
 
 
 def test_a_client_that_hangs_up_mid_body_is_no_server_error(server: TracehiveServer) -> None:
