@@ -29,6 +29,7 @@ from tracehive.api import (
 )
 from tracehive.api.auth import KeyResolver, rate_limiter
 from tracehive.api.bodies import BodyBudget, InflightBodyLimit
+from tracehive.api.read_gate import ReadGate
 from tracehive.observability import middleware
 from tracehive.observability.instruments import ServerMetrics
 from tracehive.settings import Settings
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     otlp_journal.install_journal(app, separate_process=owns_store)
     server_metrics.watch_queue(metrics.writer_queue_depth(store), store.stats().max_pending_writes)
     app.state.keys = KeyResolver(store, settings.key_cache_seconds, rate_limiter(settings))
+    app.state.read_gate = ReadGate(settings.max_heavy_reads_per_key)
     # chart, schema (and search) before events: GET /v1/events/{event_id} would otherwise capture
     # /v1/events/chart and /v1/events/schema. session_list before sessions, so that no
     # /v1/sessions/{session_id} route can ever take /v1/sessions/search.

@@ -50,8 +50,13 @@ class Settings:
     max_db_bytes: int = 0
     # SQLite only ----------------------------------------------------------------------------
     reader_threads: int = 4
+    # Longest a read (search, chart, list, export page, tree) may run before SQLite is
+    # interrupted and the request answered 503; 0 = no bound.
+    sqlite_read_timeout_seconds: float = 30.0
     # FULL: every commit is fsynced. NORMAL trades the last commits on power loss for speed.
     sqlite_synchronous: str = "FULL"
+    # Heavy reads (searches, charts, lists, exports, trees) one key may run at once; past it, 429.
+    max_heavy_reads_per_key: int = 4
     # PostgreSQL only ------------------------------------------------------------------------
     # Connections per node (reads and writes share them); bounded, so N nodes hold N x this.
     postgres_pool_size: int = 10

@@ -83,7 +83,7 @@ def test_children_of_one_event_are_found_through_the_parent_index(tmp_path: Path
     # Reading one event completes its children_ids; the query must use events_by_parent, not walk
     # the whole project in time order (bench/peers.py measured 14 ms per GET at 12k events).
     from tracehive.storage.sqlite.migrations import migrate
-    from tracehive.storage.sqlite.store import CHILDREN_SQL
+    from tracehive.storage.sqlite.writes import CHILDREN_SQL
 
     conn = sqlite3.connect(tmp_path / "plan.db")
     migrate(conn)

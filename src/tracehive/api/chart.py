@@ -22,6 +22,7 @@ from starlette.responses import Response
 
 from tracehive.api.auth import authenticate
 from tracehive.api.context import store_of
+from tracehive.api.read_gate import heavy_read
 from tracehive.api.documented import errors
 from tracehive.api.responses import JSONResponse
 from tracehive.model.wire import ResponseBody
@@ -83,5 +84,5 @@ async def chart_events(request: Request) -> Response:
     """The project's events matching the filters, aggregated per time bucket (and group)."""
     scope = await authenticate(request, write=False)
     query = parse_chart_params(request.query_params.multi_items())
-    rows = await store_of(request).chart_events(scope, query)
+    rows = await heavy_read(request, scope, store_of(request).chart_events(scope, query))
     return JSONResponse({"events": [row.to_dict() for row in rows], "totalEvents": len(rows)})

@@ -20,6 +20,7 @@ from starlette.responses import Response, StreamingResponse
 from tracehive.api.auth import authenticate
 from tracehive.api.bodies import read_json
 from tracehive.api.context import settings_of, store_of
+from tracehive.api.read_gate import heavy_read
 from tracehive.api.documented import errors, request_body
 from tracehive.api.responses import JSONResponse
 from tracehive.model.event import Event
@@ -106,7 +107,7 @@ async def _ndjson(request: Request, scope: Scope, query: EventQuery, body: dict[
     With either: that page (at most 7500 events), its total in ``X-Total-Count``."""
     store = store_of(request)
     if body.get("limit") is not None or body.get("page") is not None:
-        events, total = await store.export_events(scope, query)
+        events, total = await heavy_read(request, scope, store.export_events(scope, query))
         return Response(_lines(events, query), media_type=_NDJSON[0], headers={"X-Total-Count": str(total)})
 
     async def everything() -> AsyncIterator[bytes]:
@@ -126,7 +127,7 @@ async def _export(request: Request) -> Response:
     query = parse_export_request(body)
     if _wants_ndjson(request):
         return await _ndjson(request, scope, query, body)
-    events, total = await store_of(request).export_events(scope, query)
+    events, total = await heavy_read(request, scope, store_of(request).export_events(scope, query))
     if query.projections is None:
         rows = [event.to_dict() for event in events]
     else:

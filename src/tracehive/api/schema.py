@@ -12,6 +12,7 @@ from starlette.responses import Response
 
 from tracehive.api.auth import authenticate
 from tracehive.api.context import store_of
+from tracehive.api.read_gate import heavy_read
 from tracehive.api.documented import errors
 from tracehive.api.responses import JSONResponse
 from tracehive.api.search import QUERY_PARAMETERS, _param
@@ -47,5 +48,5 @@ async def get_events_schema(request: Request) -> Response:
     """The field names seen per event type in the newest matching events."""
     scope = await authenticate(request, write=False)
     query = parse_schema_params(request.query_params.multi_items())
-    fields = await store_of(request).schema_fields(scope, query, sample=SCHEMA_SAMPLE)
+    fields = await heavy_read(request, scope, store_of(request).schema_fields(scope, query, sample=SCHEMA_SAMPLE))
     return JSONResponse(schema_reply(fields))

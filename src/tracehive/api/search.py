@@ -18,6 +18,7 @@ from starlette.responses import Response
 from tracehive.api.auth import authenticate
 from tracehive.api.bodies import read_json
 from tracehive.api.context import settings_of, store_of
+from tracehive.api.read_gate import heavy_read
 from tracehive.api.documented import errors, request_body
 from tracehive.api.responses import JSONResponse
 from tracehive.model.wire import ResponseBody
@@ -102,7 +103,7 @@ EVENTS_PARAMETERS = [
 
 
 async def _rows(request: Request, query: EventQuery, scope: Any) -> tuple[list[dict[str, Any]], int]:
-    events, total = await store_of(request).export_events(scope, query)
+    events, total = await heavy_read(request, scope, store_of(request).export_events(scope, query))
     if query.projections is None:
         return [event.to_dict() for event in events], total
     return [project_event(event.to_dict(), query.projections) for event in events], total

@@ -17,6 +17,7 @@ from starlette.responses import Response
 from tracehive.api.auth import authenticate
 from tracehive.api.bodies import read_json
 from tracehive.api.context import settings_of, store_of
+from tracehive.api.read_gate import heavy_read
 from tracehive.api.documented import errors, request_body
 from tracehive.api.responses import JSONResponse
 from tracehive.api.search import SearchDateRange, SearchFilter
@@ -80,7 +81,7 @@ async def search_sessions(request: Request) -> Response:
     """A page of the project's sessions matching the filters, each with its roll-ups, and the total."""
     scope = await authenticate(request, write=False)
     query = parse_session_list_request(await read_json(request, settings_of(request)))
-    sessions, total = await store_of(request).list_sessions(scope, query)
+    sessions, total = await heavy_read(request, scope, store_of(request).list_sessions(scope, query))
     return JSONResponse({
         "sessions": [summary.to_dict() for summary in sessions],
         "totalSessions": total,

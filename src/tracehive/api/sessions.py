@@ -9,6 +9,7 @@ from starlette.responses import Response
 from tracehive.api.auth import authenticate
 from tracehive.api.bodies import read_json, validate
 from tracehive.api.context import path_id, settings_of, store_of
+from tracehive.api.read_gate import heavy_read
 from tracehive.api.documented import READ_ERRORS, WRITE_ERRORS, errors, request_body
 from tracehive.api.events import check_batch_size
 from tracehive.api.responses import JSONResponse
@@ -63,7 +64,7 @@ async def create_session_event_batch(request: Request, session_id: str) -> Respo
 async def _get_tree(request: Request, session_id: str) -> Response:
     scope = await authenticate(request, write=False)
     sid = path_id(session_id, "session_id")
-    events = await store_of(request).session_events(scope, sid)
+    events = await heavy_read(request, scope, store_of(request).session_events(scope, sid))
     root = next((e for e in events if e.event_id == sid and e.event_type == "session"), None)
     if root is None:
         raise NotFound(f"session {sid} not found")

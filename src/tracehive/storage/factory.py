@@ -24,6 +24,7 @@ def store_from_settings(settings: Settings, observer: StoreObserver | None = Non
         return SQLiteStore(
             settings.database_path,
             readers=settings.reader_threads,
+            read_timeout=settings.sqlite_read_timeout_seconds or None,
             writer_queue=settings.writer_queue,
             synchronous=settings.sqlite_synchronous,
             observer=observer,

@@ -38,7 +38,7 @@ Conn = AsyncConnection[Any]
 # migration 1), so an update applied in between is not lost; PostgreSQL applies the merge to the
 # row's latest committed version under its row lock. A session row never changes type.
 _UPSERT_EVENT = f"""
-INSERT INTO events AS ev ({INSERT_COLUMNS}) VALUES ({PLACEHOLDERS})
+INSERT INTO events AS ev ({INSERT_COLUMNS}, seq) VALUES ({PLACEHOLDERS}, %s)
 ON CONFLICT (project_id, event_id) DO UPDATE SET
     session_id = excluded.session_id, parent_id = excluded.parent_id, event_type = excluded.event_type,
     event_name = excluded.event_name, source = excluded.source, start_time = excluded.start_time,
@@ -56,7 +56,7 @@ WHERE ev.event_type <> 'session'
 
 # Create the session an event names if it is unknown (marked implicit), else widen its time span.
 _COVER_SESSION = f"""
-INSERT INTO events AS ev ({INSERT_COLUMNS}, implicit) VALUES ({PLACEHOLDERS}, true)
+INSERT INTO events AS ev ({INSERT_COLUMNS}, seq, implicit) VALUES ({PLACEHOLDERS}, %s, true)
 ON CONFLICT (project_id, event_id) DO UPDATE SET
     event_name = CASE WHEN ev.implicit AND ev.event_name = 'unknown' THEN excluded.event_name ELSE ev.event_name END,
     start_time = least(ev.start_time, excluded.start_time),
@@ -68,7 +68,7 @@ WHERE ev.event_type = 'session'
 
 # An imported row replaces what is stored under its id, field for field, and is explicit.
 _IMPORT_EVENT = f"""
-INSERT INTO events AS ev ({INSERT_COLUMNS}, implicit) VALUES ({PLACEHOLDERS}, false)
+INSERT INTO events AS ev ({INSERT_COLUMNS}, seq, implicit) VALUES ({PLACEHOLDERS}, %s, false)
 ON CONFLICT (project_id, event_id) DO UPDATE SET
     session_id = excluded.session_id, parent_id = excluded.parent_id, event_type = excluded.event_type,
     event_name = excluded.event_name, source = excluded.source, start_time = excluded.start_time,
@@ -82,7 +82,7 @@ ON CONFLICT (project_id, event_id) DO UPDATE SET
 
 # A session named by imported events: made up if unknown, widened only while it is made up.
 _IMPORT_COVER_SESSION = f"""
-INSERT INTO events AS ev ({INSERT_COLUMNS}, implicit) VALUES ({PLACEHOLDERS}, true)
+INSERT INTO events AS ev ({INSERT_COLUMNS}, seq, implicit) VALUES ({PLACEHOLDERS}, %s, true)
 ON CONFLICT (project_id, event_id) DO UPDATE SET
     start_time = least(ev.start_time, excluded.start_time),
     end_time = greatest(ev.end_time, excluded.end_time),
@@ -152,6 +152,23 @@ def _implicit_session_params(session_id: str, start: Any, end: Any, first: Event
     return event_params(session, scope.project_id, scope.org_id, scope.workspace_id, now)
 
 
+async def _reserve_seq(conn: Conn, count: int) -> list[int]:
+    """``count`` increasing values of ``events.seq``'s sequence, in one round trip."""
+    if not count:
+        return []
+    cur = await conn.execute(
+        "SELECT nextval(pg_get_serial_sequence('events', 'seq')) FROM generate_series(1, %s) ORDER BY 1",
+        (count,),
+    )
+    return [r[0] for r in await cur.fetchall()]
+
+
+def _by_id(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Rows sorted by event id (``event_params`` puts it second); stable, so a re-sent id keeps
+    its order within the batch."""
+    return sorted(rows, key=lambda row: row[1])
+
+
 def _spans(events: Sequence[Event]) -> dict[str, list[Any]]:
     """Per session named by a non-session event: [earliest start, latest end, first event]."""
     spans: dict[str, list[Any]] = {}
@@ -176,18 +193,20 @@ async def write_events(conn: Conn, scope: Scope, events: Sequence[Event], now: i
     sessions = _spans(events)
     aliased = [e for e in events if e.aliases]
     owners = await _link_aliases(conn, project_id, aliased, rows)
-    # Rows go in the batch's order, as on SQLite (``seq`` breaks ties in pages by arrival). Two
-    # batches that share ids in another order may deadlock: the store retries the loser.
+    covers = [_implicit_session_params(sid, start, end, first, scope, now)
+              for sid, (start, end, first) in sessions.items()]
+    # ``seq`` (SQLite's rowid: ties in pages go by arrival) is taken in the batch's order, then
+    # the rows are upserted sorted by id, sessions after events: two batches that share rows
+    # (re-sent events, the sessions they widen) lock them in one order and never deadlock.
+    seqs = await _reserve_seq(conn, len(rows) + len(covers))
     cur = conn.cursor()
     changed = 0
     if rows:
-        await cur.executemany(_UPSERT_EVENT, rows)
+        await cur.executemany(_UPSERT_EVENT, _by_id([(*row, seq) for row, seq in zip(rows, seqs)]))
         changed = cur.rowcount
-    covers = [_implicit_session_params(sid, start, end, first, scope, now)
-              for sid, (start, end, first) in sessions.items()]
     covered = 0
     if covers:
-        await cur.executemany(_COVER_SESSION, covers)
+        await cur.executemany(_COVER_SESSION, _by_id([(*c, seq) for c, seq in zip(covers, seqs[len(rows):])]))
         covered = cur.rowcount
     if changed != len(rows) or covered != len(covers):
         await _refuse_role_clash(conn, scope, rows, sessions)
@@ -451,11 +470,14 @@ async def delete_event(conn: Conn, scope: Scope, event_id: str) -> bool:
 async def import_events(conn: Conn, scope: Scope, events: Sequence[Event], now: int) -> None:
     project_id, org_id, workspace_id = scope.project_id, scope.org_id, scope.workspace_id
     rows = [event_params(e, project_id, org_id, workspace_id, now) for e in events]
-    await conn.cursor().executemany(_IMPORT_EVENT, rows)
     covers = [_implicit_session_params(sid, start, end, first, scope, now)
               for sid, (start, end, first) in _spans(events).items()]
+    seqs = await _reserve_seq(conn, len(rows) + len(covers))
+    await conn.cursor().executemany(_IMPORT_EVENT, _by_id([(*row, seq) for row, seq in zip(rows, seqs)]))
     if covers:
-        await conn.cursor().executemany(_IMPORT_COVER_SESSION, covers)
+        await conn.cursor().executemany(
+            _IMPORT_COVER_SESSION, _by_id([(*c, seq) for c, seq in zip(covers, seqs[len(rows):])])
+        )
 
 
 def _now() -> int:

@@ -15,11 +15,19 @@ The semantics implemented here are documented in ``tracehive.query.filters``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
-from tracehive.query.filters import Condition, DateRange, EventQuery, FieldRef, Operator, ValueType, parse_number
+from tracehive.query.filters import (
+    Condition,
+    DateRange,
+    EventQuery,
+    FieldRef,
+    Operator,
+    ValueType,
+    parse_number,
+)
 from tracehive.storage.sqlite.rows import EVENT_COLUMNS
 
 # Parsed column name -> (SQL column, kind). The SQL text is ours; the keys only select it.

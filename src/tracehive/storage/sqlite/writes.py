@@ -1,0 +1,301 @@
+"""The event write rules on SQLite: statements and helpers that run inside a writer job.
+
+Every function here takes the writer's connection inside the group's transaction (one job's
+savepoint), so the single writer thread serialises them with every other write of every process
+(``storage/base.py`` says why that makes each rule exact).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from typing import Any
+
+import orjson
+
+from tracehive.model.errors import BadRequest, IdRoleClash
+from tracehive.model.event import Event, EventUpdate, deep_merge
+from tracehive.model.scope import Scope
+from tracehive.storage.sqlite.rows import (
+    EVENT_COLUMNS,
+    complete_children,
+    dump,
+    dump_optional,
+    event_params,
+    row_to_event,
+)
+
+
+def _now() -> int:
+    return int(time.time() * 1000)
+
+
+INSERT_COLUMNS = (
+    "project_id, event_id, session_id, parent_id, event_type, event_name, source, start_time, end_time, "
+    "duration, error, config, inputs, outputs, metadata, feedback, metrics, user_properties, children_ids, "
+    "org_id, workspace_id, updated_at"
+)
+PLACEHOLDERS = ", ".join("?" * 22)
+
+# Re-sent events (retries, re-exports) overwrite what they carry and merge the dicts that updates
+# merge, so an update applied in between is not lost. A row that is a session is never turned into
+# another type by an event that reuses its id.
+UPSERT_EVENT = f"""
+INSERT INTO events ({INSERT_COLUMNS}) VALUES ({PLACEHOLDERS})
+ON CONFLICT (project_id, event_id) DO UPDATE SET
+    session_id = excluded.session_id, parent_id = excluded.parent_id, event_type = excluded.event_type,
+    event_name = excluded.event_name, source = excluded.source, start_time = excluded.start_time,
+    end_time = excluded.end_time, duration = excluded.duration, error = excluded.error,
+    inputs = excluded.inputs, outputs = coalesce(excluded.outputs, events.outputs),
+    config = th_merge(events.config, excluded.config),
+    metadata = th_merge(events.metadata, excluded.metadata),
+    feedback = th_merge(events.feedback, excluded.feedback),
+    metrics = th_merge(events.metrics, excluded.metrics),
+    user_properties = th_merge(events.user_properties, excluded.user_properties),
+    children_ids = CASE WHEN excluded.children_ids = '[]' THEN events.children_ids ELSE excluded.children_ids END,
+    updated_at = excluded.updated_at
+WHERE events.event_type <> 'session'
+"""
+
+# Create the session an event names if it is unknown (marked implicit), else widen its time span.
+COVER_SESSION = f"""
+INSERT INTO events ({INSERT_COLUMNS}, implicit) VALUES ({PLACEHOLDERS}, 1)
+ON CONFLICT (project_id, event_id) DO UPDATE SET
+    -- A session made up from its events takes the first real name offered (e.g. a late root span).
+    event_name = CASE WHEN events.implicit = 1 AND events.event_name = 'unknown'
+                      THEN excluded.event_name ELSE events.event_name END,
+    start_time = min(events.start_time, excluded.start_time),
+    end_time = max(events.end_time, excluded.end_time),
+    duration = max(events.end_time, excluded.end_time) - min(events.start_time, excluded.start_time),
+    updated_at = excluded.updated_at
+WHERE events.event_type = 'session'
+"""
+
+SELECT_EVENT = f"SELECT {EVENT_COLUMNS}, implicit FROM events WHERE project_id = ? AND event_id = ?"
+
+ANY_ALIAS = "SELECT 1 FROM event_aliases WHERE project_id = ? LIMIT 1"
+SELECT_ALIASES = (
+    "SELECT alias_id, event_id FROM event_aliases WHERE project_id = ? "
+    "AND alias_id IN (SELECT value FROM json_each(?))"
+)
+
+
+# Helpers ----------------------------------------------------------
+
+_loads = orjson.loads
+
+
+def load(conn: sqlite3.Connection, scope: Scope, event_id: str) -> tuple[Event, bool] | None:
+    row = conn.execute(SELECT_EVENT, (scope.project_id, event_id)).fetchone()
+    if row is None:
+        return None
+    return row_to_event(row[:-1]), bool(row[-1])
+
+
+# ``+start_time``: with a plain ``start_time`` SQLite walks events_by_time over the whole project
+# to skip the sort (14 ms per read at 12k events, found by bench/peers.py); the few children of
+# one parent are found through events_by_parent and sorted instead.
+CHILDREN_SQL = (
+    "SELECT event_id FROM events WHERE project_id = ? AND parent_id = ? AND event_id <> ? "
+    "ORDER BY +start_time, rowid"
+)
+
+
+def load_complete(conn: sqlite3.Connection, scope: Scope, event_id: str) -> Event | None:
+    """An event with ``children_ids`` completed from the children that point at it."""
+    loaded = load(conn, scope, event_id)
+    if loaded is None:
+        return None
+    event = loaded[0]
+    found = [
+        r[0]
+        for r in conn.execute(CHILDREN_SQL, (scope.project_id, event_id, event_id))
+    ]
+    event.children_ids = complete_children(event.children_ids, found)
+    return event
+
+
+def refuse_role_clash(
+    conn: sqlite3.Connection, scope: Scope, rows: list[tuple[Any, ...]], sessions: dict[str, Any]
+) -> None:
+    """A session's id belongs to its session event alone. Name the id that an event tried to
+    reuse, or that an event gave as its session but belongs to another event; the job's
+    savepoint then undoes the whole write."""
+    event_ids = {row[1] for row in rows}
+    found = conn.execute(
+        "SELECT event_id, event_type FROM events WHERE project_id = ? AND event_id IN (SELECT value FROM json_each(?))",
+        (scope.project_id, dump([*event_ids, *sessions])),
+    ).fetchall()
+    clash = event_ids & sessions.keys()
+    clash |= {
+        eid for eid, etype in found
+        if (eid in event_ids and etype == "session") or (eid in sessions and etype != "session")
+    }  # fmt: skip
+    what = sorted(clash)[0] if clash else "(unknown)"
+    raise IdRoleClash(f"id {what} is used both as a session id and as the id of a non-session event", frozenset(clash))
+
+
+def link_aliases(
+    conn: sqlite3.Connection,
+    project_id: str,
+    aliased: list[Event],
+    rows: list[tuple[Any, ...]],
+) -> dict[str, str] | None:
+    """Claim the batch's aliases (the first event to claim one keeps it) and point the rows whose
+    parent is an alias at its owner. Returns {alias: owner} for the batch's own aliases, whose
+    stored children ``repoint_children`` then links. The hot path (REST ingest: no aliases in the
+    batch nor in the project) costs one index probe per job."""
+    claims = [
+        (project_id, alias, event.event_id)
+        for event in aliased
+        for alias in dict.fromkeys(event.aliases)
+        if isinstance(alias, str) and alias and alias != event.event_id
+    ]
+    if claims:
+        conn.executemany("INSERT OR IGNORE INTO event_aliases VALUES (?, ?, ?)", claims)
+    elif conn.execute(ANY_ALIAS, (project_id,)).fetchone() is None:
+        return None
+    # Rows are event_params tuples: [1] event_id, [2] session_id, [3] parent_id.
+    linked = [i for i, row in enumerate(rows) if row[3] is not None and row[3] != row[2]]
+    wanted = {rows[i][3] for i in linked}.union(claim[1] for claim in claims)
+    if not wanted:
+        return None
+    found: dict[str, str] = dict(conn.execute(SELECT_ALIASES, (project_id, dump(list(wanted)))).fetchall())
+    if not found:
+        return None
+    for i in linked:
+        row = rows[i]
+        owner = found.get(row[3])
+        if owner is not None and owner != row[1]:  # never an event's own parent
+            rows[i] = (*row[:3], owner, *row[4:])
+    return {claim[1]: found[claim[1]] for claim in claims if claim[1] in found}
+
+
+def repoint_children(conn: sqlite3.Connection, project_id: str, owners: dict[str, str], now: int) -> None:
+    """Stored children that name an alias as their parent now name its owner (a link to an
+    event's own session is never redirected, nor an event made its own parent)."""
+    conn.executemany(
+        "UPDATE events SET parent_id = ?, updated_at = ? "
+        "WHERE project_id = ? AND parent_id = ? AND session_id <> ? AND event_id <> ?",
+        [(owner, now, project_id, alias, alias, owner) for alias, owner in owners.items()],
+    )
+
+
+def implicit_session_params(
+    session_id: str, start: Any, end: Any, first: Event, scope: Scope, now: int
+) -> tuple[Any, ...]:
+    return (
+        scope.project_id, session_id, session_id, None, "session",
+        first.session_name_hint or "unknown", first.source, start, end, end - start, None,
+        "{}", "{}", None, "{}", "{}", "{}", "{}", "[]", scope.org_id, scope.workspace_id, now,
+    )  # fmt: skip
+
+
+def upsert_session(conn: sqlite3.Connection, scope: Scope, new: Event, now: int) -> Event:
+    """Create a session, adopt an implicit one, or merge into an explicit one (contract 5.7)."""
+    loaded = load(conn, scope, new.event_id)
+    if loaded is None:
+        conn.execute(
+            f"INSERT INTO events ({INSERT_COLUMNS}) VALUES ({PLACEHOLDERS})",
+            event_params(new, scope.project_id, scope.org_id, scope.workspace_id, now),
+        )
+        new.org_id, new.workspace_id, new.project_id = scope.org_id, scope.workspace_id, scope.project_id
+        return new
+    existing, implicit = loaded
+    if existing.event_type != "session":
+        raise BadRequest(f"id {new.event_id} already belongs to an event of type {existing.event_type}")
+    existing.metadata = deep_merge(existing.metadata, new.metadata)
+    existing.user_properties = deep_merge(existing.user_properties, new.user_properties)
+    if implicit:
+        # The session was made up from its events; the real start carries its name and payload.
+        existing.event_name, existing.source = new.event_name, new.source
+        # An update kept for the session before it existed (enrich_session) may already have set
+        # config or outputs on the implicit session: the start does not erase them.
+        existing.config = {**existing.config, **new.config}
+        existing.inputs = new.inputs
+        if new.outputs is not None:
+            existing.outputs = new.outputs
+        existing.error = new.error
+        if new.children_ids:
+            existing.children_ids = new.children_ids
+        existing.start_time = min(existing.start_time, new.start_time)
+        existing.end_time = max(existing.end_time, new.end_time)
+        existing.duration = existing.end_time - existing.start_time
+    conn.execute(
+        "UPDATE events SET event_name = ?, source = ?, config = ?, inputs = ?, outputs = ?, error = ?, "
+        "children_ids = ?, start_time = ?, end_time = ?, duration = ?, metadata = ?, user_properties = ?, "
+        "implicit = 0, updated_at = ? WHERE project_id = ? AND event_id = ?",
+        (
+            existing.event_name, existing.source, dump(existing.config), dump(existing.inputs),
+            dump_optional(existing.outputs), existing.error, dump(existing.children_ids),
+            existing.start_time, existing.end_time, existing.duration, dump(existing.metadata),
+            dump(existing.user_properties), now, scope.project_id, existing.event_id,
+        ),
+    )  # fmt: skip
+    return existing
+
+
+def update_row(conn: sqlite3.Connection, scope: Scope, event_id: str, update: EventUpdate, now: int) -> bool:
+    loaded = load(conn, scope, event_id)
+    if loaded is None:
+        return False
+    event = loaded[0]
+    update.apply(event)
+    conn.execute(
+        "UPDATE events SET config = ?, outputs = ?, metadata = ?, feedback = ?, metrics = ?, user_properties = ?, "
+        "duration = ?, end_time = ?, children_ids = ?, updated_at = ? WHERE project_id = ? AND event_id = ?",
+        (
+            dump(event.config), dump_optional(event.outputs), dump(event.metadata), dump(event.feedback),
+            dump(event.metrics), dump(event.user_properties), event.duration, event.end_time,
+            dump(event.children_ids), now, scope.project_id, event_id,
+        ),
+    )  # fmt: skip
+    if event.event_type != "session" and update.end_time is not None:
+        conn.execute(
+            "UPDATE events SET end_time = max(end_time, ?), duration = max(end_time, ?) - start_time "
+            "WHERE project_id = ? AND event_id = ? AND event_type = 'session'",
+            (event.end_time, event.end_time, scope.project_id, event.session_id),
+        )
+    return True
+
+
+def apply_pending(conn: sqlite3.Connection, scope: Scope, event_ids: list[str]) -> None:
+    """Apply updates that arrived before these events, then forget them."""
+    pending = conn.execute(
+        "SELECT event_id, payload FROM pending_updates WHERE project_id = ? "
+        "AND event_id IN (SELECT value FROM json_each(?))",
+        (scope.project_id, dump(event_ids)),
+    ).fetchall()
+    for event_id, payload in pending:
+        if update_row(conn, scope, event_id, EventUpdate.from_dict(_loads(payload)), _now()):
+            conn.execute(
+                "DELETE FROM pending_updates WHERE project_id = ? AND event_id = ?", (scope.project_id, event_id)
+            )
+
+
+# Bulk export and import ------------------------------------------------------------------------
+
+# An imported row replaces what is stored under its id, field for field, and is explicit.
+IMPORT_EVENT = f"""
+INSERT INTO events ({INSERT_COLUMNS}, implicit) VALUES ({PLACEHOLDERS}, 0)
+ON CONFLICT (project_id, event_id) DO UPDATE SET
+    session_id = excluded.session_id, parent_id = excluded.parent_id, event_type = excluded.event_type,
+    event_name = excluded.event_name, source = excluded.source, start_time = excluded.start_time,
+    end_time = excluded.end_time, duration = excluded.duration, error = excluded.error,
+    config = excluded.config, inputs = excluded.inputs, outputs = excluded.outputs,
+    metadata = excluded.metadata, feedback = excluded.feedback, metrics = excluded.metrics,
+    user_properties = excluded.user_properties, children_ids = excluded.children_ids,
+    org_id = excluded.org_id, workspace_id = excluded.workspace_id, implicit = 0,
+    updated_at = excluded.updated_at
+"""
+
+# A session named by imported events: made up if unknown, widened only while it is made up.
+IMPORT_COVER_SESSION = f"""
+INSERT INTO events ({INSERT_COLUMNS}, implicit) VALUES ({PLACEHOLDERS}, 1)
+ON CONFLICT (project_id, event_id) DO UPDATE SET
+    start_time = min(events.start_time, excluded.start_time),
+    end_time = max(events.end_time, excluded.end_time),
+    duration = max(events.end_time, excluded.end_time) - min(events.start_time, excluded.start_time),
+    updated_at = excluded.updated_at
+WHERE events.event_type = 'session' AND events.implicit = 1
+"""
