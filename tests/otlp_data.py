@@ -18,6 +18,9 @@ from tracehive.model.event import Event
 from tracehive.model.scope import Scope
 from tests.helpers import shared_fixture
 from tracehive.model.span import DecodedSpan
+from tracehive.settings import Settings
+from tracehive.storage.base import Store
+from tracehive.storage.postgres import PostgresStore
 from tracehive.storage.sqlite import SQLiteStore
 
 FIXTURE_NAME = "honeyhive-1.7.0-traffic.jsonl"
@@ -46,11 +49,26 @@ def tracer_spans() -> list[DecodedSpan]:
     return decode_json_document(tracer_request()[1]).spans
 
 
-class OverloadedStore(SQLiteStore):
-    """A real store whose writer is always full."""
+class _AlwaysFull:
+    """Mixed into a real store: its event writes are always refused as overloaded."""
 
     async def write_events(self, scope: Scope, events: Sequence[Event]) -> None:
         raise Overloaded("the writer queue is full; retry shortly", retry_after=2)
+
+
+class OverloadedStore(_AlwaysFull, SQLiteStore):
+    """A real SQLite store whose writer is always full."""
+
+
+class OverloadedPostgresStore(_AlwaysFull, PostgresStore):
+    """A real PostgreSQL store whose writes are always refused as overloaded."""
+
+
+def overloaded_store(settings: Settings) -> Store:
+    """The settings' real store (SQLite in the data dir, or PostgreSQL), always full."""
+    if settings.store:
+        return OverloadedPostgresStore(settings.store)
+    return OverloadedStore(settings.database_path)
 
 
 def any_value(value: Any) -> AnyValue:

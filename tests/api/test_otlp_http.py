@@ -27,7 +27,7 @@ from tests.otlp_data import (
     ROOT_SPAN,
     SESSION_ID,
     TRACE_ID,
-    OverloadedStore,
+    overloaded_store,
     protobuf_request,
     tracer_request,
     tracer_spans,
@@ -668,7 +668,7 @@ def test_auth(client: TestClient, keys: dict[str, str], path: str) -> None:
 
 def test_overload_is_503_with_retry_after(data_dir: Path, store_url: str, keys: dict[str, str]) -> None:
     settings = Settings(data_dir=data_dir, store=store_url)
-    app = create_app(settings, store=OverloadedStore(settings.database_path))
+    app = create_app(settings, store=overloaded_store(settings))
     with TestClient(app, raise_server_exceptions=False) as client:
         api = Api(client, keys["a"])
         r = post(api, "/opentelemetry/v1/traces", orjson.dumps(tracer_body()), JSON)

@@ -19,7 +19,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from starlette.testclient import TestClient
 
 from tests.helpers import Api, assert_error
-from tests.otlp_data import SESSION_ID, OverloadedStore, protobuf_request, tracer_request, tracer_spans
+from tests.otlp_data import SESSION_ID, overloaded_store, protobuf_request, tracer_request, tracer_spans
 from tracehive.app import create_app
 from tracehive.ingest.applier_process import ApplierProcess
 from tracehive.ingest.journal import HEADER, Applier, Journal, Record, valid_length
@@ -178,7 +178,7 @@ def test_a_full_backlog_is_a_503_with_retry_after(data_dir: Path, store_url: str
     body = protobuf_request(tracer_spans()).SerializeToString()
     # Room for one request's record, not two; the store refuses every write, so nothing drains.
     settings = journal_settings(data_dir, store_url, otlp_journal_max_bytes=int(len(body) * 1.5), metrics_token="m")
-    store = OverloadedStore(settings.database_path)
+    store = overloaded_store(settings)
     headers = {**PB, "Authorization": f"Bearer {keys['a']}"}
     with TestClient(create_app(settings, store=store), raise_server_exceptions=False) as client:
         assert client.post("/v1/traces", content=body, headers=headers).status_code == 200
@@ -194,7 +194,7 @@ def test_acked_but_unindexed_requests_are_replayed_at_the_next_start(data_dir: P
     settings = journal_settings(data_dir, store_url)
     # First run: the store refuses every write (503 inside the applier, retried), so the request
     # is acked but never indexed before shutdown.
-    with TestClient(create_app(settings, store=OverloadedStore(settings.database_path)),
+    with TestClient(create_app(settings, store=overloaded_store(settings)),
                     raise_server_exceptions=False) as client:
         assert tracer_post(client, keys["a"]).status_code == 200
         assert session_tree(Api(client, keys["a"])) is None

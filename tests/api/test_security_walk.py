@@ -430,6 +430,7 @@ def test_hidden_and_non_api_routes_show_nothing_of_a(client: TestClient, keys: d
 # ------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])  # reads SQLite's files byte for byte (PostgreSQL: test_auth_isolation)
 def test_keys_and_the_metrics_token_are_stored_hashed(client: TestClient, keys: dict[str, str], data_dir: Path) -> None:
     world = build_world(client, keys)
     for key in keys.values():  # every key resolved and used while the app runs
@@ -457,7 +458,8 @@ def test_keys_and_the_metrics_token_are_stored_hashed(client: TestClient, keys: 
 def test_server_logs_are_json_with_request_ids_and_no_keys_or_payloads(data_dir: Path, store_url: str) -> None:
     key = make_key(Settings(data_dir=data_dir, store=store_url), "logs")  # minted beforehand: the server prints no key of its own
     wrong_key = "hh_" + "W" * 24 + "_" + MARK_B[:64].ljust(64, "x")
-    server = TracehiveServer(data_dir, env={"TRACEHIVE_METRICS_TOKEN": METRICS_TOKEN, "TRACEHIVE_LOG_LEVEL": "info"})
+    server = TracehiveServer(data_dir, env={"TRACEHIVE_METRICS_TOKEN": METRICS_TOKEN, "TRACEHIVE_LOG_LEVEL": "info",
+                                            "TRACEHIVE_STORE": store_url})
     answered: list[tuple[str, str, str, int]] = []  # (request id, method, path, status)
     with server:
         assert server.bootstrap_key is None

@@ -32,3 +32,13 @@ async def session_events(conn: Conn, project_id: str, session_id: str) -> list[E
         if found:
             event.children_ids = complete_children(event.children_ids, found)
     return events
+
+
+# The compiled queries, re-exported so the store has one module to call.
+from tracehive.storage.postgres.chart import run_chart  # noqa: E402
+from tracehive.storage.postgres.export import export_page, stream_chunk, stream_pages  # noqa: E402
+from tracehive.storage.postgres.schema_fields import schema_fields  # noqa: E402
+from tracehive.storage.postgres.session_list import list_sessions  # noqa: E402
+
+__all__ = ["export_page", "list_sessions", "run_chart", "schema_fields", "session_events", "stream_chunk",
+           "stream_pages"]
