@@ -16,6 +16,8 @@ class Settings:
     port: int = 8520
     # OTLP/gRPC (TraceService/Export) on this port, same host; 0 = off. Conventionally 4317.
     otlp_grpc_port: int = 0
+    # OTLP/gRPC calls served at once; past it, RESOURCE_EXHAUSTED (0 = no bound).
+    otlp_grpc_max_concurrent_rpcs: int = 64
     # OTLP/HTTP ingest acks once the request is fsync'd in a journal (data_dir/otlp-journal) and
     # indexes it in the background: durable at the ack, queryable a little later. Off: ack after
     # the store commit. Past otlp_journal_max_bytes of unindexed requests: 503 + Retry-After.

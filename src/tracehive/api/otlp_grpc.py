@@ -10,7 +10,10 @@ limits), then the mapping and one atomic write (``ingest.otlp_ingest.ingest``) b
   RESOURCE_EXHAUSTED past it); more spans than ``max_batch_events`` is RESOURCE_EXHAUSTED too.
 * Auth: ``authorization: Bearer <key>`` metadata; project and ingestion keys may export.
   Missing, malformed, unknown or revoked keys are UNAUTHENTICATED; a key that may not write
-  would be PERMISSION_DENIED.
+  would be PERMISSION_DENIED. The key is checked *before the message is read*: the handler takes
+  the request as a stream (gRPC does not read, let alone decompress, a message nobody asks for),
+  so a keyless caller cannot make the server inflate anything.
+* At most ``otlp_grpc_max_concurrent_rpcs`` calls run at once; past it, RESOURCE_EXHAUSTED.
 * ``x-source`` metadata is the default source (like the ``X-Source`` header).
 * Overload (the writer's queue is full, or the store cannot commit) is UNAVAILABLE with a
   ``google.rpc.RetryInfo`` detail, which OTLP clients treat as "retry after this delay".
@@ -29,7 +32,7 @@ from tracehive.api.otlp import default_source, export_response, grpc_code, retry
 from tracehive.api.otlp_journal import journal_ingest
 from tracehive.ingest.otlp_ingest import ingest
 from tracehive.ingest.otlp_decode import DecodeLimits
-from tracehive.model.errors import ApiError, Overloaded, Unauthorized
+from tracehive.model.errors import ApiError, BadRequest, Overloaded, Unauthorized
 from tracehive.model.scope import Scope
 
 log = logging.getLogger("tracehive.otlp_grpc")
@@ -58,13 +61,14 @@ class TraceService:
     def __init__(self, app: Any) -> None:
         self.state = app.state
 
-    async def export(self, request: bytes, context: Any) -> bytes:
+    async def export(self, requests: AsyncIterator[bytes], context: Any) -> bytes:
         import grpc
 
         state = self.state
         try:
             metadata = {m.key: m.value for m in (context.invocation_metadata() or ()) if isinstance(m.value, str)}
             scope = await authenticate_metadata(state.keys, metadata)
+            request = await _one_message(requests)
             journal = getattr(state, "otlp_journal", None)
             if journal is not None:  # journal mode: ack once durable in the journal, as over HTTP
                 result = await journal_ingest(journal, scope, request, protobuf=True,
@@ -87,6 +91,18 @@ class TraceService:
             await context.abort(grpc.StatusCode.INTERNAL, "internal error")
             raise AssertionError("unreachable") from None
         return export_response(result)
+
+
+async def _one_message(requests: AsyncIterator[bytes]) -> bytes:
+    """The call's single request message (read only after the key was accepted)."""
+    message: bytes | None = None
+    async for item in requests:
+        if message is not None:
+            raise BadRequest("Export takes exactly one request message")
+        message = item
+    if message is None:
+        raise BadRequest("Export received no request message")
+    return message
 
 
 def _status_codes() -> dict[int, Any]:
@@ -115,6 +131,7 @@ async def serving(app: Any) -> AsyncIterator[Any]:
 
     _STATUS.update(_status_codes())
     server = grpc.aio.server(
+        maximum_concurrent_rpcs=settings.otlp_grpc_max_concurrent_rpcs or None,
         options=[
             ("grpc.max_receive_message_length", settings.max_body_bytes),
             ("grpc.max_send_message_length", 4 * 1024 * 1024),
@@ -123,7 +140,9 @@ async def serving(app: Any) -> AsyncIterator[Any]:
     )
     service = TraceService(app)
     handler = grpc.method_handlers_generic_handler(
-        SERVICE, {"Export": grpc.unary_unary_rpc_method_handler(service.export)}
+        # Stream-unary on our side (the wire is the same for a unary client): the behaviour runs
+        # before the message is read, so authentication comes first.
+        SERVICE, {"Export": grpc.stream_unary_rpc_method_handler(service.export)}
     )
     server.add_generic_rpc_handlers((handler,))
     address = _address(settings.host, settings.otlp_grpc_port)
