@@ -110,14 +110,18 @@ def update_from_request(body: UpdateEventRequest) -> EventUpdate:
 @request_body(UpdateEventRequest)
 async def update_event(request: Request, event_id: str) -> Response:
     """Merge metadata/feedback/metrics/config/user_properties, replace outputs, set duration and
-    end_time, set children_ids when non-empty. Unknown keys are ignored."""
+    end_time, set children_ids when non-empty. Unknown keys are ignored. A project key gets 404
+    for an unknown event; an ingestion key, which may not learn which ids exist, always gets 200:
+    its update for an event not stored yet is kept and applied when the event arrives."""
     scope = await authenticate(request, write=True)
     eid = path_id(event_id, "event_id")
     data = await read_json(request, settings_of(request))
     if not isinstance(data, dict):
         raise BadRequest("request body must be a JSON object")
     body = validate(UpdateEventRequest, data)
-    if not await store_of(request).update_event(scope, eid, update_from_request(body)):
+    write_only = not scope.can_read
+    found = await store_of(request).update_event(scope, eid, update_from_request(body), keep_if_missing=write_only)
+    if not found and not write_only:
         raise NotFound(f"event {eid} not found")
     return success()
 

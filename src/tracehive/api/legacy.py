@@ -24,6 +24,7 @@ from tracehive.api.context import settings_of, store_of
 from tracehive.api.documented import WRITE_ERRORS, request_body
 from tracehive.api.events import check_batch_size, update_from_request
 from tracehive.api.responses import JSONResponse, success
+from tracehive.api.sessions import start_session
 from tracehive.ingest.legacy import (
     IdMap,
     batch_session,
@@ -248,7 +249,7 @@ async def _ingest_batch(
 async def start_session_legacy(request: Request) -> Response:
     """``{"session": {...}}`` (object or JSON string) or the bare session. Same defaults and
     idempotency as ``POST /v1/sessions``; extra keys (``project``, ``event_type``...) are ignored.
-    Returns the full session event."""
+    Returns the full session event (to an ingestion key: the session as it sent it)."""
     scope = await authenticate(request, write=True)
     settings = settings_of(request)
     data = _object(await read_json(request, settings))
@@ -260,8 +261,7 @@ async def start_session_legacy(request: Request) -> Response:
         body = LegacySession.model_validate(inner)
     except ValidationError as exc:
         raise validation_failed(exc, location) from None
-    stored = await store_of(request).create_session(scope, legacy_session(body, now=now_ms()))
-    return JSONResponse(stored.to_dict())
+    return JSONResponse(await start_session(request, scope, legacy_session(body, now=now_ms())))
 
 
 @router.post(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+from typing import Any
+
 from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
@@ -15,6 +18,8 @@ from tracehive.api.events import check_batch_size
 from tracehive.api.responses import JSONResponse
 from tracehive.ingest.normalize import event_from_request, session_from_request
 from tracehive.model.errors import NotFound
+from tracehive.model.event import Event
+from tracehive.model.scope import Scope
 from tracehive.model.times import now_ms
 from tracehive.model.wire import (
     DeleteResponse,
@@ -29,15 +34,26 @@ from tracehive.query.tree import build_tree
 router = APIRouter(tags=["sessions"])
 
 
+async def start_session(request: Request, scope: Scope, session: Event) -> dict[str, Any]:
+    """Store a session start; the answer: what is stored for a key that may read, else only what
+    the caller sent (with the ids), so a write-only key learns nothing about stored sessions."""
+    sent = copy.deepcopy(session) if not scope.can_read else None
+    stored = await store_of(request).create_session(scope, session)
+    if sent is None:
+        return stored.to_dict()
+    sent.org_id, sent.workspace_id, sent.project_id = scope.org_id, scope.workspace_id, scope.project_id
+    return sent.to_dict()
+
+
 @router.post("/v1/sessions", response_model=EventRecord, responses=WRITE_ERRORS, summary="Start a session")
 @request_body(StartSessionRequest)
 async def create_session(request: Request) -> Response:
     """Create a session event, or merge metadata/user_properties into an existing one with the same
-    ``session_id`` and return it (idempotent)."""
+    ``session_id`` and return it (idempotent). An ingestion key, which may not read, gets back the
+    session as it sent it, never what was stored before."""
     scope = await authenticate(request, write=True)
     body = validate(StartSessionRequest, await read_json(request, settings_of(request)))
-    stored = await store_of(request).create_session(scope, session_from_request(body))
-    return JSONResponse(stored.to_dict())
+    return JSONResponse(await start_session(request, scope, session_from_request(body)))
 
 
 @router.post(
