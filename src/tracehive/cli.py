@@ -42,7 +42,23 @@ def _settings(args: argparse.Namespace) -> Settings:
     return Settings.from_env(
         host=getattr(args, "host", None), port=getattr(args, "port", None), data_dir=getattr(args, "data_dir", None),
         otlp_grpc_port=getattr(args, "otlp_grpc_port", None), store=getattr(args, "store", None),
+        tls_cert=getattr(args, "tls_cert", None), tls_key=getattr(args, "tls_key", None),
     )
+
+
+def tls_problem(settings: Settings) -> str | None:
+    """Why the TLS settings cannot work (one line), or None."""
+    if bool(settings.tls_cert) != bool(settings.tls_key):
+        return "--tls-cert and --tls-key go together: give both (or neither, for plain HTTP)"
+    for what, path in (("--tls-cert", settings.tls_cert), ("--tls-key", settings.tls_key)):
+        if path:
+            try:
+                with open(path, "rb") as f:
+                    if b"-----BEGIN " not in f.read(1 << 20):
+                        return f"{what} {path}: not a PEM file"
+            except OSError as exc:
+                return f"{what} {path}: {exc.strerror}"
+    return None
 
 
 def _where(settings: Settings) -> str:
@@ -80,12 +96,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from tracehive.observability.logging import log_config
 
     settings = _settings(args)
+    problem = tls_problem(settings)
+    if problem:
+        return _fail("serve", problem, 2)
     key = _with_store(settings, _bootstrap)
     if key is not None:
         print(f"Created project '{DEFAULT_PROJECT}'. Its API key is shown only this once:", flush=True)
         print(key, flush=True)
     print(
-        f"tracehive {__version__} serving on http://{settings.host}:{settings.port} "
+        f"tracehive {__version__} serving on {'https' if settings.tls_cert else 'http'}://{settings.host}:{settings.port} "
         f"(data in {_where(settings)})",
         flush=True,
     )
@@ -104,6 +123,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # httptools with bounds on the request head (size, time), checked while parsing.
         http=guarded_protocol(settings.max_header_bytes, settings.header_timeout_seconds),
         timeout_graceful_shutdown=10,
+        ssl_certfile=settings.tls_cert or None,
+        ssl_keyfile=settings.tls_key or None,
     )
     return 0
 
@@ -353,6 +374,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the server")
     serve.add_argument("--host", help="address to bind (env TRACEHIVE_HOST; default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (env TRACEHIVE_PORT; default 8520)")
+    serve.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS (and OTLP/gRPC over TLS) with this certificate "
+                       "chain (env TRACEHIVE_TLS_CERT); needs --tls-key")
+    serve.add_argument("--tls-key", metavar="PEM", help="the certificate's private key (env TRACEHIVE_TLS_KEY)")
     serve.add_argument("--otlp-grpc-port", type=int, metavar="PORT",
                        help="also serve OTLP/gRPC trace export on PORT, e.g. 4317 (env TRACEHIVE_OTLP_GRPC_PORT; default off)")
     _data_dir_arg(serve)

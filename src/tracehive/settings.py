@@ -16,6 +16,9 @@ class Settings:
     port: int = 8520
     # OTLP/gRPC (TraceService/Export) on this port, same host; 0 = off. Conventionally 4317.
     otlp_grpc_port: int = 0
+    # TLS for HTTP and OTLP/gRPC: a PEM certificate (chain) and its private key; both or neither.
+    tls_cert: str = ""
+    tls_key: str = field(default="", repr=False)
     # OTLP/gRPC calls served at once; past it, RESOURCE_EXHAUSTED (0 = no bound).
     otlp_grpc_max_concurrent_rpcs: int = 64
     # OTLP/HTTP ingest acks once the request is fsync'd in a journal (data_dir/otlp-journal) and

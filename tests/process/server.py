@@ -13,6 +13,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -99,7 +100,11 @@ class TracehiveServer:
         extra_args: Sequence[str] = (),
         cwd: str | Path | None = None,
         startup_timeout: float = STARTUP_TIMEOUT,
+        tls_ca: str | Path | None = None,
     ) -> None:
+        """``tls_ca``: the server runs TLS (its flags are in ``extra_args`` or ``env``); clients
+        trust this CA file."""
+        self.tls_ca = str(tls_ca) if tls_ca is not None else None
         if flags and data_dir is None:
             raise ValueError("data_dir is required when passing flags")
         if not flags and port is None:
@@ -123,7 +128,7 @@ class TracehiveServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.tls_ca else 'http'}://{self.host}:{self.port}"
 
     @property
     def running(self) -> bool:
@@ -142,6 +147,9 @@ class TracehiveServer:
             if line.startswith(field + ":"):
                 return int(line.split()[1])
         raise ServerError(f"{field} not in /proc/{self.pid}/status")
+
+    def _verify(self) -> ssl.SSLContext | bool:
+        return ssl.create_default_context(cafile=self.tls_ca) if self.tls_ca else True
 
     def command(self) -> list[str]:
         cmd = [sys.executable, "-m", "tracehive", "serve"]
@@ -199,7 +207,7 @@ class TracehiveServer:
                 )
             if not healthy:
                 try:
-                    r = httpx.get(self.url + "/healthz", timeout=2.0)
+                    r = httpx.get(self.url + "/healthz", timeout=2.0, verify=self._verify())
                     healthy = r.status_code == 200
                     last_error = f"/healthz answered {r.status_code}: {r.text[:200]}"
                 except httpx.HTTPError as exc:
@@ -289,6 +297,7 @@ class TracehiveServer:
 
     def client(self, key: str | None = None, timeout: float = 30.0, **kwargs: Any) -> httpx.Client:
         headers = {"Authorization": f"Bearer {key}"} if key else {}
+        kwargs.setdefault("verify", self._verify())
         return httpx.Client(base_url=self.url, headers=headers, timeout=timeout, **kwargs)
 
 

@@ -1,4 +1,4 @@
-"""``/openapi.json`` with request bodies, and ``/docs`` served from a bundled Swagger UI (no CDN)."""
+"""``/openapi.json`` with request bodies; ``/docs`` (``api.docs``) renders it."""
 
 from __future__ import annotations
 
@@ -6,15 +6,11 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 from pydantic.json_schema import models_json_schema
-from starlette.requests import Request
-from starlette.responses import HTMLResponse
-from starlette.staticfiles import StaticFiles
-from swagger_ui_bundle import swagger_ui_path
 
+from tracehive.api import docs
 from tracehive.api.documented import BODY_ATTRIBUTE
 
 REF_TEMPLATE = "#/components/schemas/{model}"
@@ -60,11 +56,4 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
 
 def install(app: FastAPI) -> None:
     app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
-
-    app.mount("/docs/static", StaticFiles(directory=swagger_ui_path), name="swagger-static")
-    js, css = "/docs/static/swagger-ui-bundle.js", "/docs/static/swagger-ui.css"
-
-    async def docs(request: Request) -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url="/openapi.json", title="tracehive API", swagger_js_url=js, swagger_css_url=css)
-
-    app.add_route("/docs", docs, include_in_schema=False)
+    docs.install(app)

@@ -147,7 +147,12 @@ async def serving(app: Any) -> AsyncIterator[Any]:
     server.add_generic_rpc_handlers((handler,))
     address = _address(settings.host, settings.otlp_grpc_port)
     try:
-        bound = server.add_insecure_port(address)
+        if settings.tls_cert:
+            with open(settings.tls_key, "rb") as key_file, open(settings.tls_cert, "rb") as cert_file:
+                credentials = grpc.ssl_server_credentials([(key_file.read(), cert_file.read())])
+            bound = server.add_secure_port(address, credentials)
+        else:
+            bound = server.add_insecure_port(address)
     except RuntimeError as exc:
         raise RuntimeError(f"OTLP/gRPC could not listen on {address}: {exc}") from None
     if not bound:
