@@ -256,7 +256,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         scope = _scope_of(projects[args.project])
         progress = transfer.Progress("exported")
         temp = f"{args.output}.partial" if args.output else None
-        raw: Any = open(temp, "wb") if temp else sys.stdout.buffer  # noqa: SIM115
+        # An export holds every event's payload: the file is private to the user (0600).
+        raw: Any = os.fdopen(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") if temp else sys.stdout.buffer
         try:
             if args.format == "csv":
                 text = io.TextIOWrapper(raw, encoding="utf-8", newline="", write_through=False)

@@ -234,7 +234,7 @@ class Journal(JournalFiles):
         """Recover the journal: truncate torn tails, read the checkpoint, count the backlog and open
         a fresh segment for appends (so that replay never races an append in the same file)."""
         created = not self.directory.exists()
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         if created:
             _fsync_dir(self.directory.parent)  # the directory's own name must survive a crash
         self._lock_fd = os.open(self.directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import os
 import sqlite3
+import stat
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
@@ -59,6 +61,24 @@ T = TypeVar("T")
 def _now() -> int:
     return int(time.time() * 1000)
 
+def make_private(path: Path) -> None:
+    """The data dir (0700) and the database with its WAL and shared memory (0600) are private to
+    the user running tracehive: traces hold whatever users typed. A new database file is created
+    0600 before SQLite opens it, since SQLite gives its WAL and -shm files the database's mode;
+    files of an older release are tightened in place."""
+    directory = path.parent
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not path.exists():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    for target in (directory, path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            mode = stat.S_IMODE(target.stat().st_mode)
+            if mode & 0o077:
+                target.chmod(mode & ~0o077)
+        except OSError:  # not ours to change (e.g. another user's directory): leave it
+            pass
+
+
 class SQLiteStore(Store):
     # One writer thread per process and one write lock per file serialise every write job, so
     # several processes may share the file (the journal's applier process does).
@@ -99,7 +119,7 @@ class SQLiteStore(Store):
         return await asyncio.to_thread(self._migrate)
 
     def _migrate(self) -> int:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_private(self.path)
         setup = connect(self.path, synchronous=self._synchronous)
         try:
             version = migrate(setup)
