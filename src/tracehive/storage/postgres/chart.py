@@ -139,27 +139,34 @@ def _bucket(bucket: Bucket) -> Sql:
 
 
 def _rows(project_id: str, query: ChartQuery) -> Sql:
-    """SELECT of (b, gt, gn, gx, gs, gi, gc, v, vi, vx) per selected event. The inner select is
+    """SELECT of (b, gt, gn, gx, gs, gi, gc, v, vi, vx, st, et, du, sq) per selected event (st, et, du, sq:
+    the order in which SQLite's index feeds its sums). The inner select is
     fenced (OFFSET 0) so that each event's JSON paths are extracted once, not once per use."""
     where, where_params = where_clause(project_id, query.date_range, query.conditions)
     g_sql, g_params, group = _group(query.group_by)
     m_sql, m_params, metric = _metric(query.metric)
     bucket, bucket_params = _bucket(query.bucket)
-    inner = f"SELECT floor(e.start_time) AS t, {g_sql} AS g, {m_sql} AS m FROM events AS e WHERE {where} OFFSET 0"
-    keyed = (
-        f"SELECT {bucket} AS b, {group}, {metric} FROM ({inner}) AS r"
+    inner = (
+        f"SELECT floor(e.start_time) AS t, e.start_time AS st, e.event_type AS et, e.duration AS du, e.seq AS sq, "
+        f"{g_sql} AS g, {m_sql} AS m "
+        f"FROM events AS e WHERE {where} OFFSET 0"
     )
+    keyed = f"SELECT {bucket} AS b, {group}, {metric}, r.st, r.et, r.du, r.sq FROM ({inner}) AS r"
     named = (
         f"SELECT b, gt, gn, gx, gs, gi, "
-        f"CASE WHEN gn IS NOT NULL THEN 1 WHEN gs IS NOT NULL THEN 2 ELSE 0 END AS gc, v, vi, vx "
-        f"FROM ({keyed}) AS k (b, gt, gn, gx, gs, gi, v, vi, vx) WHERE b IS NOT NULL"
+        f"CASE WHEN gn IS NOT NULL THEN 1 WHEN gs IS NOT NULL THEN 2 ELSE 0 END AS gc, v, vi, vx, st, et, du, sq "
+        f"FROM ({keyed}) AS k (b, gt, gn, gx, gs, gi, v, vi, vx, st, et, du, sq) WHERE b IS NOT NULL"
     )
     return named, [*bucket_params, *g_params, *m_params, *where_params]
 
 
+# A sum of doubles depends on the order of its terms. SQLite adds them in the order its chart
+# index (project_id, start_time, event_type, duration) gives, ties in rowid order (when its planner
+# picks that index, as for every range over start_time; another index gives another order).
+_TOTAL = f"th_total(v ORDER BY st, et {C}, du, sq)"
 _AGGREGATES = {
-    Aggregation.AVG: "th_total(v), NULL::numeric, NULL::float8, NULL::numeric",
-    Aggregation.SUM: "th_total(v), sum(vi), NULL::float8, count(vi)",
+    Aggregation.AVG: f"{_TOTAL}, NULL::numeric, NULL::float8, NULL::numeric",
+    Aggregation.SUM: f"{_TOTAL}, sum(vi), NULL::float8, count(vi)",
     Aggregation.MIN: "NULL::float8, min(vi), min(v) FILTER (WHERE vi IS NULL), NULL::bigint",
     Aggregation.MAX: "NULL::float8, max(vi), max(v) FILTER (WHERE vi IS NULL), NULL::bigint",
 }

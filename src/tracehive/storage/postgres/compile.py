@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tracehive.query.filters import Condition, DateRange, EventQuery, FieldRef, Operator, ValueType, parse_number
-from tracehive.storage.postgres.rows import EVENT_COLUMNS
+from tracehive.storage.postgres.rows import EVENT_COLUMNS, text as stored_text
 
 Sql = tuple[str, list[Any]]
 
@@ -265,6 +265,8 @@ def condition_sql(cond: Condition) -> Sql:
 
     sql: Sql
     if vtype is ValueType.STRING:
+        # Stored strings hold U+FFFD for U+0000 (rows.text): so does the value compared to them.
+        value = stored_text(str(value))
         if positive is Operator.CONTAINS:
             sql = _contains(op, str(value))
         elif positive is Operator.IS and op.kind == "json" and _only_a_string_equals(value):

@@ -40,8 +40,10 @@ def _number_at(key: str) -> str:
 # Aggregates over ``x``, the events of one session (the session event included).
 _END = "max(x.end_time)"
 _NUM_EVENTS = "count(*) FILTER (WHERE x.event_id <> x.session_id)"
-_COST = f"th_total({_number_at('cost')})"
-_TOKENS = f"th_total({_number_at('total_tokens')})"
+# Sums of doubles depend on the order of the terms: SQLite adds a session's in the order of its
+# index (project_id, session_id, start_time), ties in rowid order.
+_COST = f"th_total({_number_at('cost')} ORDER BY x.start_time, x.seq)"
+_TOKENS = f"th_total({_number_at('total_tokens')} ORDER BY x.start_time, x.seq)"
 _HAS_ERROR = "bool_or(coalesce(x.error, '') <> '')"
 # JSON columns are written by orjson, so an empty object is exactly '{}'.
 _HAS_FEEDBACK = "bool_or(x.feedback::text NOT IN ('{}', 'null'))"

@@ -17,9 +17,9 @@ from typing import Any
 import orjson
 from psycopg import AsyncConnection
 
-from tracehive.model.errors import BadRequest, IdRoleClash
-from tracehive.model.event import Event, EventUpdate, deep_merge
+from tracehive.model.event import Event, EventUpdate
 from tracehive.model.scope import Scope
+from tracehive.storage.rules import implicit_session, merge_session_start, role_clash, session_spans
 from tracehive.storage.postgres.rows import (
     EVENT_COLUMNS,
     INSERT_COLUMNS,
@@ -143,12 +143,7 @@ async def load_complete(conn: Conn, scope: Scope, event_id: str) -> Event | None
 
 def _implicit_session_params(session_id: str, start: Any, end: Any, first: Event, scope: Scope,
                              now: int) -> tuple[Any, ...]:
-    session = Event(
-        event_id=session_id, session_id=session_id, parent_id=None, event_type="session",
-        event_name=first.session_name_hint or "unknown", source=first.source, start_time=start,
-        end_time=end, duration=end - start, error=None, config={}, inputs={}, outputs=None,
-        metadata={}, feedback={}, metrics={}, user_properties={}, children_ids=[],
-    )  # fmt: skip
+    session = implicit_session(session_id, start, end, first)
     return event_params(session, scope.project_id, scope.org_id, scope.workspace_id, now)
 
 
@@ -169,28 +164,11 @@ def _by_id(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     return sorted(rows, key=lambda row: row[1])
 
 
-def _spans(events: Sequence[Event]) -> dict[str, list[Any]]:
-    """Per session named by a non-session event: [earliest start, latest end, first event]."""
-    spans: dict[str, list[Any]] = {}
-    for event in events:
-        if event.event_type == "session":
-            continue
-        span = spans.get(event.session_id)
-        if span is None:
-            spans[event.session_id] = [event.start_time, event.end_time, event]
-        else:
-            if event.start_time < span[0]:
-                span[0] = event.start_time
-            if event.end_time > span[1]:
-                span[1] = event.end_time
-    return spans
-
-
 async def write_events(conn: Conn, scope: Scope, events: Sequence[Event], now: int) -> Followup:
     project_id, org_id, workspace_id = scope.project_id, scope.org_id, scope.workspace_id
     rows = [event_params(e, project_id, org_id, workspace_id, now) for e in events if e.event_type != "session"]
     explicit_sessions = [e for e in events if e.event_type == "session"]
-    sessions = _spans(events)
+    sessions = session_spans(events)
     aliased = [e for e in events if e.aliases]
     owners = await _link_aliases(conn, project_id, aliased, rows)
     covers = [_implicit_session_params(sid, start, end, first, scope, now)
@@ -232,14 +210,7 @@ async def _refuse_role_clash(conn: Conn, scope: Scope, rows: list[tuple[Any, ...
         "SELECT event_id, event_type FROM events WHERE project_id = %s AND event_id = ANY(%s)",
         (scope.project_id, [*event_ids, *sessions]),
     )
-    found = await cur.fetchall()
-    clash = event_ids & sessions.keys()
-    clash |= {
-        eid for eid, etype in found
-        if (eid in event_ids and etype == "session") or (eid in sessions and etype != "session")
-    }  # fmt: skip
-    what = sorted(clash)[0] if clash else "(unknown)"
-    raise IdRoleClash(f"id {what} is used both as a session id and as the id of a non-session event", frozenset(clash))
+    raise role_clash(event_ids, sessions, await cur.fetchall())
 
 
 async def _link_aliases(conn: Conn, project_id: str, aliased: list[Event],
@@ -309,26 +280,7 @@ async def upsert_session(conn: Conn, scope: Scope, new: Event, now: int) -> Even
         if loaded is not None:
             break
         # Deleted between the two statements by another node: insert again.
-    existing, implicit = loaded
-    if existing.event_type != "session":
-        raise BadRequest(f"id {new.event_id} already belongs to an event of type {existing.event_type}")
-    existing.metadata = deep_merge(existing.metadata, new.metadata)
-    existing.user_properties = deep_merge(existing.user_properties, new.user_properties)
-    if implicit:
-        # The session was made up from its events; the real start carries its name and payload.
-        existing.event_name, existing.source = new.event_name, new.source
-        # An update kept for the session before it existed may already have set config or
-        # outputs on the implicit session: the start does not erase them.
-        existing.config = {**existing.config, **new.config}
-        existing.inputs = new.inputs
-        if new.outputs is not None:
-            existing.outputs = new.outputs
-        existing.error = new.error
-        if new.children_ids:
-            existing.children_ids = new.children_ids
-        existing.start_time = min(existing.start_time, new.start_time)
-        existing.end_time = max(existing.end_time, new.end_time)
-        existing.duration = existing.end_time - existing.start_time
+    existing = merge_session_start(*loaded, new)
     await conn.execute(
         "UPDATE events SET event_name = %s, source = %s, config = %s::json, inputs = %s::json, "
         "outputs = %s::json, error = %s, children_ids = %s::json, start_time = %s, end_time = %s, "
@@ -471,7 +423,7 @@ async def import_events(conn: Conn, scope: Scope, events: Sequence[Event], now: 
     project_id, org_id, workspace_id = scope.project_id, scope.org_id, scope.workspace_id
     rows = [event_params(e, project_id, org_id, workspace_id, now) for e in events]
     covers = [_implicit_session_params(sid, start, end, first, scope, now)
-              for sid, (start, end, first) in _spans(events).items()]
+              for sid, (start, end, first) in session_spans(events).items()]
     seqs = await _reserve_seq(conn, len(rows) + len(covers))
     await conn.cursor().executemany(_IMPORT_EVENT, _by_id([(*row, seq) for row, seq in zip(rows, seqs)]))
     if covers:

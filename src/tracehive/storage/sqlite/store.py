@@ -24,6 +24,7 @@ from tracehive.query.filters import EventQuery
 from tracehive.query.session_list import SessionListQuery, SessionSummary
 from tracehive.storage.base import ApiKeyRecord, Capabilities, Project, Store, StoreStats
 from tracehive.storage.observer import StoreObserver
+from tracehive.storage.rules import session_spans
 from tracehive.storage.sqlite.chart import run_chart
 from tracehive.storage.sqlite.compile import CompiledStream, compile_export, compile_stream
 from tracehive.storage.sqlite.connection import connect
@@ -488,16 +489,7 @@ class SQLiteStore(Store):
             )
             # Sessions the batch's events name: created if unknown, widened while implicit; an
             # explicit session (this batch's own rows were just written as explicit) is left as is.
-            spans: dict[str, list[Any]] = {}
-            for event in events:
-                if event.event_type == "session":
-                    continue
-                span = spans.get(event.session_id)
-                if span is None:
-                    spans[event.session_id] = [event.start_time, event.end_time, event]
-                else:
-                    span[0] = min(span[0], event.start_time)
-                    span[1] = max(span[1], event.end_time)
+            spans = session_spans(events)
             conn.executemany(
                 IMPORT_COVER_SESSION,
                 [implicit_session_params(sid, start, end, first, scope, now) for sid, (start, end, first) in spans.items()],

@@ -13,9 +13,9 @@ from typing import Any
 
 import orjson
 
-from tracehive.model.errors import BadRequest, IdRoleClash
-from tracehive.model.event import Event, EventUpdate, deep_merge
+from tracehive.model.event import Event, EventUpdate
 from tracehive.model.scope import Scope
+from tracehive.storage.rules import merge_session_start, role_clash
 from tracehive.storage.sqlite.rows import (
     EVENT_COLUMNS,
     complete_children,
@@ -126,13 +126,7 @@ def refuse_role_clash(
         "SELECT event_id, event_type FROM events WHERE project_id = ? AND event_id IN (SELECT value FROM json_each(?))",
         (scope.project_id, dump([*event_ids, *sessions])),
     ).fetchall()
-    clash = event_ids & sessions.keys()
-    clash |= {
-        eid for eid, etype in found
-        if (eid in event_ids and etype == "session") or (eid in sessions and etype != "session")
-    }  # fmt: skip
-    what = sorted(clash)[0] if clash else "(unknown)"
-    raise IdRoleClash(f"id {what} is used both as a session id and as the id of a non-session event", frozenset(clash))
+    raise role_clash(event_ids, sessions, found)
 
 
 def link_aliases(
@@ -201,26 +195,7 @@ def upsert_session(conn: sqlite3.Connection, scope: Scope, new: Event, now: int)
         )
         new.org_id, new.workspace_id, new.project_id = scope.org_id, scope.workspace_id, scope.project_id
         return new
-    existing, implicit = loaded
-    if existing.event_type != "session":
-        raise BadRequest(f"id {new.event_id} already belongs to an event of type {existing.event_type}")
-    existing.metadata = deep_merge(existing.metadata, new.metadata)
-    existing.user_properties = deep_merge(existing.user_properties, new.user_properties)
-    if implicit:
-        # The session was made up from its events; the real start carries its name and payload.
-        existing.event_name, existing.source = new.event_name, new.source
-        # An update kept for the session before it existed (enrich_session) may already have set
-        # config or outputs on the implicit session: the start does not erase them.
-        existing.config = {**existing.config, **new.config}
-        existing.inputs = new.inputs
-        if new.outputs is not None:
-            existing.outputs = new.outputs
-        existing.error = new.error
-        if new.children_ids:
-            existing.children_ids = new.children_ids
-        existing.start_time = min(existing.start_time, new.start_time)
-        existing.end_time = max(existing.end_time, new.end_time)
-        existing.duration = existing.end_time - existing.start_time
+    existing = merge_session_start(*loaded, new)
     conn.execute(
         "UPDATE events SET event_name = ?, source = ?, config = ?, inputs = ?, outputs = ?, error = ?, "
         "children_ids = ?, start_time = ?, end_time = ?, duration = ?, metadata = ?, user_properties = ?, "
