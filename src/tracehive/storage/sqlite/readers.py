@@ -13,6 +13,7 @@ is free again as soon as SQLite notices, within a few thousand VM steps.
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -33,14 +34,22 @@ class ReadTimedOut(StoreUnavailable):
 
 
 class ReaderPool:
-    def __init__(self, path: Path, size: int, name: str = "tracehive-reader") -> None:
+    def __init__(self, path: Path, size: int, name: str = "tracehive-reader", *, nice: int = 0) -> None:
+        """``nice``: added to the worker threads' scheduling niceness (Linux), so that heavy reads
+        yield the CPU to the event loop and the writer (acks stay fast while a chart runs)."""
         self._path = path
+        self._nice = nice
         self._local = threading.local()
         self._lock = threading.Lock()
         self._connections: list[sqlite3.Connection] = []
         self._executor = ThreadPoolExecutor(size, thread_name_prefix=name, initializer=self._init)
 
     def _init(self) -> None:
+        if self._nice:
+            try:  # per thread on Linux: the thread id is a PRIO_PROCESS target
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self._nice)
+            except (AttributeError, OSError):  # elsewhere, or not permitted: run at normal priority
+                pass
         conn = connect(self._path, readonly=True)
         self._local.conn = conn
         with self._lock:

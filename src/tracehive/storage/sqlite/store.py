@@ -62,6 +62,10 @@ T = TypeVar("T")
 def _now() -> int:
     return int(time.time() * 1000)
 
+# Added niceness of the heavy-read threads (searches, charts, lists, exports, trees).
+HEAVY_READ_NICE = 10
+
+
 def make_private(path: Path) -> None:
     """The data dir (0700) and the database with its WAL and shared memory (0600) are private to
     the user running tracehive: traces hold whatever users typed. A new database file is created
@@ -146,7 +150,8 @@ class SQLiteStore(Store):
         self._writer = GroupCommitWriter(self.path, max_queue=self._writer_queue, synchronous=self._synchronous,
                                          observer=self._observer, max_db_bytes=self._max_db_bytes)
         self._writer.start()
-        self._readers = ReaderPool(self.path, self._readers_size)
+        # Heavy reads run niced: on a busy machine the acks (event loop, writer) go first.
+        self._readers = ReaderPool(self.path, self._readers_size, nice=HEAVY_READ_NICE)
         self._light = ReaderPool(self.path, 2, name="tracehive-light-reader")
 
     async def close(self) -> None:
