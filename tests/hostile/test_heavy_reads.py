@@ -93,8 +93,9 @@ def test_heavy_reads_of_one_key_do_not_stall_anyone_else(server: TracehiveServer
     finally:
         for t in threads:
             t.join(300)
-    # At most two of A's heavy reads ran at once; the others were told to come back.
-    assert sorted(statuses) == [200, 200, 429, 429, 429, 429], (statuses, alone_s)
+    # At most two of A's heavy reads ran at once and two waited their turn; the others were told
+    # to come back.
+    assert sorted(statuses) == [200, 200, 200, 200, 429, 429], (statuses, alone_s)
 
 
 def test_a_query_whose_client_hangs_up_is_stopped(server: TracehiveServer) -> None:
@@ -102,7 +103,7 @@ def test_a_query_whose_client_hangs_up_is_stopped(server: TracehiveServer) -> No
     assert key is not None
     with server.client(key, timeout=120) as client:
         _, alone_s = timed(lambda: client.get(HEAVY_CHART))
-    for _ in range(2):  # the key's two slots: each freed when its client goes away
+    for _ in range(4):  # the key's two turns and two places in line: each freed when its client goes away
         sock = socket.create_connection((server.host, server.port))
         sock.sendall(f"GET {HEAVY_CHART} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n\r\n".encode())
         time.sleep(0.3)
@@ -115,8 +116,8 @@ def test_a_query_whose_client_hangs_up_is_stopped(server: TracehiveServer) -> No
         metrics = client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}).text
     assert took < alone_s, (took, alone_s)
     aborted = [line for line in server.stderr.splitlines() if '"status":499' in line and "/v1/events/chart" in line]
-    assert len(aborted) >= 2, server.stderr[-2000:]
-    for line in aborted[-2:]:  # each stopped soon after its client left, not after a whole chart
+    assert len(aborted) >= 4, server.stderr[-2000:]
+    for line in aborted[-4:]:  # each stopped soon after its client left, not after a whole chart
         assert orjson.loads(line)["duration_ms"] < 300 + alone_s * 1000 / 2, (line, alone_s)
     assert 'reason="client_abort"' in metrics
 

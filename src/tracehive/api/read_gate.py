@@ -1,8 +1,9 @@
 """Heavy reads (searches, charts, session lists, export pages, trees, schema) under two bounds
 that keep one key from stalling everyone:
 
-- a key runs at most ``max_heavy_reads_per_key`` of them at once; past it, 429 + Retry-After
-  (per node, like the rate limit);
+- a key runs at most ``max_heavy_reads_per_key`` of them at once; as many more wait for a turn
+  (the web UI's charts page asks for five charts at once), and past that, 429 + Retry-After (per
+  node, like the rate limit);
 - a read whose client has gone away is stopped: the store interrupts the query (SQLite) or
   cancels it (PostgreSQL) instead of computing an answer nobody will read.
 
@@ -33,22 +34,52 @@ class TooManyReads(Overloaded):
 
 
 class ReadGate:
-    """Heavy reads running now, per key id; touched only on the event loop."""
+    """Heavy reads running and waiting now, per key id; touched only on the event loop."""
 
     def __init__(self, per_key: int) -> None:
         self.per_key = per_key
         self.running: dict[str, int] = {}
+        self.waiting: dict[str, list[asyncio.Future[None]]] = {}
 
-    def enter(self, key_id: str) -> None:
+    async def enter(self, key_id: str) -> None:
+        """Take a turn for ``key_id``: at once if it runs fewer than ``per_key``, else after
+        waiting (at most ``per_key`` may wait); refused past that."""
+        if self.per_key <= 0:
+            return
         count = self.running.get(key_id, 0)
-        if self.per_key > 0 and count >= self.per_key:
+        if count < self.per_key:
+            self.running[key_id] = count + 1
+            return
+        queue = self.waiting.setdefault(key_id, [])
+        if len(queue) >= self.per_key:
             raise TooManyReads(
-                f"this key already runs {count} queries at once (the limit); retry when one has finished",
+                f"this key already runs {count} queries at once and {len(queue)} more wait; "
+                "retry when one has finished",
                 retry_after=1,
             )
-        self.running[key_id] = count + 1
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        queue.append(turn)
+        try:
+            await turn  # ``leave`` hands its turn over: the running count stays as it is
+        except BaseException:
+            if turn in queue:
+                queue.remove(turn)
+            elif turn.done() and not turn.cancelled():
+                self.leave(key_id)  # handed a turn just as the wait was cancelled: pass it on
+            raise
+        finally:
+            if not queue:
+                self.waiting.pop(key_id, None)
 
     def leave(self, key_id: str) -> None:
+        if self.per_key <= 0:
+            return
+        queue = self.waiting.get(key_id)
+        while queue:
+            turn = queue.pop(0)
+            if not turn.done():
+                turn.set_result(None)
+                return
         count = self.running.get(key_id, 0) - 1
         if count > 0:
             self.running[key_id] = count
@@ -62,8 +93,8 @@ async def heavy_read(request: Request, scope: Scope, read: Awaitable[T]) -> T:
     gate: ReadGate = request.app.state.read_gate
     key_id = scope.key_id or scope.project_id
     try:
-        gate.enter(key_id)
-    except TooManyReads:
+        await gate.enter(key_id)
+    except BaseException:
         if asyncio.iscoroutine(read):
             read.close()  # never started: no "was never awaited" warning
         raise
