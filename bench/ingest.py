@@ -23,6 +23,17 @@ What it does, in one run:
     python bench/ingest.py                      # 1,000,000 events (checks RSS < 300 MB)
     python bench/ingest.py --quick --py-spy /tmp/server.svg       # with a flame graph of the server
 
+On PostgreSQL (``--store URL`` of a server the bench may create databases on): the database
+``tracehive_bench_<pid>`` is created, migrated (``tracehive migrate``) and given a key
+(``tracehive keys create``); ``--nodes N`` servers (``tracehive serve --store``, each its own port
+and data dir) share it, the client's connections spread round-robin over them. The limit is one
+plain Python process inserting the decoded rows with psycopg 3 into a fresh migrated database,
+one transaction per body, by ``executemany`` and by ``COPY`` (the faster is the limit). The table
+adds each node's peak RSS and the CPU of the PostgreSQL processes (/proc, see bench/postgres.py).
+Both databases are dropped at the end (``--keep`` keeps the nodes').
+
+    python bench/ingest.py --quick --store postgresql://postgres@127.0.0.1:5432/postgres --nodes 2
+
 The machine has 2 cores and may be shared: the table reports the CPU that other processes used
 during each phase and warns when it skews the figures (``--wait-quiet`` waits for calm first).
 """
@@ -359,6 +370,30 @@ class Server:
         return text
 
 
+class PgServer(Server):
+    """``tracehive serve --store URL``: one node on a PostgreSQL database (the key is made before,
+    with ``tracehive keys create``; each node has its own port and data dir)."""
+
+    def __init__(self, data_dir: Path, port: int, store_url: str, key: str) -> None:
+        super().__init__(data_dir, port)
+        self.store_url = store_url
+        self.key = key
+
+    @property
+    def command(self) -> list[str]:
+        return [*super().command, "--store", self.store_url]
+
+
+def tracehive_cli(*argv: str, timeout: float = 120) -> str:
+    """Run ``python -m tracehive ARGV`` (defaults only: no TRACEHIVE_* variables); its stdout."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRACEHIVE_")}
+    proc = subprocess.run([sys.executable, "-m", "tracehive", *argv], capture_output=True, text=True,
+                          timeout=timeout, env=env, stdin=subprocess.DEVNULL)
+    if proc.returncode != 0:
+        raise RuntimeError(f"tracehive {' '.join(argv[:2])} failed ({proc.returncode}):\n{proc.stdout}{proc.stderr}")
+    return proc.stdout
+
+
 # ------------------------------------------------------------------------------------------------
 # The client (a forked process: 8 threads, one keep-alive connection each, raw HTTP/1.1)
 # ------------------------------------------------------------------------------------------------
@@ -431,8 +466,10 @@ def _read_response(sock: socket.socket, buf: bytearray) -> tuple[int, bytes]:
     return status, body
 
 
-def client_main(port: int, clients: int, deadline: float, started: Any, done_events: Any,
+def client_main(port: int | list[int], clients: int, deadline: float, started: Any, done_events: Any,
                 batch: int, conn: Any) -> None:
+    """``port`` may be a list (several nodes): connection ``k`` goes to ``port[k % len(port)]``."""
+    ports = port if isinstance(port, list) else [port]
     n = len(REQUESTS)
     counter = itertools.count()
     lock = threading.Lock()
@@ -443,7 +480,7 @@ def client_main(port: int, clients: int, deadline: float, started: Any, done_eve
     finished_at = [0.0] * clients
 
     def worker(k: int) -> None:
-        sock = socket.create_connection(("127.0.0.1", port))
+        sock = socket.create_connection(("127.0.0.1", ports[k % len(ports)]))
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.settimeout(120)
         buf = bytearray()
@@ -818,6 +855,309 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def run_pg(args: argparse.Namespace) -> dict[str, Any]:
+    """The same run on PostgreSQL: ``--nodes`` servers on one fresh database of the ``--store``
+    server, then the limit (``executemany`` and ``COPY``) on another; both databases dropped."""
+    import postgres as pg
+
+    global REQUESTS, BODY_OFFSETS, SESSION_OF, WARMUP
+    ctx = mp.get_context("fork")
+    n_requests = max(1, args.events // args.batch)
+    events_total = n_requests * args.batch
+    rng = random.Random(args.seed)
+    sessions = [_uuid(rng) for _ in range(args.sessions)]
+    source = source_info()
+    log(f"tracehive under test: {source}")
+    admin_url = args.store
+    pg_info = pg.server_info(admin_url)
+    log(f"PostgreSQL {pg_info['version']} at {pg.db_url(admin_url, '')[:-1]} "
+        f"(fsync={pg_info.get('fsync')}, synchronous_commit={pg_info.get('synchronous_commit')})")
+    bench_db = args.pg_database or f"tracehive_bench_{os.getpid()}"
+    limit_db = f"{bench_db}_limit"
+    tmp = Path(tempfile.mkdtemp(prefix="tracehive-bench-"))
+    nodes: list[PgServer] = []
+    pyspy: subprocess.Popen[bytes] | None = None
+    children: list[Any] = []
+    cpu_probe: Any = None
+    created: list[str] = []
+    try:
+        url = pg.create_database(admin_url, bench_db)
+        created.append(bench_db)
+        t_setup = time.perf_counter()
+        version = tracehive_cli("migrate", "--store", url).strip().splitlines()[-1]
+        key = tracehive_cli("keys", "create", "--project", "default", "--store", url).strip().splitlines()[-1]
+        log(f"database {bench_db}: {version} (migrate + keys create in {time.perf_counter() - t_setup:.1f}s)")
+        ports = [free_port() for _ in range(args.nodes)] if not args.port else \
+            [args.port + i for i in range(args.nodes)]
+        for i, port in enumerate(ports):
+            (tmp / f"node{i}").mkdir()
+            node = PgServer(tmp / f"node{i}" / "data", port, url, key)
+            node.start()
+            nodes.append(node)
+            log(f"node {i}: pid {node.proc.pid} on port {port}")  # type: ignore[union-attr]
+
+        t_gen = time.perf_counter()
+        REQUESTS, BODY_OFFSETS, SESSION_OF, body_bytes = build_requests(n_requests, args.batch, sessions, key,
+                                                                        ports[0], rng)
+        WARMUP, _, _, _ = build_requests(max(2 * args.clients, 4), args.batch, sessions, key, ports[0], rng)
+        gen_s = time.perf_counter() - t_gen
+        avg_event = body_bytes / events_total
+        log(f"generated {n_requests:,} requests x {args.batch} events in {gen_s:.1f}s "
+            f"({body_bytes / 1e6:.0f} MB of JSON, {avg_event:.0f} B/event)")
+
+        # --- server run ---------------------------------------------------------------------
+        cpu_probe = pg.PgCpu(admin_url, [bench_db, limit_db])
+        if args.wait_quiet > 0:
+            load = wait_quiet(args.wait_quiet)
+            log(f"other load before the server run: {load:.2f} cores")
+        deadline = time.monotonic() + args.timeout
+        started, done_events = ctx.Event(), ctx.Value("q", 0)
+        parent_conn, child_conn = ctx.Pipe(duplex=False)
+        client = ctx.Process(target=client_main, args=(ports, args.clients, deadline, started, done_events,
+                                                       args.batch, child_conn), daemon=True)
+        before = [n.status() for n in nodes]
+        client.start()
+        children.append(client)
+        child_conn.close()
+        if not started.wait(120):
+            raise RuntimeError("client did not start")
+        s0 = [n.status() for n in nodes]
+        pg0, wal0 = cpu_probe.sample(), cpu_probe.wal()
+        busy0 = machine_busy()
+        t0 = time.monotonic()
+        if args.py_spy:
+            pyspy = subprocess.Popen(["py-spy", "record", "--pid", str(nodes[0].proc.pid), "--rate", "50",  # type: ignore[union-attr]
+                                      "--output", args.py_spy, "--threads", "--nonblocking",
+                                      "--format", "raw" if args.py_spy.endswith(".txt") else "flamegraph",
+                                      *shlex.split(args.py_spy_args)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        peak_rss = [b.get("VmRSS", 0.0) for b in before]
+        next_mark, last_print = 0, t0
+        rss_trace: list[tuple[int, list[float]]] = []
+        mark_every = max(events_total // 10, args.batch)
+        while client.is_alive() and not parent_conn.poll():
+            sts = [n.status() for n in nodes]
+            peak_rss = [max(p, st.get("VmRSS", 0.0)) for p, st in zip(peak_rss, sts)]
+            done = done_events.value
+            if done >= next_mark:
+                rss_trace.append((done, [round(st.get("VmRSS", 0.0), 1) for st in sts]))
+                next_mark += mark_every
+            now = time.monotonic()
+            if now - last_print >= 10:
+                last_print = now
+                rss = " / ".join(f"{st.get('VmRSS', 0):.0f}" for st in sts)
+                log(f"  {done:>10,} events  {done / (now - t0):>8,.0f} ev/s  node RSS {rss} MB")
+            if now > deadline + 60:
+                raise RuntimeError("client exceeded its deadline")
+            time.sleep(0.2)
+        res = parent_conn.recv() if parent_conn.poll(30) else None
+        s1 = [n.status() for n in nodes]
+        pg1, wal1 = cpu_probe.sample(), cpu_probe.wal()
+        busy1 = machine_busy()
+        peak_rss = [max(p, st.get("VmRSS", 0.0)) for p, st in zip(peak_rss, s1)]
+        rss_trace.append((done_events.value, [round(st.get("VmRSS", 0.0), 1) for st in s1]))
+        client.join(30)
+        if pyspy is not None:
+            pyspy.send_signal(signal.SIGINT)
+            pyspy.wait(60)
+            pyspy = None
+        if res is None:
+            raise RuntimeError("the client process died without a result")
+        if res["errors"]:
+            raise RuntimeError("request errors:\n" + "\n".join(res["errors"][:10]))
+        server_events = res["requests"] * args.batch
+        node_cpu = [b.get("cpu", 0.0) - a.get("cpu", 0.0) for a, b in zip(s0, s1)]
+        server_cpu = sum(node_cpu)
+        pg_cpu = pg.PgCpu.used(pg0, pg1)
+        lat = res["latencies"]
+        rcs = [n.stop() for n in nodes]
+        stored, stored_sessions = pg.count_events(url)
+        db_mb = pg.database_size_mb(admin_url, bench_db)
+        expected = server_events + len(WARMUP) * args.batch
+        if stored != expected:
+            raise RuntimeError(f"the nodes stored {stored} events, expected {expected}")
+        if not args.keep:
+            pg.drop_database(admin_url, bench_db)
+            created.remove(bench_db)
+
+        # --- the limit: executemany and COPY, each on a fresh migrated database ----------------
+        limits: dict[str, dict[str, Any]] = {}
+        for mode in (pg.LIMIT_MODES if args.pg_limit == "both" else (args.pg_limit,)):
+            lurl = pg.create_database(admin_url, limit_db)
+            created.append(limit_db)
+            pg.migrate(lurl)
+            if args.wait_quiet > 0:
+                load = wait_quiet(args.wait_quiet)
+                log(f"other load before the limit run ({mode}): {load:.2f} cores")
+            parent_conn, child_conn = ctx.Pipe(duplex=False)
+            proc = ctx.Process(target=pg.limit_main, args=(lurl, mode, REQUESTS, BODY_OFFSETS, SESSION_OF,
+                                                           time.monotonic() + args.timeout, child_conn), daemon=True)
+            l_pg0, l_wal0 = cpu_probe.sample(), cpu_probe.wal()
+            lbusy0 = machine_busy()
+            proc.start()
+            children.append(proc)
+            child_conn.close()
+            lim = parent_conn.recv() if parent_conn.poll(args.timeout + 120) else None
+            proc.join(30)
+            time.sleep(0.3)  # the limit's backend exits and is reaped: its CPU is the postmaster's then
+            lbusy1 = machine_busy()
+            l_pg1, l_wal1 = cpu_probe.sample(), cpu_probe.wal()
+            if lim is None:
+                raise RuntimeError(f"the limit process ({mode}) died without a result")
+            if lim["rows"] != lim["events"]:
+                raise RuntimeError(f"limit ({mode}) stored {lim['rows']} rows, expected {lim['events']}")
+            lim["pg_cpu"] = pg.PgCpu.used(l_pg0, l_pg1)
+            lim["wal"] = l_wal1 - l_wal0
+            lim["other"] = max(0.0, (lbusy1 - lbusy0) - lim["cpu_total"] - (lim["pg_cpu"] or 0.0)) / lim["wall"]
+            lim["db_mb"] = pg.database_size_mb(admin_url, limit_db)
+            limits[mode] = lim
+            log(f"limit ({mode}): {lim['events'] / lim['wall']:,.0f} events/s")
+            pg.drop_database(admin_url, limit_db)
+            created.remove(limit_db)
+
+        client_cpu = res["cpu_user"] + res["cpu_sys"]
+        other_server = max(0.0, (busy1 - busy0) - server_cpu - client_cpu - (pg_cpu or 0.0)) / res["wall"]
+        best = max(limits, key=lambda m: limits[m]["events"] / limits[m]["wall"])
+        lim = limits[best]
+        server_eps = server_events / res["wall"]
+        limit_eps = lim["events"] / lim["wall"]
+        hwm = [st.get("VmHWM", 0.0) for st in s1]
+        node_rows = [{
+            "port": node.port,
+            "peak_rss_mb": round(max(h, p), 1), "vmhwm_mb": round(h, 1), "max_sampled_vmrss_mb": round(p, 1),
+            "rss_at_start_mb": round(b.get("VmRSS", 0.0), 1), "cpu_s": round(c, 2),
+            "cpu_cores_used": round(c / res["wall"], 2), "threads": st.get("threads"), "exit_code": rc,
+        } for node, h, p, b, c, st, rc in zip(nodes, hwm, peak_rss, before, node_cpu, s1, rcs)]
+
+        def limit_row(m: dict[str, Any]) -> dict[str, Any]:
+            return {
+                "events": m["events"], "wall_s": round(m["wall"], 3), "events_per_s": round(m["events"] / m["wall"]),
+                "cpu_s": round(m["cpu"], 2),
+                "postgres_cpu_s": None if m["pg_cpu"] is None else round(m["pg_cpu"], 2),
+                "backend_cpu_s": None if m["backend_cpu"] is None else round(m["backend_cpu"], 2),
+                "wal_mb": round(m["wal"] / 1e6, 1), "db_mb": m["db_mb"], "timed_out": m["timed_out"],
+            }
+
+        return {
+            "command": args.command_line,
+            "tracehive": source,
+            "store": "postgresql",
+            "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "postgresql": pg_info,
+                        "platform": platform.platform()},
+            "config": {"events": events_total, "batch": args.batch, "clients": args.clients, "nodes": args.nodes,
+                       "sessions": args.sessions, "avg_event_bytes": round(avg_event), "body_bytes": body_bytes,
+                       "seed": args.seed, "database": bench_db},
+            "server": {
+                "events": server_events,
+                "requests": res["requests"],
+                "wall_s": round(res["wall"], 3),
+                "events_per_s": round(server_eps),
+                "p50_ms": round(percentile(lat, 50) * 1000, 2),
+                "p99_ms": round(percentile(lat, 99) * 1000, 2),
+                "max_ms": round(lat[-1] * 1000, 2) if lat else None,
+                "peak_rss_mb": max(n["peak_rss_mb"] for n in node_rows),
+                "nodes": node_rows,
+                "rss_trace_events_mb": rss_trace,
+                "cpu_s": round(server_cpu, 2),
+                "cpu_cores_used": round(server_cpu / res["wall"], 2),
+                "postgres_cpu_s": None if pg_cpu is None else round(pg_cpu, 2),
+                "postgres_cpu_cores_used": None if pg_cpu is None else round(pg_cpu / res["wall"], 2),
+                "wal_mb": round((wal1 - wal0) / 1e6, 1),
+                "stored_events": stored,
+                "stored_sessions": stored_sessions,
+                "db_mb": db_mb,
+                "timed_out": res["timed_out"],
+            },
+            "client": {
+                "cpu_s": round(client_cpu, 2),
+                "cpu_user_s": round(res["cpu_user"], 2),
+                "cpu_sys_s": round(res["cpu_sys"], 2),
+                "cpu_cores_used": round(client_cpu / res["wall"], 3),
+                "kind": f"1 process, {args.clients} threads, raw HTTP/1.1 keep-alive sockets, "
+                        f"round-robin over {args.nodes} node(s)",
+            },
+            "limit": {**limit_row(lim), "mode": best,
+                      "kind": "1 Python process: orjson + psycopg 3, one transaction per body"},
+            "limits": {m: limit_row(v) for m, v in limits.items()},
+            "other_load_cores": {"server_phase": round(other_server, 2),
+                                 "limit_phase": round(max(v["other"] for v in limits.values()), 2)},
+            "ratio": round(server_eps / limit_eps, 3),
+            "ratio_target": RATIO_TARGET,
+            "rss_limit_mb": RSS_LIMIT_MB,
+            "generation_s": round(gen_s, 1),
+        }
+    finally:
+        for child in children:
+            if child.is_alive():
+                child.terminate()
+                child.join(10)
+        if pyspy is not None and pyspy.poll() is None:
+            pyspy.kill()
+        for node in nodes:
+            if node.proc is not None and node.proc.poll() is None:
+                node.stop()
+        if cpu_probe is not None:
+            cpu_probe.close()
+        for name in created:
+            if args.keep and name == bench_db:
+                log(f"kept database {name}")
+            else:
+                pg.drop_database(admin_url, name)
+        if args.keep:
+            log(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def print_table_pg(r: dict[str, Any]) -> None:
+    s, lim, c, cfg = r["server"], r["limit"], r["client"], r["config"]
+    ok_ratio = "ok" if r["ratio"] >= RATIO_TARGET else "BELOW TARGET"
+    info = r["machine"]["postgresql"]
+
+    def opt(v: Any, fmt: str = "{:.1f}") -> str:
+        return "?" if v is None else fmt.format(v)
+
+    modes = list(r["limits"])
+    print()
+    print(f"tracehive ingest on PostgreSQL: {cfg['events']:,} events, {cfg['batch']}/request "
+          f"(~{cfg['avg_event_bytes']} B/event), {cfg['clients']} clients over {cfg['nodes']} node(s), "
+          f"{cfg['sessions']} sessions")
+    print(f"tracehive: {r['tracehive']}")
+    print(f"machine: {r['machine']['cpus']} CPUs, Python {r['machine']['python']}, PostgreSQL {info['version']} "
+          f"(fsync={info.get('fsync')}, synchronous_commit={info.get('synchronous_commit')}, "
+          f"shared_buffers={info.get('shared_buffers')})")
+    print(f"{'':<22}{'server':>26}" + "".join(f"{'limit ' + m:>20}" for m in modes))
+    rows = [
+        ("events", f"{s['events']:,}", [f"{r['limits'][m]['events']:,}" for m in modes]),
+        ("wall s", f"{s['wall_s']:.1f}", [f"{r['limits'][m]['wall_s']:.1f}" for m in modes]),
+        ("events/s", f"{s['events_per_s']:,}", [f"{r['limits'][m]['events_per_s']:,}" for m in modes]),
+        ("CPU s (Python)", f"{s['cpu_s']:.1f} ({s['cpu_cores_used']:.2f} cores)",
+         [f"{r['limits'][m]['cpu_s']:.1f}" for m in modes]),
+        ("CPU s (PostgreSQL)", f"{opt(s['postgres_cpu_s'])} ({opt(s['postgres_cpu_cores_used'], '{:.2f}')} cores)",
+         [opt(r["limits"][m]["postgres_cpu_s"]) for m in modes]),
+        ("WAL MB (cluster)", f"{s['wal_mb']:,.0f}", [f"{r['limits'][m]['wal_mb']:,.0f}" for m in modes]),
+        ("database MB", f"{s['db_mb']:,.0f}", [f"{r['limits'][m]['db_mb']:,.0f}" for m in modes]),
+    ]
+    for name, a, bs in rows:
+        print(f"{name:<22}{a:>26}" + "".join(f"{b:>20}" for b in bs))
+    print(f"{'ratio server/limit':<22}{r['ratio']:>26.3f}   (limit = {lim['mode']}, the faster; "
+          f"target >= {RATIO_TARGET}: {ok_ratio})")
+    print(f"{'request p50 / p99':<22}{str(s['p50_ms']) + ' / ' + str(s['p99_ms']) + ' ms':>26}   (max {s['max_ms']} ms)")
+    for i, n in enumerate(s["nodes"]):
+        ok_rss = "ok" if n["peak_rss_mb"] < RSS_LIMIT_MB else "OVER LIMIT"
+        print(f"{'node ' + str(i) + ' peak RSS':<22}{str(n['peak_rss_mb']) + ' MB':>26}   (VmHWM {n['vmhwm_mb']}, "
+              f"sampled VmRSS max {n['max_sampled_vmrss_mb']}; limit {RSS_LIMIT_MB:.0f} MB: {ok_rss}; "
+              f"CPU {n['cpu_s']} s)")
+    print(f"{'client CPU':<22}{str(c['cpu_s']) + ' s':>26}   ({c['cpu_cores_used']:.2f} cores; {c['kind']})")
+    other = r["other_load_cores"]
+    busy = (other["server_phase"] > 0.15 and s["wall_s"] >= 2) or (other["limit_phase"] > 0.15 and lim["wall_s"] >= 2)
+    warn = "  WARNING: the machine was busy, figures are skewed" if busy else ""
+    print(f"{'other CPU load':<22}{str(other['server_phase']) + ' / ' + str(other['limit_phase']) + ' cores':>26}"
+          f"   (rest of the machine during server / limit phase){warn}")
+    print(f"stored: {s['stored_events']:,} events + {s['stored_sessions']:,} sessions in {cfg['database']} (dropped)")
+    print(f"command: {r['command']}")
+
+
 def print_table(r: dict[str, Any]) -> None:
     s, lim, c, cfg = r["server"], r["limit"], r["client"], r["config"]
     ok_ratio = "ok" if r["ratio"] >= RATIO_TARGET else "BELOW TARGET"
@@ -869,6 +1209,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--wait-quiet", type=float, default=60, metavar="S",
                         help="before each phase wait up to S seconds for other processes to go quiet (default 60)")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (server logs)")
+    parser.add_argument("--store", metavar="URL", help="PostgreSQL: postgresql://user@host:port/dbname of a server "
+                        "the bench may create databases on; the nodes run on a fresh database tracehive_bench_<pid> "
+                        "(dropped afterwards) and the limit on another (default: SQLite in a temp data dir)")
+    parser.add_argument("--nodes", type=int, default=1, help="with --store: tracehive serve processes on the same "
+                        "database, clients spread round-robin over them (default 1)")
+    parser.add_argument("--pg-limit", choices=("both", "executemany", "copy"), default="both",
+                        help="with --store: how the limit inserts (default both; the faster is the limit)")
+    parser.add_argument("--pg-database", metavar="NAME", help="with --store: the nodes' database name "
+                        "(default tracehive_bench_<pid>; dropped and recreated)")
     parser.add_argument("--src", metavar="DIR", help="benchmark the tracehive package under DIR (e.g. an exported "
                         "src/ of another revision) instead of the installed one")
     args = parser.parse_args(argv)
@@ -879,8 +1228,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.events is None:
         args.events = 100_000 if args.quick else 1_000_000
     args.command_line = shlex.join([Path(sys.executable).name, *sys.argv])
-    result = run(args)
-    print_table(result)
+    if args.store:
+        if args.synchronous != "FULL":
+            parser.error("--synchronous is SQLite's; with --store the server's own settings apply")
+        if args.nodes < 1:
+            parser.error("--nodes must be at least 1")
+        sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/postgres.py
+        result = run_pg(args)
+        print_table_pg(result)
+    else:
+        if args.nodes != 1 or args.pg_database or args.pg_limit != "both":
+            parser.error("--nodes, --pg-limit and --pg-database need --store")
+        result = run(args)
+        print_table(result)
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
         print(f"results: {args.json}")

@@ -24,7 +24,16 @@ What it does, in one run:
 3. Prints the figures against the targets and the command; ``--json`` writes them.
 
     python bench/query.py                      # 1,000,000 events (first build takes minutes)
-    python bench/query.py --events 100000      # quick
+    python bench/query.py --events 100000      # quick (or --quick: 100,000 events, 10 reps)
+
+On PostgreSQL (``--store URL`` of a server the bench may create databases on) the same data set
+is the database ``tracehive_query_<events>_<seed>`` on that server (its meta, key included, is the
+database's comment), reused by reruns; it is built by COPY of exactly the rows
+``PostgresStore.write_events`` writes (``--pg-build store`` writes it all through the store),
+then VACUUM (ANALYZE)d. The server is ``tracehive serve --store`` on it; the queries and the
+table are the same as on SQLite.
+
+    python bench/query.py --quick --store postgresql://postgres@127.0.0.1:5432/postgres
 """
 
 from __future__ import annotations
@@ -56,6 +65,7 @@ from ingest import (  # noqa: E402  (bench helpers: real server, quiet machine, 
     SYSTEM_PROMPTS,
     TOOLS,
     USER_PROMPTS,
+    PgServer,
     Server,
     free_port,
     log,
@@ -159,13 +169,8 @@ class Generator:
         return out
 
 
-def build(data_dir: Path, events: int, seed: int) -> dict[str, Any]:
-    """Write the data set through the store; returns the meta (key, anchor time, big session)."""
-    from tracehive.cli import DEFAULT_PROJECT
-    from tracehive.model.event import Event
-    from tracehive.model.scope import KeyKind, Scope
-    from tracehive.storage.sqlite import SQLiteStore
-
+def plan(events: int, seed: int) -> tuple[random.Random, Generator, int, int, list[tuple[str, int]]]:
+    """The seeded generator, the time span and the sessions (id, size) of a data set."""
     rng = random.Random(seed)
     gen = Generator(rng)
     n_sessions = max(1, events // 100)
@@ -178,6 +183,38 @@ def build(data_dir: Path, events: int, seed: int) -> dict[str, Any]:
         sizes.append(rest // left)
         rest -= sizes[-1]
     sessions = [(_uuid(rng), size) for size in sizes if size > 0]
+    return rng, gen, t_end, t_start, sessions
+
+
+def batches(events: int, seed: int) -> tuple[int, list[tuple[str, int]], Any]:
+    """(t_end, sessions, iterator of event batches of >= 5,000 whole sessions), as ``build`` writes them."""
+    from tracehive.model.event import Event
+
+    rng, gen, t_end, t_start, sessions = plan(events, seed)
+
+    def each() -> Any:
+        batch: list[Event] = []
+        for k, (sid, size) in enumerate(sessions):
+            start = t_end - 3 * DAY_MS if k == 0 else rng.randint(t_start, t_end - 3_600_000)
+            for e in gen.session(sid, size, start):
+                e["duration"] = e["end_time"] - e["start_time"]
+                e["session_name_hint"] = "support_chat"
+                batch.append(Event(**e))
+            if len(batch) >= 5000 or k == len(sessions) - 1:
+                yield batch
+                batch = []
+
+    return t_end, sessions, each()
+
+
+def build(data_dir: Path, events: int, seed: int) -> dict[str, Any]:
+    """Write the data set through the store; returns the meta (key, anchor time, big session)."""
+    from tracehive.cli import DEFAULT_PROJECT
+    from tracehive.model.event import Event
+    from tracehive.model.scope import KeyKind, Scope
+    from tracehive.storage.sqlite import SQLiteStore
+
+    rng, gen, t_end, t_start, sessions = plan(events, seed)
 
     tmp = data_dir.with_name(data_dir.name + ".building")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -233,6 +270,96 @@ def data_set(events: int, seed: int, rebuild: bool) -> tuple[Path, dict[str, Any
     return data_dir, meta, time.monotonic() - t0
 
 
+def build_pg(admin_url: str, name: str, events: int, seed: int, method: str) -> dict[str, Any]:
+    """The same data set in a PostgreSQL database ``name`` (built as ``<name>_building``, renamed
+    when complete). ``store``: every batch through ``PostgresStore.write_events``. ``copy``: the
+    first batch through the store, then ``COPY`` of the rows the store would write
+    (``postgres.store_rows``), checked against the store's own rows of that first batch first.
+    Then ``VACUUM (ANALYZE)`` and a checkpoint: the tables as autovacuum leaves them, settled."""
+    import psycopg
+
+    import postgres as pg
+    from tracehive.cli import DEFAULT_PROJECT
+    from tracehive.model.scope import KeyKind, Scope
+    from tracehive.storage.postgres import PostgresStore
+    from tracehive.storage.postgres.migrations import latest_version
+
+    building = f"{name}_building"
+    url = pg.create_database(admin_url, building)
+    t_end, sessions, each = batches(events, seed)
+
+    async def go() -> dict[str, Any]:
+        store = PostgresStore(url, pool_size=4)
+        await store.open()  # migrates
+        written, t0 = 0, time.monotonic()
+        try:
+            project, _ = await store.ensure_project(DEFAULT_PROJECT)
+            record, key = await store.create_key(project.project_id, KeyKind.PROJECT)
+            scope = Scope(org_id=project.org_id, workspace_id=project.workspace_id, project_id=project.project_id,
+                          project_name=project.name, key_kind=KeyKind.PROJECT, key_id=record.key_id)
+            seen: set[str] = set()
+            order = "first_seen"
+            with psycopg.connect(url, autocommit=True) as conn:
+                for i, batch in enumerate(each):
+                    if method == "store" or i == 0:
+                        await store.write_events(scope, batch)
+                        if method == "copy":
+                            order = pg.store_session_order(conn, batch)
+                            pg.check_same_rows(conn, pg.store_rows(batch, scope, int(time.time() * 1000), seen, order))
+                            log(f"  the COPY rows of the first batch equal the store's (sessions {order})")
+                    else:
+                        rows = pg.store_rows(batch, scope, int(time.time() * 1000), seen, order)
+                        with conn.transaction():
+                            pg.copy_in(conn, "events", rows)
+                    written += len(batch)
+                    if written % 100_000 < len(batch):
+                        log(f"  built {written:,} / {events:,} events ({written / (time.monotonic() - t0):,.0f}/s)")
+                log("  VACUUM (ANALYZE), CHECKPOINT")
+                conn.execute("VACUUM (ANALYZE)")
+                try:
+                    conn.execute("CHECKPOINT")
+                except psycopg.Error:
+                    pass  # needs superuser or pg_checkpoint: only settles the WAL
+        finally:
+            await store.close()
+        return {"key": key, "t_end": t_end, "tree_session": sessions[0][0], "events": events, "seed": seed,
+                "sessions": len(sessions), "format": FORMAT_VERSION, "schema": latest_version(), "build": method,
+                "session_rows": order if method == "copy" else "store"}
+
+    try:
+        meta = asyncio.run(go())
+    except BaseException:
+        pg.drop_database(admin_url, building)
+        raise
+    pg.rename_database(admin_url, building, name)
+    pg.set_database_comment(admin_url, name, json.dumps(meta))
+    return meta
+
+
+def data_set_pg(admin_url: str, events: int, seed: int, rebuild: bool, method: str
+                ) -> tuple[str, str, dict[str, Any], float | None]:
+    """(URL, database name, meta, build seconds or None when cached): the database
+    ``tracehive_query_<events>_<seed>`` on the server of ``admin_url``, its meta in its comment."""
+    import postgres as pg
+    from tracehive.storage.postgres.migrations import latest_version
+
+    name = f"tracehive_query_{events}_{seed}"
+    url = pg.db_url(admin_url, name)
+    comment = None if rebuild else pg.database_comment(admin_url, name)
+    if comment:
+        try:
+            meta = json.loads(comment)
+        except ValueError:
+            meta = {}
+        if meta.get("format") == FORMAT_VERSION and meta.get("schema") == latest_version():
+            log(f"reusing the database {name}")
+            return url, name, meta, None
+    log(f"building {events:,} events in the database {name} ({method}; cached for reruns)")
+    t0 = time.monotonic()
+    meta = build_pg(admin_url, name, events, seed, method)
+    return url, name, meta, time.monotonic() - t0
+
+
 # ------------------------------------------------------------------------------------------------
 # HTTP
 # ------------------------------------------------------------------------------------------------
@@ -266,6 +393,7 @@ def _iso(ms: int) -> str:
 def timed(client: Client, method: str, path: str, body: Any, reps: int, warmup: int = 3) -> dict[str, Any]:
     status, payload, _, _ = client.request(method, path, body)
     if status != 200:
+        client.conn.close()  # the server may drop the connection after an error: the next call reconnects
         return {"status": status, "error": payload[:300].decode(errors="replace")}
     for _ in range(warmup - 1):
         client.request(method, path, body)
@@ -357,17 +485,35 @@ def export_run(client: Client, server: Server, port: int, key: str, n: int) -> d
 def run(args: argparse.Namespace) -> dict[str, Any]:
     source = source_info()
     log(f"tracehive under test: {source}")
-    data_dir, meta, build_s = data_set(args.events, args.seed, args.rebuild)
+    port = args.port or free_port()
+    result: dict[str, Any]
+    if args.store:
+        import postgres as pg
+
+        url, name, meta, build_s = data_set_pg(args.store, args.events, args.seed, args.rebuild, args.pg_build)
+        info = pg.server_info(args.store)
+        result = {
+            "tracehive": source, "command": args.command_line, "store": "postgresql",
+            "data_dir": f"PostgreSQL {info['version']} database {name} (built by {meta.get('build', '?')}; "
+                        f"shared_buffers={info.get('shared_buffers')})",
+            "database": name, "postgresql": info, "events": meta["events"], "sessions": meta["sessions"],
+            "build_s": build_s, "db_mb": round(pg.database_size_mb(args.store, name)),
+        }
+        (OUT / "query-pg-node").mkdir(exist_ok=True)
+        server: Server = PgServer(OUT / "query-pg-node" / "data", port, url, meta["key"])
+        server.out_path = OUT / "query-pg-server.out"
+        server.err_path = OUT / "query-pg-server.err"
+    else:
+        data_dir, meta, build_s = data_set(args.events, args.seed, args.rebuild)
+        result = {"tracehive": source, "command": args.command_line, "data_dir": str(data_dir),
+                  "events": meta["events"], "sessions": meta["sessions"], "build_s": build_s,
+                  "db_mb": round((data_dir / "tracehive.db").stat().st_size / 1e6)}
+        server = Server(data_dir, port)
+        server.out_path = OUT / "query-server.out"
+        server.err_path = OUT / "query-server.err"
+        server.key = meta["key"]
     t_end = meta["t_end"]
     week = {"$gte": t_end - 7 * DAY_MS, "$lte": t_end}
-    result: dict[str, Any] = {"tracehive": source, "command": args.command_line, "data_dir": str(data_dir),
-                              "events": meta["events"], "sessions": meta["sessions"], "build_s": build_s,
-                              "db_mb": round((data_dir / "tracehive.db").stat().st_size / 1e6)}
-    port = args.port or free_port()
-    server = Server(data_dir, port)
-    server.out_path = OUT / "query-server.out"
-    server.err_path = OUT / "query-server.err"
-    server.key = meta["key"]
     try:
         if args.wait_quiet > 0:
             result["other_load_cores"] = round(wait_quiet(args.wait_quiet), 2)
@@ -432,7 +578,7 @@ def print_table(r: dict[str, Any]) -> None:
     print(f"tracehive queries: {r['events']:,} events, {r['sessions']:,} sessions over {SPAN_DAYS} days, "
           f"database {r['db_mb']:,} MB" + (f" (built in {r['build_s']:.0f} s)" if r.get("build_s") else " (cached)"))
     print(f"tracehive: {r['tracehive']}")
-    print(f"data dir: {r['data_dir']}")
+    print(f"{'database' if r.get('store') == 'postgresql' else 'data dir'}: {r['data_dir']}")
     print(f"{'':<44}{'p50':>10}{'p95':>10}   target")
     a, b, c, d = r["search"], r["tree"], r["chart"], r["export"]
 
@@ -466,15 +612,27 @@ def print_table(r: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--events", type=int, default=1_000_000, help="events in the data set (default 1,000,000)")
+    parser.add_argument("--events", type=int, default=None, help="events in the data set (default 1,000,000)")
+    parser.add_argument("--quick", action="store_true", help="100,000 events (unless --events) and 10 reps "
+                        "(unless --reps)")
     parser.add_argument("--seed", type=int, default=4, help="seed of the generator (part of the cache key)")
-    parser.add_argument("--reps", type=int, default=30, help="timed calls per query (default 30)")
-    parser.add_argument("--rebuild", action="store_true", help="rebuild the cached data dir")
+    parser.add_argument("--reps", type=int, default=None, help="timed calls per query (default 30)")
+    parser.add_argument("--rebuild", action="store_true", help="rebuild the cached data dir (or database)")
+    parser.add_argument("--store", metavar="URL", help="PostgreSQL: postgresql://user@host:port/dbname of a server "
+                        "the bench may create databases on; the data set is the database "
+                        "tracehive_query_<events>_<seed> there, kept for reruns (default: SQLite in bench/out)")
+    parser.add_argument("--pg-build", choices=("copy", "store"), default="copy",
+                        help="with --store: build by COPY of the store's rows (default; the first batch is "
+                        "written by PostgresStore and compared) or all through PostgresStore.write_events")
     parser.add_argument("--port", type=int, default=0, help="server port (default: a free one)")
     parser.add_argument("--wait-quiet", type=float, default=60, metavar="S",
                         help="wait up to S seconds for other processes to go quiet first (default 60)")
     parser.add_argument("--json", metavar="PATH", help="write the results as JSON")
     args = parser.parse_args(argv)
+    if args.events is None:
+        args.events = 100_000 if args.quick else 1_000_000
+    if args.reps is None:
+        args.reps = 10 if args.quick else 30
     args.command_line = shlex.join([Path(sys.executable).name, *sys.argv])
     OUT.mkdir(parents=True, exist_ok=True)
     result = run(args)
