@@ -287,6 +287,7 @@ def store_rows(events: list[Any], scope: Any, now: int, seen_sessions: set[str],
     the store uses). Only for what the bench generates: no session events, no aliases, every
     session's events in one batch (``seen_sessions`` checks that), ids never seen before."""
     from tracehive.storage.postgres import writes
+    from tracehive.storage.rules import session_spans
     from tracehive.storage.postgres.rows import event_params
 
     out = []
@@ -294,7 +295,7 @@ def store_rows(events: list[Any], scope: Any, now: int, seen_sessions: set[str],
         if e.event_type == "session" or e.aliases:
             raise ValueError("store_rows handles plain events only (no session events, no aliases)")
         out.append((*event_params(e, scope.project_id, scope.org_id, scope.workspace_id, now), False))
-    spans = writes._spans(events).items()
+    spans = session_spans(events).items()
     for sid, (start, end, first) in (sorted(spans) if session_order == "sorted" else spans):
         if sid in seen_sessions:
             raise ValueError(f"session {sid} spans two batches: its row would be an upsert, not an insert")
@@ -306,10 +307,10 @@ def store_rows(events: list[Any], scope: Any, now: int, seen_sessions: set[str],
 def store_session_order(conn: psycopg.Connection[Any], events: list[Any]) -> str:
     """In which order the store inserted the session rows of ``events`` (the first batch it wrote
     to an empty table): one of ``SESSION_ORDERS``."""
-    from tracehive.storage.postgres import writes
+    from tracehive.storage.rules import session_spans
 
     stored = [r[0] for r in conn.execute("SELECT event_id FROM events WHERE implicit ORDER BY seq").fetchall()]
-    first_seen = list(writes._spans(events))
+    first_seen = list(session_spans(events))
     if stored == first_seen:
         return "first_seen"
     if stored == sorted(first_seen):
