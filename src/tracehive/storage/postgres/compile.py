@@ -4,9 +4,9 @@ The semantics are those of ``tracehive.query.filters`` as the SQLite backend imp
 (``storage/sqlite/compile.py`` is the reference): JSON values are seen through SQLite's types.
 A JSON number is SQLite's INTEGER when written as an integer within int64, else a REAL (a
 double); a string filter compares SQLite's text form of the value; datetimes in JSON strings are
-read as SQLite's ``julianday()`` reads them. The SQL functions of migration 2 (``th_text``,
-``th_contains``, ``th_num_in``, ``th_ms_in``) implement those rules and never raise on a stored
-value.
+read as SQLite's ``julianday()`` reads them. The SQL functions of migrations 2-3 (``th_text``,
+``th_contains``, ``th_is``, ``th_num_in``, ``th_ms_in``) implement those rules and never raise on
+a stored value; each takes the JSON value once, so the path is extracted once per row.
 
 Rules that keep user input out of the SQL text:
 - every value and every JSON path segment is a bound parameter (``%s``), except the paths of
@@ -142,14 +142,14 @@ def _double_column(column: str, sign: str, value: int | float) -> Sql:
 
 
 @dataclass(frozen=True, slots=True)
-class _Operand:
+class Operand:
     column: str  # SQL text from COLUMNS
     kind: str  # text | number | json
     path: tuple[str | int, ...] = ()
     hot: str | None = None  # the key of a HOT_PATHS path (our constant), else None
 
     @classmethod
-    def of(cls, ref: FieldRef) -> _Operand:
+    def of(cls, ref: FieldRef) -> Operand:
         column, kind = COLUMNS[ref.column]
         if kind != "json" and ref.path:
             raise ValueError(f"{ref.column} has no JSON path")
@@ -211,14 +211,14 @@ def _not(sql: Sql) -> Sql:
     return f"NOT coalesce(({sql[0]}), false)", sql[1]
 
 
-def _exists(op: _Operand) -> Sql:
+def _exists(op: Operand) -> Sql:
     if op.kind == "json":
         value, params = op.json()
         return f"coalesce(json_typeof({value}), 'null') <> 'null'", params
     return f"{op.column} IS NOT NULL", []
 
 
-def _contains(op: _Operand, needle: str) -> Sql:
+def _contains(op: Operand, needle: str) -> Sql:
     if op.kind == "json":
         value, params = op.json()
         return f"th_contains({value}, %s::text)", [*params, needle]
@@ -226,7 +226,7 @@ def _contains(op: _Operand, needle: str) -> Sql:
     return f"strpos({text}, %s::text) > 0", [*params, needle]
 
 
-def _numeric(op: _Operand, sign: str, value: int | float, *, datetime: bool = False) -> Sql:
+def _numeric(op: Operand, sign: str, value: int | float, *, datetime: bool = False) -> Sql:
     """``value_at(op) <sign> value`` for numbers (and, with ``datetime``, strings as datetimes)."""
     if op.kind == "number":
         return _double_column(op.column, sign, value)
@@ -254,7 +254,7 @@ _SIGNS = {Operator.IS: "=", Operator.GREATER_THAN: ">", Operator.LESS_THAN: "<"}
 
 
 def condition_sql(cond: Condition) -> Sql:
-    op = _Operand.of(cond.field)
+    op = Operand.of(cond.field)
     operator, vtype, value = cond.operator, cond.type, cond.value
     if operator is Operator.EXISTS:
         return _exists(op)
@@ -275,12 +275,14 @@ def condition_sql(cond: Condition) -> Sql:
             string, params = op.string()
             sql = f"{string} = %s::text", [*params, value]
         elif positive is Operator.IS:
-            text, params = op.text()
-            sql = f"{text} = %s::text", [*params, value]
             number = parse_number(value) if op.kind == "json" else None
             if number is not None:  # "5" also matches the numbers 5 and 5.0
-                numeric = _numeric(op, "=", number)
-                sql = f"({sql[0]} OR {numeric[0]})", [*sql[1], *numeric[1]]
+                json_sql, params = op.json()
+                sql = (f"th_is({json_sql}, %s::text, %s::numeric, %s::numeric, %s::float8, %s::float8)",
+                       [*params, value, *number_ranges("=", number)])
+            else:
+                text, params = op.text()
+                sql = f"{text} = %s::text", [*params, value]
         else:
             raise ValueError(f"operator {operator.value} does not apply to strings")
     elif vtype is ValueType.BOOLEAN:

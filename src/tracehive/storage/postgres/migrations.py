@@ -391,6 +391,78 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE AGGREGATE th_total(float8) (SFUNC = th_total_step, STYPE = float8, INITCOND = '0');
         """,
     ),
+    (
+        3,
+        r"""
+        -- The read side, faster (postgres/compile.py): th_text and th_num_in test for an INTEGER
+        -- inline rather than through th_int (a call per row), and a string "is" whose value
+        -- reads as a number is one call, th_is, that extracts the path once.
+        CREATE OR REPLACE FUNCTION th_text(v json) RETURNS text
+        LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $fn$
+        DECLARE
+            kind text := json_typeof(v);
+            t text;
+        BEGIN
+            IF kind = 'null' THEN RETURN NULL; END IF;
+            IF kind <> 'number' THEN RETURN v #>> '{}'; END IF;
+            t := v::text;
+            IF t ~ '^-?[0-9]{1,19}$' THEN
+                IF t::numeric BETWEEN -9223372036854775808 AND 9223372036854775807 THEN RETURN t; END IF;
+            END IF;
+            RETURN th_real_text(t::float8);
+        END
+        $fn$;
+
+        CREATE OR REPLACE FUNCTION th_num_in(v json, i_lo numeric, i_hi numeric, r_lo float8, r_hi float8)
+        RETURNS boolean LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $fn$
+        DECLARE
+            t text;
+            n numeric;
+            r float8;
+        BEGIN
+            IF v IS NULL OR json_typeof(v) <> 'number' THEN RETURN false; END IF;
+            t := v::text;
+            IF t ~ '^-?[0-9]{1,19}$' THEN
+                n := t::numeric;
+                IF n BETWEEN -9223372036854775808 AND 9223372036854775807 THEN
+                    RETURN (i_lo IS NULL OR n >= i_lo) AND (i_hi IS NULL OR n <= i_hi);
+                END IF;
+            END IF;
+            r := t::float8;
+            RETURN (r_lo IS NULL OR r >= r_lo) AND (r_hi IS NULL OR r <= r_hi);
+        END
+        $fn$;
+
+        -- string "is" with a value that reads as a number: the text form equals it, or the value is
+        -- a number equal to it (th_num_in). One call, so the path is extracted once.
+        CREATE FUNCTION th_is(v json, s text, i_lo numeric, i_hi numeric, r_lo float8, r_hi float8)
+        RETURNS boolean LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $fn$
+        DECLARE
+            kind text;
+            t text;
+            n numeric;
+            r float8;
+        BEGIN
+            IF v IS NULL THEN RETURN NULL; END IF;
+            kind := json_typeof(v);
+            IF kind = 'null' THEN RETURN NULL; END IF;
+            IF kind <> 'number' THEN RETURN (v #>> '{}') = s; END IF;
+            t := v::text;
+            IF t ~ '^-?[0-9]{1,19}$' THEN
+                n := t::numeric;
+                IF n BETWEEN -9223372036854775808 AND 9223372036854775807 THEN
+                    RETURN t = s OR ((i_lo IS NULL OR n >= i_lo) AND (i_hi IS NULL OR n <= i_hi));
+                END IF;
+            END IF;
+            r := t::float8;
+            RETURN ((r_lo IS NULL OR r >= r_lo) AND (r_hi IS NULL OR r <= r_hi)) OR th_real_text(r) = s;
+        END
+        $fn$;
+
+        DROP FUNCTION th_real(json);
+        DROP FUNCTION th_int(json);
+        """,
+    ),
 ]
 
 

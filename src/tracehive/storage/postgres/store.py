@@ -188,6 +188,9 @@ class PostgresStore(Store):
                     await conn.execute(f"SET TRANSACTION ISOLATION LEVEL {level}, READ ONLY")
                     if self._statement_timeout_ms:
                         await conn.execute(f"SET LOCAL statement_timeout = {self._statement_timeout_ms}")
+                    # JIT compiling a chart's expressions costs ~100 ms and pays back only on
+                    # far larger scans than a page or a chart of one project reads.
+                    await conn.execute("SET LOCAL jit = off")
                     return await fn(conn)
         except pg_errors.QueryCanceled as exc:
             raise StoreUnavailable(
