@@ -1,5 +1,5 @@
 """OTLP test data shared by the HTTP and gRPC tests: the recorded tracer request (golden input,
-from ``shared/fixtures``), and builders for protobuf requests from decoded spans."""
+from ``tests/fixtures``), and builders for protobuf requests from decoded spans."""
 
 from __future__ import annotations
 

@@ -246,7 +246,7 @@ def test_reasons_are_capped_as_the_decoder_caps_them() -> None:
 
 
 def test_the_recorded_tracer_request() -> None:
-    """The recorded honeyhive tracer request (OTLP/JSON in shared/fixtures; there is no protobuf
+    """The recorded honeyhive tracer request (OTLP/JSON in tests/fixtures; there is no protobuf
     recording), re-encoded as protobuf as the decoder's own tests do."""
     body = protobuf_request(tracer_spans()).SerializeToString()
     assert assert_same(body) == ("ok", 6, [], 0)
