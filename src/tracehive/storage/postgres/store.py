@@ -221,9 +221,14 @@ class PostgresStore(Store):
         apply what other nodes committed meanwhile for this write's ids."""
         if not followup:
             return
-        async with self._connection(self._write_timeout) as conn:
-            if not await writes.needs_reconcile(conn, scope, followup):
-                return
+        try:
+            async with self._connection(self._write_timeout) as conn:
+                if not await writes.needs_reconcile(conn, scope, followup):
+                    return
+        except psycopg.Error as exc:  # the write is committed; a retry of it is a harmless upsert
+            raise _store_error(exc) from exc
+        except PoolTimeout as exc:
+            raise StoreUnavailable("no database connection became free in time; retry shortly") from exc
         await self._write(lambda conn: writes.reconcile(conn, scope, followup, _now()))
 
     # Projects and keys -------------------------------------------------------------------------
