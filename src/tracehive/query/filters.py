@@ -256,6 +256,18 @@ def parse_number(value: Any) -> int | float | None:
     return None
 
 
+def only_a_string_equals(value: Any) -> bool:
+    """True when a JSON value whose text form is ``value`` can only be a string equal to it (no
+    number, no true/false, no JSON text): a compiler may then compare it as a plain string, in a
+    shape an index on the path serves."""
+    return (
+        isinstance(value, str)
+        and parse_number(value) is None
+        and value not in ("true", "false")
+        and not value.startswith(("{", "["))
+    )
+
+
 def parse_datetime(value: Any) -> int | float | None:
     """Unix ms from a number (ms), a numeric string (ms) or an ISO 8601 string (no zone = UTC)."""
     number = parse_number(value)

@@ -31,7 +31,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from tracehive.query.filters import Condition, DateRange, EventQuery, FieldRef, Operator, ValueType, parse_number
+from tracehive.query.filters import Condition, DateRange, EventQuery, FieldRef, Operator, ValueType, only_a_string_equals, parse_number
 from tracehive.storage.postgres.rows import EVENT_COLUMNS, text as stored_text
 
 Sql = tuple[str, list[Any]]
@@ -240,16 +240,6 @@ def _numeric(op: Operand, sign: str, value: int | float, *, datetime: bool = Fal
     )
 
 
-def _only_a_string_equals(value: Any) -> bool:
-    """True when a JSON value whose text form is ``value`` must be a string equal to it."""
-    return (
-        isinstance(value, str)
-        and parse_number(value) is None
-        and value not in ("true", "false")
-        and not value.startswith(("{", "["))
-    )
-
-
 _SIGNS = {Operator.IS: "=", Operator.GREATER_THAN: ">", Operator.LESS_THAN: "<"}
 
 
@@ -269,7 +259,7 @@ def condition_sql(cond: Condition) -> Sql:
         value = stored_text(str(value))
         if positive is Operator.CONTAINS:
             sql = _contains(op, str(value))
-        elif positive is Operator.IS and op.kind == "json" and _only_a_string_equals(value):
+        elif positive is Operator.IS and op.kind == "json" and only_a_string_equals(value):
             # Only a JSON string can have this text form: ``->>`` gives it (and, on a hot path,
             # is the very expression of the index).
             string, params = op.string()

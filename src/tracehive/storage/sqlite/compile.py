@@ -26,6 +26,7 @@ from tracehive.query.filters import (
     FieldRef,
     Operator,
     ValueType,
+    only_a_string_equals,
     parse_number,
 )
 from tracehive.storage.sqlite.rows import EVENT_COLUMNS
@@ -196,16 +197,6 @@ def _compare(expr: Sql, guard: Sql | None, sign: str, value: Any) -> Sql:
     return sql, params
 
 
-def _only_a_string_equals(value: Any) -> bool:
-    """True when a JSON value whose text form is ``value`` must be a string equal to it."""
-    return (
-        isinstance(value, str)
-        and parse_number(value) is None
-        and value not in ("true", "false")
-        and not value.startswith(("{", "["))
-    )
-
-
 _SIGNS = {Operator.IS: "=", Operator.GREATER_THAN: ">", Operator.LESS_THAN: "<"}
 
 
@@ -222,7 +213,7 @@ def condition_sql(cond: Condition) -> Sql:
     if vtype is ValueType.STRING:
         if positive is Operator.CONTAINS:
             sql = _contains(op, str(value))
-        elif positive is Operator.IS and op.literal is not None and _only_a_string_equals(value):
+        elif positive is Operator.IS and op.literal is not None and only_a_string_equals(value):
             # Same matches as the general form below, in a shape the hot path's index serves:
             # a value that is no number, no true/false and no JSON text can only equal a string.
             sql = _compare(op.value(), None, "=", value)
