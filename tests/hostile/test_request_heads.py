@@ -55,6 +55,21 @@ def test_a_head_over_the_limit_is_431_with_the_error_body(server: TracehiveServe
         assert client.get("/v1/whoami").status_code == 200
 
 
+def test_a_huge_header_is_refused_before_it_ends(server: TracehiveServer) -> None:
+    """A header value past the limit is refused from the bytes that have arrived, not once the
+    whole value has been buffered: a client that has sent 40 KiB of an unfinished ~1 MB header
+    gets its 431 without sending the rest (the parser would otherwise buffer it all, which made
+    a flood of 1 MB junk keys cost the server most of a core)."""
+    with socket.create_connection((server.host, server.port), timeout=HEADER_TIMEOUT * 5) as sock:
+        sock.sendall(b"GET /v1/whoami HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + b"A" * 40 * 1024)
+        started = time.monotonic()
+        answer = sock.recv(65536)
+        waited = time.monotonic() - started
+    assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
+    assert b'"errorCode":"HEADERS_TOO_LARGE"' in answer
+    assert waited < HEADER_TIMEOUT, f"answered after {waited:.2f} s: the header timeout, not the size bound"
+
+
 def test_junk_keys_do_not_grow_the_server(server: TracehiveServer) -> None:
     """The attack that took RSS from 366 to 2,276 MB: many distinct junk keys. Big ones are
     refused while parsing; key-shaped unknown ones are looked up once each and never kept."""

@@ -48,6 +48,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._header_bytes = 0
+        # Bytes received while the current request's head was incomplete. httptools hands a header
+        # to us only once it is whole, buffering a long value piece by piece until then: counting
+        # the raw bytes here refuses a 1 MB header after its first chunk instead of its last one.
+        self._head_bytes_received = 0
+        self._head_complete = False
         self._header_timer: asyncio.TimerHandle | None = None
         self._refused = False
 
@@ -60,8 +65,17 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if not self._refused:
-            super().data_received(data)
+        if self._refused:
+            return
+        super().data_received(data)
+        if self._refused or self._head_complete:
+            return
+        # Still inside a head after parsing all of ``data``: every byte of it belongs to a head
+        # (at most one chunk more, when a chunk ends one pipelined request and starts the next).
+        self._head_bytes_received += len(data)
+        if self._head_bytes_received > self.max_header_bytes:
+            self._refused = True
+            self._refuse_headers()
 
     # httptools wraps an exception raised in a callback as a parser error, which uvicorn answers
     # with a plain 400; a head too large is told apart by the flag set before raising.
@@ -74,6 +88,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._header_bytes = 0
+        self._head_bytes_received = 0
+        self._head_complete = False
         if self._header_timer is None:
             self._arm_header_timer()
 
@@ -87,6 +103,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._disarm_header_timer()
+        self._head_complete = True
         super().on_headers_complete()
 
     def _count(self, size: int) -> None:

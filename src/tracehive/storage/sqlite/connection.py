@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 
 from tracehive.model.errors import StorageFull, StoreUnavailable
+from tracehive.storage.sqlite.memstatus import disable_memstatus
 from tracehive.storage.sqlite.rows import merge_json
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ SQLITE_FULL = 13
 def connect(
     path: Path, *, readonly: bool = False, synchronous: str = "FULL", max_db_bytes: int = 0
 ) -> sqlite3.Connection:
+    disable_memstatus()  # first connection of the process only; see memstatus.py
     # isolation_level=None: we issue BEGIN/COMMIT ourselves so the writer controls transactions.
     conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000)
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
