@@ -44,6 +44,8 @@ serialisation. PostgreSQL runs writers at once, in READ COMMITTED, and makes eac
   (``reconcile``). Of two racing transactions at least one commits before the other looks, so one
   of them always finds the other's work. A kept update is applied exactly once: its row is locked
   (``FOR UPDATE``) and deleted by whoever applies it;
+- *records* (datasets, runs, ...): created with ``INSERT .. ON CONFLICT DO NOTHING``; an update
+  reads the row ``FOR UPDATE`` and writes the function's result under that lock;
 - *lock order*: rows are upserted sorted by id (events, then sessions), so transactions that touch
   the same rows take their locks in one order; a deadlock or serialization failure that still
   happens is retried inside the store (a few times, with jitter) and never reaches a client.
@@ -54,6 +56,7 @@ from __future__ import annotations
 import abc
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
@@ -62,6 +65,7 @@ from tracehive.model.scope import KeyKind, Scope
 from tracehive.query.chart import ChartQuery, ChartRow
 from tracehive.query.filters import EventQuery
 from tracehive.query.session_list import SessionListQuery, SessionSummary
+from tracehive.storage.records import Record, RecordKind, RecordUpdate
 from tracehive.transfer import record
 
 
@@ -143,7 +147,8 @@ class StoreLifecycle(abc.ABC):
 
 
 class ControlStore(StoreLifecycle):
-    """Projects and API keys (datasets and runs come next)."""
+    """Projects and API keys, and the records of experiments (``storage/records.py``: datasets,
+    datapoints, runs, configurations, metric definitions), each confined to a project."""
 
     @abc.abstractmethod
     async def ensure_project(self, name: str) -> tuple[Project, bool]:
@@ -166,6 +171,33 @@ class ControlStore(StoreLifecycle):
     @abc.abstractmethod
     async def resolve_key(self, key: str) -> Scope | None:
         """The scope of an active key, or None."""
+
+    # Records -----------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def create_record(self, scope: Scope, kind: RecordKind, record_id: str, name: str | None,
+                            body: dict[str, Any]) -> Record | None:
+        """Store a new record; None (and nothing changed) when the project already has one of
+        this kind with this id."""
+
+    @abc.abstractmethod
+    async def get_record(self, scope: Scope, kind: RecordKind, record_id: str) -> Record | None: ...
+
+    @abc.abstractmethod
+    async def list_records(self, scope: Scope, kind: RecordKind, *, ids: Sequence[str] | None = None,
+                           name: str | None = None, limit: int = 10_000) -> list[Record]:
+        """Records of a kind, oldest first (ties by id), optionally only these ids and/or this
+        exact name, at most ``limit``."""
+
+    @abc.abstractmethod
+    async def update_record(self, scope: Scope, kind: RecordKind, record_id: str,
+                            update: RecordUpdate) -> Record | None:
+        """Apply ``update`` to the stored record atomically (no other write to it in between;
+        ``update`` must be pure: a backend may call it again after a lost race). Returns the
+        record as stored afterwards, or None if there is none."""
+
+    @abc.abstractmethod
+    async def delete_record(self, scope: Scope, kind: RecordKind, record_id: str) -> bool: ...
 
 
 

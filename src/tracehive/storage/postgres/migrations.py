@@ -463,6 +463,25 @@ MIGRATIONS: list[tuple[int, str]] = [
         DROP FUNCTION th_int(json);
         """,
     ),
+    (
+        4,
+        r"""
+        -- Experiments (issue #13): datasets, datapoints, runs, configurations and metric
+        -- definitions, one JSON document each (storage/records.py), as text: read back exactly.
+        CREATE TABLE records (
+            project_id text NOT NULL,
+            kind text NOT NULL,
+            record_id text NOT NULL,
+            name text,
+            body text NOT NULL,
+            created_at bigint NOT NULL,
+            updated_at bigint NOT NULL,
+            PRIMARY KEY (project_id, kind, record_id)
+        );
+        CREATE INDEX records_by_time ON records (project_id, kind, created_at, record_id);
+        CREATE INDEX records_by_name ON records (project_id, kind, name) WHERE name IS NOT NULL;
+        """,
+    ),
 ]
 
 

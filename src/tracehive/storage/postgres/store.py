@@ -22,7 +22,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import psycopg
-from psycopg import AsyncConnection, errors as pg_errors
+from psycopg import AsyncConnection
+from psycopg import errors as pg_errors
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from tracehive.model import ids
@@ -38,6 +39,7 @@ from tracehive.storage.factory import redact_url
 from tracehive.storage.observer import StoreObserver
 from tracehive.storage.postgres import reads, writes
 from tracehive.storage.postgres.migrations import migrate as apply_migrations
+from tracehive.storage.postgres.records import PostgresRecords
 from tracehive.storage.postgres.rows import text
 
 T = TypeVar("T")
@@ -55,7 +57,7 @@ def _now() -> int:
     return int(time.time() * 1000)
 
 
-class PostgresStore(Store):
+class PostgresStore(PostgresRecords, Store):
     capabilities = Capabilities(backend="postgresql", concurrent_writers=True, preserves_nul=False,
                                 read_timeout=True, otlp_journal=True)
 

@@ -112,6 +112,25 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE INDEX events_chart_duration ON events (project_id, start_time, event_type, duration);
         """,
     ),
+    (
+        5,
+        """
+        -- Experiments (issue #13): datasets, datapoints, runs, configurations and metric
+        -- definitions, one JSON document each (storage/records.py).
+        CREATE TABLE records (
+            project_id TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            record_id TEXT NOT NULL,
+            name TEXT,
+            body TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL,
+            PRIMARY KEY (project_id, kind, record_id)
+        );
+        CREATE INDEX records_by_time ON records (project_id, kind, created_at, record_id);
+        CREATE INDEX records_by_name ON records (project_id, kind, name) WHERE name IS NOT NULL;
+        """,
+    ),
 ]
 
 

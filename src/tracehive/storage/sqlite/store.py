@@ -30,6 +30,7 @@ from tracehive.storage.sqlite.compile import CompiledStream, compile_export, com
 from tracehive.storage.sqlite.connection import connect
 from tracehive.storage.sqlite.migrations import migrate
 from tracehive.storage.sqlite.readers import ReaderPool
+from tracehive.storage.sqlite.records import SQLiteRecords
 from tracehive.storage.sqlite.rows import (
     EVENT_COLUMNS,
     LINE_COLUMNS,
@@ -84,7 +85,7 @@ def make_private(path: Path) -> None:
             pass
 
 
-class SQLiteStore(Store):
+class SQLiteStore(SQLiteRecords, Store):
     # One writer thread per process and one write lock per file serialise every write job, so
     # several processes may share the file (the journal's applier process does).
     capabilities = Capabilities(backend="sqlite", concurrent_writers=True, preserves_nul=True,
