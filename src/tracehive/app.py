@@ -10,16 +10,21 @@ from fastapi import FastAPI
 from tracehive import __version__
 from tracehive.api import (
     chart,
+    configurations,
+    datapoints,
+    datasets,
     errors,
     events,
     export,
     health,
     legacy,
+    metric_definitions,
     metrics,
     openapi,
     otlp,
     otlp_grpc,
     otlp_journal,
+    runs,
     schema,
     search,
     session_list,
@@ -73,7 +78,10 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     # chart, schema (and search) before events: GET /v1/events/{event_id} would otherwise capture
     # /v1/events/chart and /v1/events/schema. session_list before sessions, so that no
     # /v1/sessions/{session_id} route can ever take /v1/sessions/search.
-    for module in (health, whoami, session_list, sessions, export, chart, schema, search, events, legacy, otlp, ui):
+    # The experiments' routes (runs, datasets, datapoints, configurations, metric definitions)
+    # before events too: /v1/runs/compare/events must not be taken by /v1/runs/{run_id}.
+    for module in (health, whoami, session_list, sessions, export, chart, schema, search, runs, datasets,
+                   datapoints, configurations, metric_definitions, events, legacy, otlp, ui):
         app.include_router(module.router)
     app.include_router(metrics.router)
     errors.install(app)

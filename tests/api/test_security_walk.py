@@ -70,6 +70,16 @@ class World:
     project_id: str = ""
     otlp_event_ids: list[str] = field(default_factory=list)
     b_sid: str = ""
+    # A's experiment records (issue #13: datasets, datapoints, configurations, metric definitions)
+    dataset_id: str = ""
+    datapoint_ids: list[str] = field(default_factory=list)
+    config_id: str = ""
+    metric_id: str = ""
+    run_id: str = ""  # A's experiment run (its events: the chain event, metadata.run_id)
+
+    @property
+    def record_ids(self) -> list[str]:
+        return [i for i in (self.dataset_id, *self.datapoint_ids, self.config_id, self.metric_id, self.run_id) if i]
 
     @property
     def session_ids(self) -> list[str]:
@@ -81,7 +91,7 @@ class World:
 
     def a_strings(self) -> list[str]:
         """What must never show in an answer to B (before B reuses A's ids for its own data)."""
-        return [MARK_A.lower(), self.project_id, "project-a", *self.event_ids]
+        return [MARK_A.lower(), self.project_id, "project-a", *self.event_ids, *self.record_ids]
 
 
 def ok(reply: Any) -> Any:
@@ -113,6 +123,8 @@ def build_world(client: TestClient, keys: dict[str, str]) -> World:
     world.b_sid = ok(world.b.post("/v1/sessions", json={"session_name": f"b {MARK_B}", "metadata": {"owner": MARK_B}}))["session_id"]
     ok(world.b.post(f"/v1/sessions/{world.b_sid}/events/batch",
                     json={"events": [ev(inputs={"q": MARK_B}, metadata={f"k_{MARK_B}": 1})]}))
+    build_experiment_records(world)
+    build_runs(world)
     return world
 
 
@@ -130,6 +142,8 @@ def snapshot_a(world: World) -> dict[str, Any]:
     export = ok(world.a.post("/v1/events/export", json={"limit": 7500}))
     shot["export"] = sorted(export["events"], key=lambda e: e["event_id"])
     assert len(shot["export"]) == len(world.event_ids)
+    shot.update(snapshot_experiment_records(world))
+    shot.update(snapshot_runs(world))
     assert MARK_B.lower() not in json.dumps(shot).lower()
     return shot
 
@@ -259,6 +273,174 @@ CASES: dict[tuple[str, str], Case] = {
         Call("POST", "/opentelemetry/v1/traces", json=otlp_body())]),
     ("POST", "/v1/traces"): Case(CREATE, lambda w: [Call("POST", "/v1/traces", json=otlp_body())]),
 }
+
+
+# ------------------------------------------------------------------------------------------------
+# Experiment records (issue #13): datasets, datapoints, configurations, metric definitions
+# ------------------------------------------------------------------------------------------------
+
+
+def build_experiment_records(world: World) -> None:
+    """A has a dataset holding two datapoints (one from a row, one created on its own), a
+    configuration, and a metric with one version; B has one of each too, so its reads show B's."""
+    a, b = world.a, world.b
+    world.dataset_id = ok(a.post("/v1/datasets", json={"name": f"ds {MARK_A}", "description": MARK_A}))["result"]["insertedId"]
+    world.datapoint_ids = ok(a.post(f"/v1/datasets/{world.dataset_id}/datapoints", json={
+        "data": [{"q": MARK_A, "a": MARK_A}], "mapping": {"inputs": ["q"], "ground_truth": ["a"]}}))["datapoint_ids"]
+    world.datapoint_ids += ok(a.post("/v1/datapoints", json={
+        "inputs": {"q": MARK_A}, "metadata": {"m": MARK_A}, "linked_datasets": [world.dataset_id]}))["result"]["insertedIds"]
+    world.config_id = ok(a.post("/v1/configurations", json={
+        "name": f"cfg {MARK_A}", "provider": "openai", "parameters": {"call_type": "chat", "model": MARK_A}}))["insertedId"]
+    world.metric_id = ok(a.post("/v1/metrics", json={"name": f"m {MARK_A}", "type": "PYTHON", "criteria": MARK_A}))["metric_id"]
+    ok(a.post(f"/v1/metrics/{world.metric_id}/versions", json={
+        "message": MARK_A, "content": {"name": f"m {MARK_A}", "type": "PYTHON", "criteria": MARK_A}}))
+    b_dataset = ok(b.post("/v1/datasets", json={"name": f"ds {MARK_B}"}))["result"]["insertedId"]
+    ok(b.post("/v1/datapoints", json={"inputs": {"q": MARK_B}, "linked_datasets": [b_dataset]}))
+    ok(b.post("/v1/configurations", json={"name": f"cfg {MARK_B}", "provider": "p",
+                                          "parameters": {"call_type": "chat", "model": MARK_B}}))
+    ok(b.post("/v1/metrics", json={"name": f"m {MARK_B}", "type": "PYTHON", "criteria": MARK_B}))
+
+
+def snapshot_experiment_records(world: World) -> dict[str, Any]:
+    a = world.a
+    shot = {
+        "datasets": ok(a.get("/v1/datasets")),
+        "datapoints": ok(a.get("/v1/datapoints")),
+        "configurations": ok(a.get("/v1/configurations")),
+        "metrics": ok(a.get("/v1/metrics")),
+        "versions": ok(a.get(f"/v1/metrics/{world.metric_id}/versions")),
+    }
+    for dp in world.datapoint_ids:
+        shot[f"datapoint {dp}"] = ok(a.get(f"/v1/datapoints/{dp}"))
+    assert [d["id"] for d in shot["datasets"]["datasets"]] == [world.dataset_id]
+    assert shot["datasets"]["datasets"][0]["datapoints"] == world.datapoint_ids
+    return shot
+
+
+def _rows(body: dict[str, Any]) -> dict[str, Any]:
+    return {"data": [body], "mapping": {"inputs": list(body)}}
+
+
+CASES.update({
+    # Reads: B's lists show B's records only, even when filtered by A's ids or names.
+    ("GET", "/v1/datasets"): Case(READ, lambda w: [
+        Call("GET", "/v1/datasets"),
+        Call("GET", "/v1/datasets", params={"dataset_id": w.dataset_id}),
+        Call("GET", "/v1/datasets", params={"name": f"ds {MARK_A}"})]),
+    ("GET", "/v1/datapoints"): Case(READ, lambda w: [
+        Call("GET", "/v1/datapoints"),
+        Call("GET", "/v1/datapoints", params={"datapoint_ids[]": w.datapoint_ids}),
+        Call("GET", "/v1/datapoints", params={"dataset_name": f"ds {MARK_A}"})]),
+    ("GET", "/v1/configurations"): Case(READ, lambda w: [
+        Call("GET", "/v1/configurations"),
+        Call("GET", "/v1/configurations", params={"name": f"cfg {MARK_A}"})]),
+    ("GET", "/v1/metrics"): Case(READ, lambda w: [
+        Call("GET", "/v1/metrics"),
+        Call("GET", "/v1/metrics", params={"id": w.metric_id}),
+        Call("GET", "/v1/metrics", params={"type": "PYTHON"})]),
+    # Reads by id.
+    ("GET", "/v1/datapoints/{datapoint_id}"): Case(READ_BY_ID, lambda w: [
+        Call("GET", f"/v1/datapoints/{dp}") for dp in w.datapoint_ids]),
+    ("GET", "/v1/metrics/{metric_id}/versions"): Case(READ_BY_ID, lambda w: [
+        Call("GET", f"/v1/metrics/{w.metric_id}/versions")]),
+    # Updates, deletes, and writes that name A's records: 404, A unchanged.
+    ("POST", "/v1/datasets"): Case(CHANGE, lambda w: [
+        Call("POST", "/v1/datasets", json={"name": MARK_B, "datapoints": w.datapoint_ids})], status=404),
+    ("PUT", "/v1/datasets"): Case(CHANGE, lambda w: [
+        Call("PUT", "/v1/datasets", json={"dataset_id": w.dataset_id, "name": MARK_B, "datapoints": []})], status=404),
+    ("PUT", "/v1/datasets/{dataset_id}"): Case(CHANGE, lambda w: [
+        Call("PUT", f"/v1/datasets/{w.dataset_id}", json={"description": MARK_B, "datapoints": []})], status=404),
+    ("DELETE", "/v1/datasets"): Case(CHANGE, lambda w: [
+        Call("DELETE", "/v1/datasets", params={"dataset_id": w.dataset_id})], status=404),
+    ("DELETE", "/v1/datasets/{dataset_id}"): Case(CHANGE, lambda w: [
+        Call("DELETE", f"/v1/datasets/{w.dataset_id}")], status=404),
+    ("POST", "/v1/datasets/{dataset_id}/datapoints"): Case(CHANGE, lambda w: [
+        Call("POST", f"/v1/datasets/{w.dataset_id}/datapoints", json=_rows({"q": MARK_B}))], status=404),
+    ("DELETE", "/v1/datasets/{dataset_id}/{datapoint_id}"): Case(CHANGE, lambda w: [
+        Call("DELETE", f"/v1/datasets/{w.dataset_id}/{dp}") for dp in w.datapoint_ids], status=404),
+    ("DELETE", "/v1/datasets/{dataset_id}/datapoints/{datapoint_id}"): Case(CHANGE, lambda w: [
+        Call("DELETE", f"/v1/datasets/{w.dataset_id}/datapoints/{dp}") for dp in w.datapoint_ids], status=404),
+    ("POST", "/v1/datapoints"): Case(CHANGE, lambda w: [
+        Call("POST", "/v1/datapoints", json={"inputs": {"q": MARK_B}, "linked_datasets": [w.dataset_id]})],
+        status=404),
+    ("PUT", "/v1/datapoints/{datapoint_id}"): Case(CHANGE, lambda w: [
+        Call("PUT", f"/v1/datapoints/{dp}", json={"inputs": {"q": MARK_B}, "linked_datasets": []})
+        for dp in w.datapoint_ids], status=404),
+    ("DELETE", "/v1/datapoints/{datapoint_id}"): Case(CHANGE, lambda w: [
+        Call("DELETE", f"/v1/datapoints/{dp}") for dp in w.datapoint_ids], status=404),
+    ("PUT", "/v1/configurations/{configId}"): Case(CHANGE, lambda w: [
+        Call("PUT", f"/v1/configurations/{w.config_id}", json={"name": MARK_B, "env": ["prod"]})], status=404),
+    ("DELETE", "/v1/configurations/{configId}"): Case(CHANGE, lambda w: [
+        Call("DELETE", f"/v1/configurations/{w.config_id}")], status=404),
+    ("PUT", "/v1/metrics"): Case(CHANGE, lambda w: [
+        Call("PUT", "/v1/metrics", json={"id": w.metric_id, "criteria": MARK_B})], status=404),
+    ("PUT", "/v1/metrics/{metric_id}"): Case(CHANGE, lambda w: [
+        Call("PUT", f"/v1/metrics/{w.metric_id}", json={"criteria": MARK_B})], status=404),
+    ("DELETE", "/v1/metrics"): Case(CHANGE, lambda w: [
+        Call("DELETE", "/v1/metrics", params={"metric_id": w.metric_id})], status=404),
+    ("DELETE", "/v1/metrics/{metric_id}"): Case(CHANGE, lambda w: [
+        Call("DELETE", f"/v1/metrics/{w.metric_id}")], status=404),
+    ("POST", "/v1/metrics/{metric_id}/versions"): Case(CHANGE, lambda w: [
+        Call("POST", f"/v1/metrics/{w.metric_id}/versions", json={
+            "message": MARK_B, "content": {"name": MARK_B, "type": "LLM", "criteria": MARK_B},
+            "deploy_immediately": True})], status=404),
+    ("POST", "/v1/metrics/{metric_id}/versions/{version_name}/deploy"): Case(CHANGE, lambda w: [
+        Call("POST", f"/v1/metrics/{w.metric_id}/versions/v1/deploy")], status=404),
+    # Writes naming nothing of A's: B gets its own records.
+    ("POST", "/v1/configurations"): Case(CREATE, lambda w: [
+        Call("POST", "/v1/configurations", json={"name": f"cfg {MARK_B}", "provider": "p",
+                                                 "parameters": {"call_type": "chat", "model": MARK_B}})]),
+    ("POST", "/v1/metrics"): Case(CREATE, lambda w: [
+        Call("POST", "/v1/metrics", json={"name": f"m {MARK_B}", "type": "PYTHON", "criteria": MARK_B})]),
+})
+
+# ------------------------------------------------------------------------------------------------
+# Experiment runs (issue #13)
+# ------------------------------------------------------------------------------------------------
+
+
+def build_runs(world: World) -> None:
+    """A has a run over its explicit session, whose chain event carries the run id and a metric;
+    B has a run of its own."""
+    world.run_id = str(uuid.uuid4())
+    ok(world.a.post("/v1/runs", json={"run_id": world.run_id, "name": f"run {MARK_A}", "event_ids": [world.sid],
+                                      "metadata": {"owner": MARK_A}, "datapoint_ids": world.datapoint_ids}))
+    ok(world.a.put(f"/v1/events/{world.chain_id}", json={"metadata": {"run_id": world.run_id, "datapoint_id": MARK_A},
+                                                         "metrics": {"accuracy": 0.5}}))
+    ok(world.b.post("/v1/runs", json={"name": f"run {MARK_B}", "metadata": {"owner": MARK_B}}))
+
+
+def snapshot_runs(world: World) -> dict[str, Any]:
+    a, run = world.a, world.run_id
+    shot = {"runs": ok(a.get("/v1/runs")), "run": ok(a.get(f"/v1/runs/{run}")),
+            "result": ok(a.get(f"/v1/runs/{run}/result"))}
+    assert [r["run_id"] for r in shot["runs"]["evaluations"]] == [run]
+    assert shot["result"]["passed"] == [MARK_A]
+    return shot
+
+
+CASES.update({
+    ("GET", "/v1/runs"): Case(READ, lambda w: [
+        Call("GET", "/v1/runs"), Call("GET", "/v1/runs", params={"run_ids[]": [w.run_id]}),
+        Call("GET", "/v1/runs", params={"name": MARK_A})]),
+    ("GET", "/v1/runs/{run_id}"): Case(READ_BY_ID, lambda w: [Call("GET", f"/v1/runs/{w.run_id}")]),
+    ("GET", "/v1/runs/{run_id}/result"): Case(READ_BY_ID, lambda w: [Call("GET", f"/v1/runs/{w.run_id}/result")]),
+    ("GET", "/v1/runs/{run_id}/summary"): Case(READ_BY_ID, lambda w: [Call("GET", f"/v1/runs/{w.run_id}/summary")]),
+    ("GET", "/v1/runs/{run_id}/metrics"): Case(READ_BY_ID, lambda w: [Call("GET", f"/v1/runs/{w.run_id}/metrics")]),
+    ("GET", "/v1/runs/{new_run_id}/compare-with/{old_run_id}"): Case(READ_BY_ID, lambda w: [
+        Call("GET", f"/v1/runs/{w.run_id}/compare-with/{w.run_id}")]),
+    ("GET", "/v1/runs/{new_run_id}/compare/{old_run_id}"): Case(READ_BY_ID, lambda w: [
+        Call("GET", f"/v1/runs/{w.run_id}/compare/{w.run_id}")]),
+    ("GET", "/v1/runs/compare/events"): Case(READ_BY_ID, lambda w: [
+        Call("GET", "/v1/runs/compare/events", params={"run_id_1": w.run_id, "run_id_2": w.run_id})]),
+    ("PUT", "/v1/runs/{run_id}"): Case(CHANGE, lambda w: [
+        Call("PUT", f"/v1/runs/{w.run_id}", json={"name": MARK_B, "status": "failed", "metadata": {"by": MARK_B}})],
+        status=404),
+    ("DELETE", "/v1/runs/{run_id}"): Case(CHANGE, lambda w: [Call("DELETE", f"/v1/runs/{w.run_id}")], status=404),
+    # B may create a run with A's run id: its own, in its project.
+    ("POST", "/v1/runs"): Case(CREATE, lambda w: [
+        Call("POST", "/v1/runs", json={"run_id": w.run_id, "name": MARK_B, "event_ids": [w.sid]})]),
+})
 
 # Routes the document hides on purpose (aliases of documented ones), with their API checks.
 HIDDEN_CASES: dict[tuple[str, str], Case] = {

@@ -33,6 +33,7 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
         401: "Missing or unknown API key",
         403: "The key may not do this",
         404: "Not found",
+        409: "Already exists",
         413: "Body or batch too large",
         415: "Unsupported Content-Type",
         429: "Rate limit of this key exceeded (when configured); see Retry-After",

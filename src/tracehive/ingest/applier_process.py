@@ -180,6 +180,7 @@ class ApplierProcess:
             # A replacement child re-applies from the last checkpoint, which may be behind what its
             # predecessor reported: the backlog then reads low for a while (never below zero).
             self.journal.backlog_bytes = max(0, self.journal.backlog_bytes - int(message["applied"]))
+            self.journal.applied_bytes += int(message["applied"])
             self.applied_records = written_before + int(message["written"])
             skipped = skipped_before + int(message["skipped"])
             if self.on_skipped is not None:

@@ -177,6 +177,10 @@ class JournalFiles:
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
         self.backlog_bytes = 0  # appended (or being appended) and not yet applied
+        # Monotonic totals for read-your-writes (``wait_applied``): bytes acknowledged (or found
+        # unapplied at open) and bytes applied since this object was made.
+        self.acked_bytes = 0
+        self.applied_bytes = 0
         self.durable = Position(0, 0)  # end of what has been fsync'd
         self.applied = Position(0, 0)  # end of what has been written to the store
         self.appended = asyncio.Event()  # set after each advance of ``durable``: wakes the applier
@@ -273,6 +277,7 @@ class Journal(JournalFiles):
         if numbers and self.applied.segment < numbers[0]:
             self.applied = Position(numbers[0], 0)
         self.backlog_bytes = backlog
+        self.acked_bytes += backlog
         self._segment = (numbers[-1] + 1) if numbers else 1
         self._open_segment(self._segment)
         self.durable = Position(self._segment, 0)
@@ -343,6 +348,7 @@ class Journal(JournalFiles):
                         p.done.exception()  # mark it retrieved: its waiter may have gone
                 continue
             self.durable = end
+            self.acked_bytes += sum(p.size for p in group)
             self.appended.set()
             for p in group:
                 if not p.done.done():
@@ -504,6 +510,7 @@ class Applier:
                         await self._write(record, prepared)
                     position = Position(number, base + after)
                     journal.backlog_bytes = max(0, journal.backlog_bytes - (HEADER.size + len(payload)))
+                    journal.applied_bytes += HEADER.size + len(payload)
                     if self.on_applied is not None:
                         self.on_applied(HEADER.size + len(payload))
                     # Cheap (no fsync): a stale checkpoint only means re-applying, which is harmless.
@@ -570,6 +577,21 @@ async def cancel_and_wait(task: asyncio.Task[Any] | None) -> None:
         await task
     except asyncio.CancelledError:
         pass
+
+
+async def wait_applied(journal: JournalFiles, timeout: float) -> bool:
+    """True once every record acknowledged before this call has been applied (written to the
+    store); False when ``timeout`` seconds pass first. Records acknowledged meanwhile are not
+    waited for, so a steady stream of exports cannot hold a reader forever. (After an applier
+    process restarts, re-applied bytes count twice until it catches up: the wait may then end
+    early, never late.)"""
+    target = journal.acked_bytes
+    deadline = asyncio.get_running_loop().time() + timeout
+    while journal.applied_bytes < target:
+        if asyncio.get_running_loop().time() > deadline:
+            return False
+        await asyncio.sleep(0.005)
+    return True
 
 
 async def backlog_drained(journal: JournalFiles, timeout: float) -> bool:

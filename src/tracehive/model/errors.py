@@ -7,6 +7,7 @@
       Unauthorized                401          UNAUTHORIZED
       Forbidden                   403          FORBIDDEN
       NotFound                    404          NOT_FOUND
+      Conflict                    409          CONFLICT
       PayloadTooLarge             413          PAYLOAD_TOO_LARGE
       UnsupportedMediaType        415          UNSUPPORTED_MEDIA_TYPE
       Overloaded                  503          OVERLOADED       (carries Retry-After)
@@ -81,6 +82,13 @@ class Forbidden(ApiError):
 class NotFound(ApiError):
     status_code = 404
     error_code = "NOT_FOUND"
+
+
+class Conflict(ApiError):
+    """The resource already exists (a create that names an id in use)."""
+
+    status_code = 409
+    error_code = "CONFLICT"
 
 
 class MethodNotAllowed(ApiError):
