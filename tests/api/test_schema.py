@@ -25,7 +25,7 @@ def schema(api: Api, params: Any = None) -> dict[str, Any]:
     reply = api.get(PATH, params=params)
     assert reply.status_code == 200, reply.text
     data = reply.json()
-    assert set(data) == {"fields", "datasets", "mappings"} and data["datasets"] == []
+    assert set(data) == {"fields", "datasets", "mappings"} and isinstance(data["datasets"], list)
     return data
 
 
@@ -128,3 +128,11 @@ def test_openapi_documents_schema(client: TestClient) -> None:
     operation = doc["paths"][PATH]["get"]
     assert {"dateRange", "evaluation_id"} <= {p["name"] for p in operation["parameters"]}
     assert operation["security"] == [{"BearerAuth": []}]
+
+
+def test_datasets_lists_the_project_dataset_names(api: Api, api_b: Api) -> None:
+    for name in ("golden", "regressions"):
+        reply = api.post("/v1/datasets", json={"name": name})
+        assert reply.status_code == 200, reply.text
+    assert schema(api)["datasets"] == ["golden", "regressions"]
+    assert schema(api_b)["datasets"] == []

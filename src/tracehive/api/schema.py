@@ -19,6 +19,7 @@ from tracehive.api.search import QUERY_PARAMETERS, _param
 from tracehive.model.wire import ResponseBody
 from tracehive.query.params import parse_schema_params
 from tracehive.query.schema import SCHEMA_SAMPLE, schema_reply
+from tracehive.storage.records import RecordKind
 
 router = APIRouter(tags=["events"])
 
@@ -35,7 +36,7 @@ class SchemaMapping(ResponseBody):
 
 class GetEventsSchemaResponse(ResponseBody):
     fields: list[SchemaField] = Field(description="Distinct (name, event_type) pairs, by event_type then name.")
-    datasets: list[str] = Field(description="Always empty (tracehive has no datasets).")
+    datasets: list[str] = Field(description="The names of the project's datasets.")
     mappings: dict[str, list[SchemaMapping]] = Field(description="The same fields grouped by event_type.")
 
 
@@ -48,5 +49,7 @@ async def get_events_schema(request: Request) -> Response:
     """The field names seen per event type in the newest matching events."""
     scope = await authenticate(request, write=False)
     query = parse_schema_params(request.query_params.multi_items())
-    fields = await heavy_read(request, scope, store_of(request).schema_fields(scope, query, sample=SCHEMA_SAMPLE))
-    return JSONResponse(schema_reply(fields))
+    store = store_of(request)
+    fields = await heavy_read(request, scope, store.schema_fields(scope, query, sample=SCHEMA_SAMPLE))
+    datasets = await store.list_records(scope, RecordKind.DATASET)
+    return JSONResponse(schema_reply(fields, (d.name for d in datasets if d.name)))

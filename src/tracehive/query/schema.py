@@ -38,17 +38,17 @@ def field_name(column: str, path: Sequence[str]) -> str | None:
     return name
 
 
-def schema_reply(fields: Iterable[tuple[str, str]]) -> dict[str, Any]:
-    """``{fields: [{name, event_type}], datasets: [], mappings: {event_type: [{field_name, event_type}]}}``.
+def schema_reply(fields: Iterable[tuple[str, str]], datasets: Iterable[str] = ()) -> dict[str, Any]:
+    """``{fields: [{name, event_type}], datasets: [names], mappings: {event_type: [{field_name, event_type}]}}``.
 
-    ``mappings`` is undocumented; best call: the same fields grouped by event type. There are no
-    datasets in tracehive."""
+    ``mappings`` is undocumented; best call: the same fields grouped by event type. ``datasets``:
+    the names of the project's datasets."""
     rows = sorted(set(fields), key=lambda pair: (pair[1], pair[0]))
     mappings: dict[str, list[dict[str, str]]] = {}
     for name, event_type in rows:
         mappings.setdefault(event_type, []).append({"field_name": name, "event_type": event_type})
     return {
         "fields": [{"name": name, "event_type": event_type} for name, event_type in rows],
-        "datasets": [],
+        "datasets": sorted(set(datasets)),
         "mappings": mappings,
     }
