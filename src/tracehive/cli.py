@@ -233,28 +233,41 @@ def _scope_of(project: Project) -> Scope:
                  project_name=project.name)
 
 
+def _with_records(args: argparse.Namespace) -> bool:
+    """Whether an export carries the project's records: as asked (``--records``/``--no-records``),
+    else when it is JSONL of the whole project (no ``--filter``, no ``--since``)."""
+    if args.records is not None:
+        return bool(args.records)
+    return args.format == "jsonl" and not args.filter and not args.since
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     import csv
     import io
     import os
 
     from tracehive import transfer
+    from tracehive.experiments import transfer_records
 
     settings = _settings(args)
     if not settings.store and not settings.database_path.exists():
         return _fail("export", f"no database in {settings.data_dir} (use --data-dir or TRACEHIVE_DATA_DIR, "
                                "or --store for PostgreSQL)")
+    if args.records and args.format == "csv":
+        return _fail("export", "--records: a CSV export holds events only (use --format jsonl)", 2)
     try:
         query = _export_query(args)
     except (ValueError, ValidationFailed) as exc:
         return _fail("export", str(exc), 2)
+    with_records = _with_records(args)
 
-    async def run(store: Store) -> int | str:
+    async def run(store: Store) -> tuple[int, int] | str:
         projects = {p.name: p for p in await store.list_projects()}
         if args.project not in projects:
             return f"no project named {args.project!r}; projects: {', '.join(sorted(projects)) or '(none)'}"
         scope = _scope_of(projects[args.project])
         progress = transfer.Progress("exported")
+        records = 0
         temp = f"{args.output}.partial" if args.output else None
         # An export holds every event's payload: the file is private to the user (0600).
         raw: Any = os.fdopen(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") if temp else sys.stdout.buffer
@@ -269,6 +282,10 @@ def cmd_export(args: argparse.Namespace) -> int:
                 text.flush()
                 text.detach()
             else:
+                if with_records:  # the records first: see transfer.py
+                    async for _, record_lines in transfer_records.iter_record_lines(store, scope):
+                        raw.write(b"".join(record_lines))
+                        records += len(record_lines)
                 async for lines in store.iter_event_lines(scope, query, scope_fields=False):
                     raw.write(b"".join(lines))
                     progress.add(len(lines))
@@ -279,7 +296,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         if temp:
             os.replace(temp, args.output)
         progress.done()
-        return progress.count
+        return progress.count, records
 
     try:
         outcome = _with_store(settings, run)
@@ -291,8 +308,10 @@ def cmd_export(args: argparse.Namespace) -> int:
             os.unlink(f"{args.output}.partial")
     if isinstance(outcome, str):
         return _fail("export", outcome)
+    events, records = outcome
     if args.output:
-        print(f"Exported {outcome:,} events to {args.output}.", file=sys.stderr)
+        also = f" and {records:,} record{'s' if records != 1 else ''}" if records else ""
+        print(f"Exported {events:,} events{also} to {args.output}.", file=sys.stderr)
     return 0
 
 
@@ -301,7 +320,11 @@ MAX_REPORTED_LINES = 20
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    from collections import Counter
+
     from tracehive import transfer
+    from tracehive.experiments import transfer_records
+    from tracehive.storage.records import Record, RecordKind
 
     settings = _settings(args)
     try:
@@ -309,35 +332,48 @@ def cmd_import(args: argparse.Namespace) -> int:
     except OSError as exc:
         return _fail("import", f"cannot read {args.file}: {exc.strerror}")
 
-    async def run(store: Store) -> tuple[int, list[tuple[int, str]], int]:
+    async def run(store: Store) -> tuple[int, Counter[RecordKind], list[tuple[int, str]], int]:
         project, _ = await store.ensure_project(args.project)
         scope = _scope_of(project)
         progress = transfer.Progress("imported")
         batch: list[Event] = []
+        records: list[Record] = []
+        kinds: Counter[RecordKind] = Counter()
         bad: list[tuple[int, str]] = []
         bad_count = 0
         for number, line in enumerate(source, 1):
             if not line.strip():
                 continue
             try:
-                batch.append(transfer.parse_line(line))
+                entry = transfer.parse_entry(line)
             except ValueError as exc:
                 bad_count += 1
                 if len(bad) < MAX_REPORTED_LINES:
                     bad.append((number, str(exc)))
                 continue
+            if isinstance(entry, Record):
+                records.append(entry)
+                if len(records) >= args.batch_size:
+                    await transfer_records.import_records(store, scope, records)
+                    kinds.update(r.kind for r in records)
+                    records = []
+                continue
+            batch.append(entry)
             if len(batch) >= args.batch_size:
                 await store.import_events(scope, batch)  # one atomic commit per batch
                 progress.add(len(batch))
                 batch = []
+        if records:
+            await transfer_records.import_records(store, scope, records)
+            kinds.update(r.kind for r in records)
         if batch:
             await store.import_events(scope, batch)
             progress.add(len(batch))
         progress.done()
-        return progress.count, bad, bad_count
+        return progress.count, kinds, bad, bad_count
 
     try:
-        count, bad, bad_count = _with_store(settings, run)
+        count, kinds, bad, bad_count = _with_store(settings, run)
     except ApiError as exc:
         # The batches committed so far stay; importing again skips them (ids are kept).
         return _fail("import", f"{exc.message} (batches already committed are kept; import again to resume)")
@@ -350,6 +386,10 @@ def cmd_import(args: argparse.Namespace) -> int:
     if bad_count > len(bad):
         print(f"... and {bad_count - len(bad)} more bad lines", file=sys.stderr)
     print(f"Imported {count:,} events into project '{args.project}'.")
+    if kinds:
+        total = sum(kinds.values())
+        each = ", ".join(f"{kinds[k]:,} {k.value}{'s' if kinds[k] != 1 else ''}" for k in RecordKind if kinds[k])
+        print(f"Imported {total:,} record{'s' if total != 1 else ''} ({each}) into project '{args.project}'.")
     if bad_count:
         print(f"Skipped {bad_count:,} bad line{'s' if bad_count != 1 else ''} (listed above); "
               "fix them and import the file again (importing is idempotent).", file=sys.stderr)
@@ -402,7 +442,8 @@ def build_parser() -> argparse.ArgumentParser:
     _data_dir_arg(plist)
     plist.set_defaults(func=cmd_projects_list)
 
-    export = sub.add_parser("export", help="stream a project's events to JSONL or CSV (reads the data dir directly)")
+    export = sub.add_parser("export", help="stream a project's events (and its datasets, runs...) to JSONL, or its "
+                                           "events to CSV (reads the data dir directly)")
     export.add_argument("--project", default=DEFAULT_PROJECT, help=f"project name (default {DEFAULT_PROJECT})")
     export.add_argument("--filter", nargs="+", action="append", metavar="TERM",
                         help="FIELD OPERATOR [VALUE], e.g. --filter event_type is model --filter metadata.cost 'greater than' 0.01 "
@@ -410,10 +451,13 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--since", help="only events that started since: relative (30m, 12h, 7d, 2w) or an ISO date")
     export.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
     export.add_argument("-o", "--output", metavar="FILE", help="write here (default stdout)")
+    export.add_argument("--records", action=argparse.BooleanOptionalAction, default=None,
+                        help="also export the project's datasets, datapoints, runs, configurations and metric "
+                             "definitions (JSONL only; default: yes unless --filter or --since narrows the events)")
     _data_dir_arg(export)
     export.set_defaults(func=cmd_export)
 
-    imp = sub.add_parser("import", help="load a JSONL export into a project (created if needed)")
+    imp = sub.add_parser("import", help="load a JSONL export (events and records) into a project (created if needed)")
     imp.add_argument("file", metavar="FILE.jsonl", help="a file written by 'tracehive export', or - for stdin")
     imp.add_argument("--project", default=DEFAULT_PROJECT, help=f"project name (default {DEFAULT_PROJECT})")
     imp.add_argument("--batch-size", type=int, default=IMPORT_BATCH, help=argparse.SUPPRESS)

@@ -5,20 +5,34 @@ JSONL: one stored event per line, the wire shape of ``Event.to_dict`` without th
 project the events are in, and ``import`` stamps the target project's. So export, import into an
 empty data dir and export again gives the same bytes.
 
+A whole-project JSONL export (no ``--filter``/``--since``, or ``--records``) also carries the
+project's records (datasets, datapoints, runs, configurations, metric definitions), before the
+events: one line each whose only key is ``record``,
+``{"record": {"kind", "id", "name", "body", "created_at", "updated_at"}}``
+(``experiments.transfer_records`` has the details, including what import does with a record that
+is already there: it is replaced). No event has a ``record`` key, so the two never mix up: a file
+of events only (every export before records existed) imports as it always did, and an importer
+from before records reports each record line as ``unknown field 'record'`` and still imports the
+events.
+
 CSV: the same columns, flattened: text and number columns as they are (null = empty), the JSON
 columns (``config``, ``inputs``, ``outputs``, ``metadata``, ``feedback``, ``metrics``,
 ``user_properties``, ``children_ids``) as their JSON text. CSV is for reading; only JSONL imports.
+CSV holds events only.
 """
 
 from __future__ import annotations
 
 import sys
 import time
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import orjson
 
 from tracehive.model.event import EVENT_TYPES, Event
+
+if TYPE_CHECKING:  # imported when used: storage.base imports this module
+    from tracehive.storage.records import Record
 
 SCOPE_FIELDS = ("org_id", "workspace_id", "project_id", "tenant")
 COLUMNS = (
@@ -66,15 +80,33 @@ def csv_row(event: Event) -> list[str]:
     return out
 
 
-def parse_line(line: bytes) -> Event:
-    """An exported line back to an event; ``ValueError`` says what is wrong. Scope ids are
-    accepted and ignored (the target project's are stored); any other unknown key is refused."""
+def _object(line: bytes) -> dict[str, Any]:
     try:
         obj = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
         raise ValueError(f"not valid JSON ({exc})") from None
     if not isinstance(obj, dict):
         raise ValueError("not a JSON object")
+    return obj
+
+
+def parse_line(line: bytes) -> Event:
+    """An exported event line back to an event; ``ValueError`` says what is wrong. Scope ids are
+    accepted and ignored (the target project's are stored); any other unknown key is refused."""
+    return _event(_object(line))
+
+
+def parse_entry(line: bytes) -> Event | Record:
+    """Any exported JSONL line: an event, or a record (a line whose key is ``record``)."""
+    obj = _object(line)
+    if "record" in obj:
+        from tracehive.experiments import transfer_records
+
+        return transfer_records.parse_record(obj)
+    return _event(obj)
+
+
+def _event(obj: dict[str, Any]) -> Event:
     unknown = sorted(k for k in obj if k not in COLUMNS and k not in SCOPE_FIELDS)
     if unknown:
         raise ValueError(f"unknown field {unknown[0]!r}")

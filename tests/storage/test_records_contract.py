@@ -139,3 +139,15 @@ async def test_concurrent_creates_of_one_id_make_one_record(stores: Pair, race_s
     winners = [r for r in results if r is not None]
     assert len(winners) == 1
     assert await first.get_record(race_scope, RUN, "once") == winners[0]
+
+
+async def test_import_stores_records_as_given_and_replaces(store: Store, scope_a: Scope, scope_b: Scope) -> None:
+    await store.create_record(scope_a, DATASET, "kept", "old name", {"v": 0})
+    given = [Record(DATASET, "kept", "new name", {"v": 1}, 1_000, 2_000),
+             Record(RUN, "r", "run", {"metadata": {"a": 1}}, 1_500, 1_500)]
+    await store.import_records(scope_a, given)
+    assert await store.get_record(scope_a, DATASET, "kept") == given[0]
+    assert await store.get_record(scope_a, RUN, "r") == given[1]
+    await store.import_records(scope_a, given)  # again: the same
+    assert [r.id for r in await store.list_records(scope_a, DATASET)] == ["kept"]
+    assert await store.list_records(scope_b, RUN) == []

@@ -199,6 +199,12 @@ class ControlStore(StoreLifecycle):
     @abc.abstractmethod
     async def delete_record(self, scope: Scope, kind: RecordKind, record_id: str) -> bool: ...
 
+    @abc.abstractmethod
+    async def import_records(self, scope: Scope, records: Sequence[Record]) -> None:
+        """Store exported records exactly as given (kind, id, name, body, ``created_at``,
+        ``updated_at``), replacing any stored record of the same kind and id, in one atomic commit
+        (``tracehive import``)."""
+
 
 
 class EventStore(StoreLifecycle):

@@ -54,6 +54,23 @@ class PostgresRecords:
             return None
         return Record(kind, text(record_id) or record_id, text(name), orjson.loads(encoded), now, now)
 
+    async def import_records(self, scope: Scope, records: Sequence[Record]) -> None:
+        # Sorted by key: concurrent imports lock the rows they share in one order (no deadlock).
+        rows = sorted((scope.project_id, r.kind.value, text(r.id), text(r.name), json_text(r.body), r.created_at,
+                       r.updated_at) for r in records)
+
+        async def job(conn: Conn) -> None:
+            async with conn.cursor() as cur:
+                await cur.executemany(
+                    "INSERT INTO records (project_id, kind, record_id, name, body, created_at, updated_at) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (project_id, kind, record_id) DO UPDATE SET "
+                    "name = excluded.name, body = excluded.body, created_at = excluded.created_at, "
+                    "updated_at = excluded.updated_at",
+                    rows,
+                )
+
+        await self._write(job)
+
     async def get_record(self, scope: Scope, kind: RecordKind, record_id: str) -> Record | None:
         async def fn(conn: Conn) -> Any:
             cur = await conn.execute(

@@ -53,6 +53,21 @@ class SQLiteRecords:
             return None
         return Record(kind, record_id, name, orjson.loads(encoded), now, now)
 
+    async def import_records(self, scope: Scope, records: Sequence[Record]) -> None:
+        rows = [(scope.project_id, r.kind.value, r.id, r.name, orjson.dumps(r.body).decode(), r.created_at,
+                 r.updated_at) for r in records]
+
+        def job(conn: sqlite3.Connection) -> None:
+            conn.executemany(
+                "INSERT INTO records (project_id, kind, record_id, name, body, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (project_id, kind, record_id) DO UPDATE SET "
+                "name = excluded.name, body = excluded.body, created_at = excluded.created_at, "
+                "updated_at = excluded.updated_at",
+                rows,
+            )
+
+        await self._write(job)
+
     async def get_record(self, scope: Scope, kind: RecordKind, record_id: str) -> Record | None:
         row = await self._read_light(lambda c: c.execute(
             f"SELECT {_COLUMNS} FROM records WHERE project_id = ? AND kind = ? AND record_id = ?",
