@@ -7,7 +7,6 @@ import inspect
 import threading
 import time
 from email.utils import formatdate
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -25,29 +24,6 @@ from tracehive.client import (
     NotFoundError,
     ValidationError,
 )
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TracehiveServer]:
-    srv = TracehiveServer(tmp_path_factory.mktemp("client") / "data")
-    srv.start()
-    try:
-        yield srv
-    finally:
-        srv.stop()
-
-
-@pytest.fixture(scope="module")
-def key(server: TracehiveServer) -> str:
-    assert server.bootstrap_key
-    return server.bootstrap_key
-
-
-@pytest.fixture
-def client(server: TracehiveServer, key: str) -> Iterator[Client]:
-    with Client(api_key=key, base_url=server.url, max_retries=0) as c:
-        yield c
-
 
 # Configuration ---------------------------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""The tracehive Python client: ``Client`` and ``AsyncClient`` with ``sessions`` and ``events``."""
+"""The tracehive Python client: ``Client`` and ``AsyncClient`` with ``sessions``, ``events`` and the
+experiments' ``datasets``, ``datapoints`` and ``runs``."""
 
 from __future__ import annotations
 

@@ -3,15 +3,45 @@
 from __future__ import annotations
 
 import asyncio
+import builtins
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 import httpx
 
 from tracehive.client import _base as b
+from tracehive.client import _experiments as ex
 from tracehive.client import _ops as ops
 from tracehive.client._ops import SearchResult
-from tracehive.client.errors import NetworkError, error_from_response
+from tracehive.client.errors import ApiError, NetworkError
+from tracehive.experiments.datapoint_models import (
+    CreateDatapointRequest,
+    CreateDatapointResponse,
+    Datapoint,
+    DeleteDatapointResponse,
+    UpdateDatapointRequest,
+    UpdateDatapointResponse,
+)
+from tracehive.experiments.dataset_models import (
+    AddDatapointsResponse,
+    CreateDatasetRequest,
+    CreateDatasetResponse,
+    Dataset,
+    DeleteDatasetResponse,
+    RemoveDatapointResponse,
+    UpdateDatasetRequest,
+)
+from tracehive.experiments.run_models import (
+    CompareEventsResponse,
+    CompareResponse,
+    CreateRunRequest,
+    DeleteRunResponse,
+    ListRunsResponse,
+    ResultResponse,
+    RunMetricsResponse,
+    RunObject,
+    UpdateRunRequest,
+)
 from tracehive.model.wire import (
     DeleteResponse,
     EventRecord,
@@ -33,6 +63,8 @@ class AsyncClient:
     ``api_key`` defaults to ``TRACEHIVE_API_KEY`` or ``HH_API_KEY``; ``base_url`` to ``TRACEHIVE_URL``
     or ``HH_API_URL``, else ``http://127.0.0.1:8520``. Connection errors, 408, 429 and 5xx are
     retried up to ``max_retries`` times with exponential backoff and jitter (honouring Retry-After).
+
+    Namespaces: ``sessions``, ``events``, and for experiments ``datasets``, ``datapoints`` and ``runs``.
     """
 
     def __init__(
@@ -50,6 +82,9 @@ class AsyncClient:
         )
         self.sessions = Sessions(self)
         self.events = Events(self)
+        self.datasets = Datasets(self)
+        self.datapoints = Datapoints(self)
+        self.runs = Runs(self)
 
     async def close(self) -> None:
         """Close the underlying connection pool."""
@@ -65,7 +100,7 @@ class AsyncClient:
         attempt = 0
         while True:
             try:
-                response = await self._http.request(op.method, op.path, json=op.body)
+                response = await self._http.request(op.method, op.path, json=op.body, params=op.params)
             except httpx.TransportError as exc:
                 delay = b.retry_delay(attempt, self.max_retries, None, {})
                 if delay is None:
@@ -171,3 +206,160 @@ class Events:
             if not ops.pages_left(result, seen):
                 return
             page += 1
+
+
+class Datasets:
+    """``client.datasets``: create, list, read, update and delete datasets, and fill them from rows."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._c = client
+
+    async def create(
+        self, request: CreateDatasetRequest | Mapping[str, Any] | None = None, **fields: Any
+    ) -> CreateDatasetResponse:
+        """Create a dataset (``name``, ``description``, ``datapoints``: ids of existing datapoints);
+        its id is ``.result.insertedId``."""
+        return await self._c._send(ex.dataset_create(request, fields))
+
+    async def list(self, *, dataset_id: str | None = None, name: str | None = None) -> builtins.list[Dataset]:
+        """The project's datasets, oldest first, optionally only this id and/or this exact name."""
+        return await self._c._send(ex.dataset_list(dataset_id, name))
+
+    async def get(self, dataset_id: str) -> Dataset:
+        """One dataset, with its ordered datapoint ids."""
+        return await self._c._send(ex.dataset_get(dataset_id))
+
+    async def update(
+        self, dataset_id: str, request: UpdateDatasetRequest | Mapping[str, Any] | None = None, **fields: Any
+    ) -> Dataset:
+        """Replace the ``name``, ``description`` and/or ``datapoints`` sent; returns the dataset."""
+        return await self._c._send(ex.dataset_update(dataset_id, request, fields))
+
+    async def delete(self, dataset_id: str) -> DeleteDatasetResponse:
+        """Delete the dataset (its datapoints stay, unlinked from it)."""
+        return await self._c._send(ex.dataset_delete(dataset_id))
+
+    async def add_datapoints(
+        self, dataset_id: str, data: Sequence[Mapping[str, Any]], mapping: Mapping[str, Any]
+    ) -> AddDatapointsResponse:
+        """One new datapoint per row, appended to the dataset; ``mapping`` names the columns that
+        become ``inputs``, ``ground_truth`` and ``history`` (the rest go to ``metadata``)."""
+        return await self._c._send(ex.dataset_add_datapoints(dataset_id, data, mapping))
+
+    async def remove_datapoint(self, dataset_id: str, datapoint_id: str) -> RemoveDatapointResponse:
+        """Take a datapoint out of the dataset (the datapoint itself stays)."""
+        return await self._c._send(ex.dataset_remove_datapoint(dataset_id, datapoint_id))
+
+
+class Datapoints:
+    """``client.datapoints``: create, list, read, update and delete datapoints."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._c = client
+
+    async def create(
+        self, request: CreateDatapointRequest | Mapping[str, Any] | None = None, **fields: Any
+    ) -> CreateDatapointResponse:
+        """Create a datapoint (``inputs`` required; ``linked_datasets`` appends it to those
+        datasets); its id is ``.result.insertedIds[0]``."""
+        return await self._c._send(ex.datapoint_create(request, fields))
+
+    async def list(
+        self, *, datapoint_ids: Sequence[str] | None = None, dataset_name: str | None = None
+    ) -> builtins.list[Datapoint]:
+        """The project's datapoints (oldest first), or these ids (in this order), or those of the
+        datasets with this name."""
+        return await self._c._send(ex.datapoint_list(datapoint_ids, dataset_name))
+
+    async def get(self, datapoint_id: str) -> Datapoint:
+        """One datapoint."""
+        return await self._c._send(ex.datapoint_get(datapoint_id))
+
+    async def update(
+        self, datapoint_id: str, request: UpdateDatapointRequest | Mapping[str, Any] | None = None, **fields: Any
+    ) -> UpdateDatapointResponse:
+        """Replace the fields sent; ``linked_datasets`` moves the datapoint between datasets."""
+        return await self._c._send(ex.datapoint_update(datapoint_id, request, fields))
+
+    async def delete(self, datapoint_id: str) -> DeleteDatapointResponse:
+        """Delete the datapoint and take it out of every dataset."""
+        return await self._c._send(ex.datapoint_delete(datapoint_id))
+
+
+class Runs:
+    """``client.runs``: experiment runs, their results and comparisons."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._c = client
+
+    async def create(self, request: CreateRunRequest | Mapping[str, Any] | None = None, **fields: Any) -> RunObject:
+        """Create a run (a ``run_id`` is generated when absent, so a retried create cannot make a
+        second run) and return it."""
+        op, made = ex.run_create(request, fields)
+        try:
+            return await self._c._send(op)
+        except ApiError as exc:
+            if made is None or exc.status != 409:
+                raise
+        return await self._c._send(ex.run_get(made))  # an earlier attempt was stored; its answer was lost
+
+    async def list(
+        self,
+        *,
+        dataset_id: str | None = None,
+        run_ids: Sequence[str] | None = None,
+        name: str | None = None,
+        status: str | None = None,
+        sort_by: str | None = None,
+        sort_order: str | None = None,
+        page: int | None = None,
+        limit: int | None = None,
+    ) -> ListRunsResponse:
+        """One page of runs (``evaluations``, ``pagination``), newest first unless ``sort_by``
+        (created_at, updated_at, name) and ``sort_order`` (asc, desc) say otherwise; ``name``
+        matches a part of the name, any case."""
+        return await self._c._send(ex.run_list(dataset_id, run_ids, name, status, sort_by, sort_order, page, limit))
+
+    async def get(self, run_id: str) -> RunObject:
+        """One run."""
+        return await self._c._send(ex.run_get(run_id))
+
+    async def update(
+        self, run_id: str, request: UpdateRunRequest | Mapping[str, Any] | None = None, **fields: Any
+    ) -> RunObject:
+        """Merge ``metadata``, ``configuration``, ``results`` and ``passing_ranges``; replace the
+        other fields sent (``status``, ``event_ids``...). Returns the run."""
+        return await self._c._send(ex.run_update(run_id, request, fields))
+
+    async def delete(self, run_id: str) -> DeleteRunResponse:
+        """Delete the run (its events stay)."""
+        return await self._c._send(ex.run_delete(run_id))
+
+    async def result(self, run_id: str, aggregate_function: str = ex.DEFAULT_AGGREGATE) -> ResultResponse:
+        """The run's metrics aggregated per metric and event (``aggregate_function``: average, sum,
+        min, max, median, p90, p95, p99, count), each datapoint's values, passed and failed."""
+        return await self._c._send(ex.run_result(run_id, aggregate_function))
+
+    async def compare(
+        self, new_run_id: str, old_run_id: str, aggregate_function: str = ex.DEFAULT_AGGREGATE
+    ) -> CompareResponse:
+        """Per metric, both runs' aggregates and which common datapoints improved or degraded."""
+        return await self._c._send(ex.run_compare(new_run_id, old_run_id, aggregate_function))
+
+    async def compare_events(
+        self,
+        run_id_1: str,
+        run_id_2: str,
+        *,
+        event_name: str | None = None,
+        event_type: str | None = None,
+        limit: int | None = None,
+        page: int | None = None,
+    ) -> CompareEventsResponse:
+        """Per datapoint both runs have, each run's event (by default the one carrying metrics;
+        ``event_name``/``event_type`` pick another), paged."""
+        return await self._c._send(ex.run_compare_events(run_id_1, run_id_2, event_name, event_type, limit, page))
+
+    async def metrics(self, run_id: str) -> RunMetricsResponse:
+        """Every event of the run that carries metrics, with its datapoint id."""
+        return await self._c._send(ex.run_metrics(run_id))

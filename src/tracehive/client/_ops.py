@@ -37,6 +37,8 @@ class Op(Generic[T]):
     path: str
     body: Any
     parse: Callable[[Any], T]
+    # Query parameters as (name, value) pairs (a name may repeat: ``run_ids[]``), or None.
+    params: Sequence[tuple[str, str]] | None = None
 
 
 class SearchResult(BaseModel):
