@@ -117,3 +117,48 @@ export function chart(params, signal) {
   }
   return request("GET", `/v1/events/chart?${query}`, { signal });
 }
+
+// Experiments ------------------------------------------------------------------------------------
+
+function queryString(params) {
+  const query = new URLSearchParams();
+  for (const [name, value] of Object.entries(params)) {
+    if (value === undefined || value === null || value === "") continue;
+    if (Array.isArray(value)) for (const item of value) query.append(`${name}[]`, String(item));
+    else query.set(name, String(value));
+  }
+  const text = query.toString();
+  return text ? `?${text}` : "";
+}
+
+const runPath = (runId) => `/v1/runs/${encodeURIComponent(runId)}`;
+
+/** params: {page, limit, sort_by, sort_order, name, status, dataset_id} → {evaluations, pagination, metrics} */
+export function listRuns(params, signal) {
+  return request("GET", `/v1/runs${queryString(params)}`, { signal });
+}
+
+/** {status, success, passed, failed, metrics: {aggregation_function, details}, datapoints, run_object} */
+export function getRunResult(runId, signal) {
+  return request("GET", `${runPath(runId)}/result`, { signal });
+}
+
+/** Per metric: old/new aggregate, difference, improved/degraded/same datapoint ids. */
+export function compareRuns(newRunId, oldRunId, signal) {
+  return request("GET", `${runPath(newRunId)}/compare-with/${encodeURIComponent(oldRunId)}`, { signal });
+}
+
+/** {events: [{datapoint_id, event_1 (new run), event_2 (old run)}], totalEvents} */
+export function compareRunEvents(newRunId, oldRunId, { page, limit } = {}, signal) {
+  return request("GET", `/v1/runs/compare/events${queryString({ run_id_1: newRunId, run_id_2: oldRunId, page, limit })}`, { signal });
+}
+
+/** {datasets: [{id, name, description, datapoints: [ids], created_at}]} */
+export function listDatasets(signal) {
+  return request("GET", "/v1/datasets", { signal });
+}
+
+/** {datapoints: [{id, inputs, history, ground_truth, metadata, linked_event, created_at}]}, in the order asked. */
+export function getDatapoints(ids, signal) {
+  return request("GET", `/v1/datapoints${queryString({ datapoint_ids: ids })}`, { signal });
+}

@@ -7,6 +7,10 @@
 //   #/events/<event_id>                        an event by id alone (redirects to its session)
 //   #/events[?filters=..]                      search over all events
 //   #/charts[?range=..&bucket=..]              charts over time
+//   #/experiments[?sort=..&order=..&page=..]   experiment runs
+//   #/experiments/<run_id>                     one run: a row per datapoint
+//   #/experiments/<new_id>/compare/<old_id>    two runs compared
+//   #/datasets[/<dataset_id>]                  datasets, and one dataset's datapoints
 
 import { ApiError, forgetKey, onUnauthorized, storedKey, storeKey, whoami, getEvent } from "./api.js";
 import { el, notice } from "./dom.js";
@@ -15,6 +19,10 @@ import { createSessionsView } from "./sessions.js";
 import { createSessionView } from "./session_view.js";
 import { createEventsView } from "./events.js";
 import { createChartsView } from "./charts.js";
+import { createExperimentsView } from "./experiments.js";
+import { createRunView } from "./run_view.js";
+import { createCompareView } from "./compare_view.js";
+import { createDatasetsView } from "./datasets.js";
 
 const root = document.getElementById("app");
 let identity = null; // {project_id, project_name, key_kind} of the signed-in key
@@ -43,11 +51,21 @@ export function parseRoute(hash) {
   if (head === "events" && parts.length === 1) return { name: "events", query };
   if (head === "events" && parts.length === 2) return { name: "event", eventId: id, query };
   if (head === "charts" && parts.length === 1) return { name: "charts", query };
+  if (head === "experiments" && parts.length === 1) return { name: "experiments", query };
+  if (head === "experiments" && parts.length === 2) return { name: "run", runId: id, query };
+  if (head === "experiments" && sub === "compare" && parts.length === 4) return { name: "compare", newRunId: id, oldRunId: subId, query };
+  if (head === "datasets" && parts.length <= 2) return { name: "datasets", datasetId: id || null, query };
   return { name: "notfound", path };
 }
 
-const NAV_OF = { sessions: "sessions", session: "sessions", events: "events", event: "events", charts: "charts" };
-const TITLES = { sessions: "Sessions", session: "Session", events: "Events", charts: "Charts", event: "Event" };
+const NAV_OF = {
+  sessions: "sessions", session: "sessions", events: "events", event: "events", charts: "charts",
+  experiments: "experiments", run: "experiments", compare: "experiments", datasets: "datasets",
+};
+const TITLES = {
+  sessions: "Sessions", session: "Session", events: "Events", charts: "Charts", event: "Event",
+  experiments: "Experiments", run: "Run", compare: "Compare runs", datasets: "Datasets",
+};
 
 // Sign-in ----------------------------------------------------------------------------------------
 
@@ -159,7 +177,8 @@ async function verifyStoredKey() {
 function buildShell() {
   const link = (name, label) => el("a", { href: `#/${name}`, text: label, className: "nav-link", dataset: { nav: name } });
   const nav = el("nav", { className: "nav", attrs: { "aria-label": "Main" } },
-    link("sessions", "Sessions"), link("events", "Events"), link("charts", "Charts"));
+    link("sessions", "Sessions"), link("events", "Events"), link("charts", "Charts"),
+    link("experiments", "Experiments"), link("datasets", "Datasets"));
   const project = el("div", { className: "project", title: `Project id ${identity.project_id}` },
     el("span", { className: "project-label", text: "Project" }),
     el("strong", { className: "project-name", text: identity.project_name || identity.project_id }));
@@ -184,6 +203,10 @@ function createView(route, main) {
     case "events": return createEventsView(main, route);
     case "charts": return createChartsView(main, route);
     case "event": return createEventRedirect(main, route);
+    case "experiments": return createExperimentsView(main, route);
+    case "run": return createRunView(main, route);
+    case "compare": return createCompareView(main, route);
+    case "datasets": return createDatasetsView(main, route);
     default:
       main.append(el("section", { className: "page" }, el("h1", { text: "Page not found" }),
         el("p", {}, "Nothing lives at this address. ", el("a", { href: "#/sessions", text: "Go to the sessions" }))));
