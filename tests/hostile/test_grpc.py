@@ -34,9 +34,22 @@ def server(tmp_path: Path) -> Iterator[TracehiveServer]:
     yield from _grpc_server(tmp_path, {})
 
 
+METRICS_TOKEN = "metrics-token-for-the-grpc-test"
+
+
 @pytest.fixture
 def capped_server(tmp_path: Path) -> Iterator[TracehiveServer]:
-    yield from _grpc_server(tmp_path, {"TRACEHIVE_OTLP_GRPC_MAX_CONCURRENT_RPCS": "2"})
+    yield from _grpc_server(tmp_path, {"TRACEHIVE_OTLP_GRPC_MAX_CONCURRENT_RPCS": "2",
+                                       "TRACEHIVE_METRICS_TOKEN": METRICS_TOKEN})
+
+
+def calls_in_flight(server: TracehiveServer) -> float:
+    with server.client(METRICS_TOKEN) as client:
+        text = client.get("/metrics").text
+    for line in text.splitlines():
+        if line.startswith("tracehive_otlp_grpc_calls_in_flight "):
+            return float(line.split()[1])
+    raise AssertionError("no tracehive_otlp_grpc_calls_in_flight in /metrics")
 
 
 def test_keyless_compression_bombs_are_refused_unread(server: TracehiveServer) -> None:
@@ -83,18 +96,17 @@ def test_calls_served_at_once_are_bounded(capped_server: TracehiveServer) -> Non
         auth = [("authorization", f"Bearer {key}")]
         futures = [held.future(held_messages(), metadata=auth, timeout=30) for _ in range(2)]
         try:
-            # The held calls count once the server has started them (a moment after they were
-            # sent): until then a third call may still get in; once they run, it is refused.
-            code = grpc.StatusCode.OK
-            deadline = time.monotonic() + 15
-            while code is grpc.StatusCode.OK and time.monotonic() < deadline:
-                try:
-                    channel.unary_unary(EXPORT)(ExportTraceServiceRequest().SerializeToString(), metadata=auth,
-                                                timeout=10)
-                    time.sleep(0.2)
-                except grpc.RpcError as exc:
-                    code = exc.code()
-            assert code == grpc.StatusCode.RESOURCE_EXHAUSTED, code
+            # The held calls count once the server serves them (a moment after they were sent,
+            # longer on a busy machine): wait until /metrics shows both, then a third is refused.
+            deadline = time.monotonic() + 30
+            while calls_in_flight(server) < 2:
+                assert time.monotonic() < deadline, (
+                    f"the held calls were not being served after 30 s: {[f.done() for f in futures]}")
+                time.sleep(0.1)
+            with pytest.raises(grpc.RpcError) as refused:
+                channel.unary_unary(EXPORT)(ExportTraceServiceRequest().SerializeToString(), metadata=auth,
+                                            timeout=10)
+            assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, refused.value
         finally:
             release.set()
         for future in futures:

@@ -60,8 +60,17 @@ class TraceService:
 
     def __init__(self, app: Any) -> None:
         self.state = app.state
+        # Calls being served now (a plain int: only the event loop changes it); a gauge in /metrics.
+        self.in_flight = 0
 
     async def export(self, requests: AsyncIterator[bytes], context: Any) -> bytes:
+        self.in_flight += 1
+        try:
+            return await self._export(requests, context)
+        finally:
+            self.in_flight -= 1
+
+    async def _export(self, requests: AsyncIterator[bytes], context: Any) -> bytes:
         import grpc
 
         state = self.state
@@ -139,6 +148,11 @@ async def serving(app: Any) -> AsyncIterator[Any]:
         ]
     )
     service = TraceService(app)
+    app.state.metrics.registry.gauge(
+        "tracehive_otlp_grpc_calls_in_flight",
+        f"OTLP/gRPC Export calls being served now (at most otlp_grpc_max_concurrent_rpcs, "
+        f"here {settings.otlp_grpc_max_concurrent_rpcs or 'unbounded'}).",
+        sample=lambda: float(service.in_flight))
     handler = grpc.method_handlers_generic_handler(
         # Stream-unary on our side (the wire is the same for a unary client): the behaviour runs
         # before the message is read, so authentication comes first.
