@@ -1,0 +1,255 @@
+"""ClickHouseEventStore: the event part of the contract (``EventStore``) on ClickHouse.
+
+What is built: writes (``write_events``, ``create_session``, ``update_event`` with kept updates,
+deletes) and reads by id (``get_event``, ``session_events``), over the table design of
+``schema.py`` and the executor seam of ``executor.py`` (chDB in-process today; clickhouse-connect
+over HTTP next). The analytic reads (export pages, session lists, charts, schema fields, streaming
+export) and ``import_events`` are the next step of issue #14 and raise ``NotImplementedError``.
+
+One writer. Every write runs alone, in order, under ``_write_lock``: it reads the current
+versions of the rows it touches, applies the contract's rules in memory (``writes.py``) and
+inserts the new versions, so read-modify-write is exact, as SQLite's single writer is. The engine
+is in-process and serialises calls anyway; the lock makes a write's read and its insert one step.
+Reads take no lock: they see each insert whole (one part), but may see a write's events before
+the aliases it claimed or before its kept updates are forgotten (each is idempotent).
+
+With many writers (several processes or nodes on one ClickHouse), read-modify-write is not
+enough; what each rule would need:
+- *idempotent upserts, merges*: a new version per write is fine, but merging dicts written by two
+  nodes needs the merge at read time (a version per field group, or ``argMax`` per JSON key) or a
+  per-project lease (one writer node per project, e.g. Keeper-based);
+- *session widening*: an ``AggregatingMergeTree`` of ``min(start_time)``/``max(end_time)`` per
+  session, joined at read, is commutative and needs no read;
+- *kept updates*: already append-only and composed in version order; applying one exactly once
+  needs the lease, or applying them at read;
+- *aliases*: the first claim wins by lowest version (``argMin``), which holds across nodes if
+  versions are ordered (Keeper sequence numbers, not wall clocks);
+- *role clashes*: cannot be refused atomically without a lease.
+``capabilities.concurrent_writers`` is False until then: one process per events store.
+
+A write that returns is stored: inserts are synchronous (``async_insert = 0``) and fsynced
+(``fsync_after_insert``); the HTTP executor will also need ``insert_quorum`` on replicated
+tables so that a return means a quorum of replicas has the part.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from tracehive.model.errors import Overloaded, StoreUnavailable
+from tracehive.model.event import Event, EventUpdate
+from tracehive.model.scope import Scope
+from tracehive.query.chart import ChartQuery, ChartRow
+from tracehive.query.filters import EventQuery
+from tracehive.query.session_list import SessionListQuery, SessionSummary
+from tracehive.storage.base import Capabilities, EventStore, StoreStats
+from tracehive.storage.clickhouse import writes
+from tracehive.storage.clickhouse.executor import ChdbExecutor, Executor
+from tracehive.storage.clickhouse.rows import VersionClock, now_ms
+from tracehive.storage.clickhouse.schema import migrate as apply_migrations
+from tracehive.storage.observer import StoreObserver
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+_NOT_YET = "the ClickHouse event store does not serve {what} yet (issue #14: the read compiler is next)"
+
+
+class ClickHouseEventStore(EventStore):
+    capabilities = Capabilities(backend="clickhouse", concurrent_writers=False, preserves_nul=True,
+                                read_timeout=False, otlp_journal=False)
+
+    def __init__(self, executor_factory: Callable[[], Executor], *, where: str = "clickhouse",
+                 max_pending_writes: int = 256, observer: StoreObserver | None = None,
+                 migrate_on_open: bool = True) -> None:
+        self._factory = executor_factory
+        self._where = where
+        self._max_pending_writes = max_pending_writes
+        self._observer = observer
+        self._migrate_on_open = migrate_on_open
+        self._ex: Executor | None = None
+        self._write_lock = asyncio.Lock()
+        self._pending_writes = 0
+        self._clock = VersionClock()
+
+    @classmethod
+    def chdb(cls, path: str | Path, **kwargs: Any) -> ClickHouseEventStore:
+        """An events store embedded in this process, its data in ``path`` (a directory)."""
+        engine = {k: kwargs.pop(k) for k in ("max_server_memory", "max_query_memory", "threads") if k in kwargs}
+        return cls(lambda: ChdbExecutor(path, **engine), where=f"chdb://{Path(path)}", **kwargs)
+
+    # Lifecycle ---------------------------------------------------------------------------------
+
+    def describe(self) -> str:
+        return self._where
+
+    async def migrate(self) -> int:
+        if self._ex is not None:
+            return await apply_migrations(self._ex)
+        executor = self._factory()
+        try:
+            return await apply_migrations(executor)
+        finally:
+            await executor.close()
+
+    async def open(self) -> None:
+        if self._ex is not None:
+            return
+        executor = self._factory()
+        try:
+            if self._migrate_on_open:
+                await apply_migrations(executor)
+            # Versions continue past every stored one, whatever the clock did since the last run.
+            rows = await executor.query("SELECT max(version) FROM events")
+            self._clock = VersionClock(int(rows[0][0] or 0) if rows else 0)
+        except BaseException:
+            await executor.close()
+            raise
+        self._ex = executor
+
+    async def close(self) -> None:
+        if self._ex is None:
+            return
+        async with self._write_lock:  # queued writes finish first
+            executor, self._ex = self._ex, None
+            await executor.close()
+
+    async def health(self) -> bool:
+        if self._ex is None:
+            return False
+        try:
+            rows = await self._ex.query("SELECT 1")
+            return rows == [(1,)]
+        except StoreUnavailable:
+            return False
+
+    def stats(self) -> StoreStats:
+        return StoreStats(self._pending_writes if self._ex is not None else None, self._max_pending_writes)
+
+    # Plumbing ----------------------------------------------------------------------------------
+
+    def _executor(self) -> Executor:
+        if self._ex is None:
+            raise StoreUnavailable("the event store is not open")
+        return self._ex
+
+    async def _write(self, job: Callable[[Executor], Any]) -> Any:
+        """Run ``job`` alone (the one writer), shedding load past ``max_pending_writes``."""
+        if self._pending_writes >= self._max_pending_writes:
+            raise Overloaded(f"{self._pending_writes} writes are waiting on this node; retry shortly", retry_after=1)
+        self._pending_writes += 1
+        began = time.perf_counter()
+        try:
+            async with self._write_lock:
+                result = await job(self._executor())
+            self._observe(True, time.perf_counter() - began)
+            return result
+        except BaseException:
+            self._observe(False)
+            raise
+        finally:
+            self._pending_writes -= 1
+
+    def _observe(self, ok: bool, seconds: float = 0.0) -> None:
+        if self._observer is None:
+            return
+        try:
+            if ok:
+                self._observer.group_committed(1, seconds, seconds)
+            else:
+                self._observer.group_failed(1)
+        except Exception:  # metrics must never fail a write
+            log.exception("store observer failed")
+
+    async def _finish(self, ex: Executor, scope: Scope, batch: writes.Batch, applied: list[str],
+                      claims: list[tuple[str, str]]) -> None:
+        """Store a batch's rows (one insert: atomic), then its alias claims, then forget the kept
+        updates it applied. A crash in between leaves claims or kept updates that a re-sent write
+        records or applies again to the same effect."""
+        await batch.flush(self._clock, now_ms())
+        await writes.record_claims(ex, scope, claims, self._clock)
+        await writes.forget_pending(ex, scope, applied)
+
+    # Writes ------------------------------------------------------------------------------------
+
+    async def write_events(self, scope: Scope, events: Sequence[Event]) -> None:
+        if not events:
+            return
+
+        async def job(ex: Executor) -> None:
+            batch = writes.Batch(ex, scope)
+            claims: list[tuple[str, str]] = []
+            applied = await writes.write_events(batch, events, claims)
+            await self._finish(ex, scope, batch, applied, claims)
+
+        await self._write(job)
+        self._stored(len(events))
+
+    async def create_session(self, scope: Scope, session: Event) -> Event:
+        async def job(ex: Executor) -> Event:
+            batch = writes.Batch(ex, scope)
+            stored = await writes.upsert_session(batch, session)
+            applied = await writes.apply_pending(batch, [session.event_id])
+            await self._finish(ex, scope, batch, applied, [])
+            return await writes.load_complete(ex, scope, session.event_id) or stored
+
+        stored: Event = await self._write(job)
+        self._stored(1)
+        return stored
+
+    async def update_event(self, scope: Scope, event_id: str, update: EventUpdate, *,
+                           keep_if_missing: bool = False) -> bool:
+        async def job(ex: Executor) -> bool:
+            batch = writes.Batch(ex, scope)
+            if await writes.update_row(batch, event_id, update):
+                await batch.flush(self._clock, now_ms())
+                return True
+            if keep_if_missing:
+                await writes.keep_update(ex, scope, event_id, update, self._clock.next())
+            return False
+
+        return bool(await self._write(job))
+
+    async def delete_session(self, scope: Scope, session_id: str) -> int:
+        return int(await self._write(lambda ex: writes.delete_session(ex, scope, session_id)))
+
+    async def delete_event(self, scope: Scope, event_id: str) -> bool:
+        return bool(await self._write(lambda ex: writes.delete_event(ex, scope, event_id)))
+
+    def _stored(self, count: int) -> None:
+        if self._observer is not None:
+            self._observer.events_stored(count)
+
+    # Reads by id -------------------------------------------------------------------------------
+
+    async def get_event(self, scope: Scope, event_id: str) -> Event | None:
+        return await writes.load_complete(self._executor(), scope, event_id)
+
+    async def session_events(self, scope: Scope, session_id: str) -> list[Event]:
+        return await writes.session_events(self._executor(), scope, session_id)
+
+    # Not built yet (issue #14) -----------------------------------------------------------------
+
+    async def export_events(self, scope: Scope, query: EventQuery) -> tuple[list[Event], int]:
+        raise NotImplementedError(_NOT_YET.format(what="export pages"))
+
+    async def list_sessions(self, scope: Scope, query: SessionListQuery) -> tuple[list[SessionSummary], int]:
+        raise NotImplementedError(_NOT_YET.format(what="session lists"))
+
+    async def iter_events(self, scope: Scope, query: EventQuery) -> AsyncIterator[list[Event]]:  # type: ignore[override]
+        raise NotImplementedError(_NOT_YET.format(what="streaming export"))
+        yield []  # pragma: no cover - makes this an async generator, as the contract's callers expect
+
+    async def import_events(self, scope: Scope, events: Sequence[Event]) -> None:
+        raise NotImplementedError(_NOT_YET.format(what="imports"))
+
+    async def chart_events(self, scope: Scope, query: ChartQuery) -> list[ChartRow]:
+        raise NotImplementedError(_NOT_YET.format(what="charts"))
+
+    async def schema_fields(self, scope: Scope, query: EventQuery, *, sample: int = 1000) -> list[tuple[str, str]]:
+        raise NotImplementedError(_NOT_YET.format(what="schema fields"))
