@@ -1,10 +1,11 @@
 """ClickHouseEventStore: the event part of the contract (``EventStore``) on ClickHouse.
 
-What is built: writes (``write_events``, ``create_session``, ``update_event`` with kept updates,
-deletes) and reads by id (``get_event``, ``session_events``), over the table design of
-``schema.py`` and the executor seam of ``executor.py`` (chDB in-process today; clickhouse-connect
-over HTTP next). The analytic reads (export pages, session lists, charts, schema fields, streaming
-export) and ``import_events`` are the next step of issue #14 and raise ``NotImplementedError``.
+Writes (``write_events``, ``create_session``, ``update_event`` with kept updates, deletes,
+``import_events``), reads by id (``get_event``, ``session_events``) and query reads (export pages
+and the keyset stream, schema fields: ``reads.py``; session lists: ``sessions.py``; charts:
+``chart.py``; the filter compiler: ``compile.py``), over the table design of ``schema.py`` and the
+executor seam of ``executor.py`` (chDB in-process today; clickhouse-connect over HTTP next).
+Query reads run with ``max_execution_time`` from ``read_timeout`` (when given).
 
 One writer. Every write runs alone, in order, under ``_write_lock``: it reads the current
 versions of the rows it touches, applies the contract's rules in memory (``writes.py``) and
@@ -36,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
@@ -48,16 +50,17 @@ from tracehive.query.chart import ChartQuery, ChartRow
 from tracehive.query.filters import EventQuery
 from tracehive.query.session_list import SessionListQuery, SessionSummary
 from tracehive.storage.base import Capabilities, EventStore, StoreStats
-from tracehive.storage.clickhouse import writes
+from tracehive.storage.clickhouse import reads, writes
+from tracehive.storage.clickhouse.chart import run_chart
 from tracehive.storage.clickhouse.executor import ChdbExecutor, Executor
 from tracehive.storage.clickhouse.rows import VersionClock, now_ms
 from tracehive.storage.clickhouse.schema import migrate as apply_migrations
+from tracehive.storage.clickhouse.sessions import list_sessions
 from tracehive.storage.observer import StoreObserver
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
-_NOT_YET = "the ClickHouse event store does not serve {what} yet (issue #14: the read compiler is next)"
 
 
 class ClickHouseEventStore(EventStore):
@@ -66,7 +69,7 @@ class ClickHouseEventStore(EventStore):
 
     def __init__(self, executor_factory: Callable[[], Executor], *, where: str = "clickhouse",
                  max_pending_writes: int = 256, observer: StoreObserver | None = None,
-                 migrate_on_open: bool = True) -> None:
+                 migrate_on_open: bool = True, read_timeout: float | None = None) -> None:
         self._factory = executor_factory
         self._where = where
         self._max_pending_writes = max_pending_writes
@@ -76,6 +79,11 @@ class ClickHouseEventStore(EventStore):
         self._write_lock = asyncio.Lock()
         self._pending_writes = 0
         self._clock = VersionClock()
+        # Query reads stop past the read timeout inside the engine (TIMEOUT_EXCEEDED, answered as
+        # StoreUnavailable by the executor): a heavy query cannot hold the engine's one thread.
+        # The suffix is our text: a number from the configuration, never from a request.
+        self._settings = (f" SETTINGS max_execution_time = {max(1, math.ceil(read_timeout))}"
+                          if read_timeout else "")
 
     @classmethod
     def chdb(cls, path: str | Path, **kwargs: Any) -> ClickHouseEventStore:
@@ -233,23 +241,34 @@ class ClickHouseEventStore(EventStore):
     async def session_events(self, scope: Scope, session_id: str) -> list[Event]:
         return await writes.session_events(self._executor(), scope, session_id)
 
-    # Not built yet (issue #14) -----------------------------------------------------------------
+    # Query reads and bulk transfer -------------------------------------------------------------
 
     async def export_events(self, scope: Scope, query: EventQuery) -> tuple[list[Event], int]:
-        raise NotImplementedError(_NOT_YET.format(what="export pages"))
+        return await reads.export_page(self._executor(), scope.project_id, query, self._settings)
 
-    async def list_sessions(self, scope: Scope, query: SessionListQuery) -> tuple[list[SessionSummary], int]:
-        raise NotImplementedError(_NOT_YET.format(what="session lists"))
-
-    async def iter_events(self, scope: Scope, query: EventQuery) -> AsyncIterator[list[Event]]:  # type: ignore[override]
-        raise NotImplementedError(_NOT_YET.format(what="streaming export"))
-        yield []  # pragma: no cover - makes this an async generator, as the contract's callers expect
+    async def iter_events(self, scope: Scope, query: EventQuery, *,  # type: ignore[override]
+                          chunk_size: int = reads.STREAM_CHUNK) -> AsyncIterator[list[Event]]:
+        async for chunk in reads.stream(self._executor(), scope.project_id, query, self._settings, chunk_size):
+            yield chunk
 
     async def import_events(self, scope: Scope, events: Sequence[Event]) -> None:
-        raise NotImplementedError(_NOT_YET.format(what="imports"))
+        if not events:
+            return
 
-    async def chart_events(self, scope: Scope, query: ChartQuery) -> list[ChartRow]:
-        raise NotImplementedError(_NOT_YET.format(what="charts"))
+        async def job(ex: Executor) -> None:
+            batch = writes.Batch(ex, scope)
+            await reads.import_events(batch, events)
+            await batch.flush(self._clock, now_ms())
+
+        await self._write(job)
+        self._stored(len(events))
 
     async def schema_fields(self, scope: Scope, query: EventQuery, *, sample: int = 1000) -> list[tuple[str, str]]:
-        raise NotImplementedError(_NOT_YET.format(what="schema fields"))
+        return await reads.schema_fields(self._executor(), scope.project_id, query, sample, self._settings)
+
+    async def chart_events(self, scope: Scope, query: ChartQuery) -> list[ChartRow]:
+        return await run_chart(self._executor(), scope.project_id, query, self._settings)
+
+    async def list_sessions(self, scope: Scope, query: SessionListQuery) -> tuple[list[SessionSummary], int]:
+        return await list_sessions(self._executor(), scope.project_id, query, self._settings)
+

@@ -1,0 +1,159 @@
+"""Query reads of the ClickHouse event store: export pages, the keyset stream, schema fields, and
+``import_events`` (the write that pairs with the stream).
+
+Every statement reads ``events FINAL``: row versions resolved to the newest, tombstones
+(``is_deleted``) hidden, before the WHERE of ``compile.where_clause`` applies, and always
+confined to the scope's project. ``settings`` is the store's ``SETTINGS`` suffix (the read
+timeout), our text.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import orjson
+
+from tracehive.model.event import Event
+from tracehive.query.filters import EventQuery
+from tracehive.query.schema import MAX_SCHEMA_FIELDS, field_name
+from tracehive.storage.clickhouse.compile import Params, where_clause
+from tracehive.storage.clickhouse.executor import Executor
+from tracehive.storage.clickhouse.rows import READ_COLUMNS, row_to_event
+from tracehive.storage.clickhouse.writes import Batch
+from tracehive.storage.rules import implicit_session, session_spans
+
+STREAM_CHUNK = 1000
+
+
+async def export_page(ex: Executor, project_id: str, query: EventQuery, settings: str = "") -> tuple[list[Event], int]:
+    """One page, newest first (``seq``, the arrival order, breaks ties as SQLite's rowid does),
+    and the number of matches."""
+    params = Params()
+    where = where_clause(project_id, query.date_range, query.conditions, params)
+    [(total,)] = await ex.query(f"SELECT count() FROM events FINAL WHERE {where}{settings}", params.values)
+    total = int(total)
+    if total <= query.offset:
+        return [], total
+    order = "" if query.ignore_order else " ORDER BY start_time DESC, seq DESC"
+    limit, offset = params.add(query.limit, "UInt64"), params.add(query.offset, "UInt64")
+    rows = await ex.query(
+        f"SELECT {READ_COLUMNS} FROM events FINAL WHERE {where}{order} LIMIT {limit} OFFSET {offset}{settings}",
+        params.values,
+    )
+    return [row_to_event(r) for r in rows], total
+
+
+async def stream(ex: Executor, project_id: str, query: EventQuery, settings: str = "",
+                 chunk: int = STREAM_CHUNK) -> AsyncIterator[list[Event]]:
+    """Every match in chunks, newest first, ties by event_id descending (byte order, so the order
+    depends on the data alone): keyset pages, each a bounded ``ORDER BY ... LIMIT``, so memory
+    stays constant whatever the number of matches."""
+    after: tuple[float, str] | None = None
+    while True:
+        params = Params()
+        where = where_clause(project_id, query.date_range, query.conditions, params)
+        if after is not None:
+            t, e = params.add(after[0], "Float64"), params.add(after[1], "String")
+            where += f" AND (start_time < {t} OR (start_time = {t} AND event_id < {e}))"
+        n = params.add(chunk, "UInt64")
+        rows = await ex.query(
+            f"SELECT {READ_COLUMNS} FROM events FINAL WHERE {where} "
+            f"ORDER BY start_time DESC, event_id DESC LIMIT {n}{settings}",
+            params.values,
+        )
+        if not rows:
+            return
+        yield [row_to_event(r) for r in rows]
+        if len(rows) < chunk:
+            return
+        last = rows[-1]
+        after = (float(last[6]), last[0])
+
+
+async def import_events(batch: Batch, events: Sequence[Event]) -> None:
+    """Rows exactly as given (scope ids aside), replacing stored ones (their arrival order
+    kept, as SQLite's upsert keeps the rowid); then the sessions they name: made up when unknown,
+    widened while made up, otherwise left alone."""
+    await batch.load([*(e.event_id for e in events), *(e.session_id for e in events)])
+    for given in events:
+        event = dataclasses.replace(given)  # the caller's objects stay as they are
+        row = batch.get(event.event_id)
+        if row is None:
+            batch.put(event, implicit=False)
+        else:
+            scope = batch.scope
+            event.org_id, event.workspace_id, event.project_id = scope.org_id, scope.workspace_id, scope.project_id
+            row.event, row.implicit, row.changed = event, False, True
+    for session_id, (start, end, first) in session_spans(events).items():
+        row = batch.get(session_id)
+        if row is None:
+            batch.put(implicit_session(session_id, start, end, first), implicit=True)
+        elif row.implicit and row.event.event_type == "session":
+            session = row.event
+            session.start_time = min(session.start_time, start)
+            session.end_time = max(session.end_time, end)
+            session.duration = session.end_time - session.start_time
+            row.changed = True
+
+
+# Schema fields ---------------------------------------------------------------------------------
+
+_SCALAR_COLUMNS = ("event_id", "session_id", "parent_id", "event_type", "event_name", "source", "error",
+                   "start_time", "end_time", "duration")  # fmt: skip
+_JSON_COLUMNS = ("config", "inputs", "outputs", "metadata", "feedback", "metrics", "user_properties", "children_ids")
+
+
+def _members(value: Any, path: tuple[str, ...], out: set[tuple[str, ...]]) -> None:
+    """Paths of the object members (not null) under ``value``, never following arrays."""
+    if isinstance(value, dict):
+        for key, member in value.items():
+            if member is None:
+                continue
+            here = (*path, key)
+            out.add(here)
+            _members(member, here, out)
+
+
+async def schema_fields(ex: Executor, project_id: str, query: EventQuery, sample: int,
+                        settings: str = "") -> list[tuple[str, str]]:
+    """The newest ``sample`` matches (as SQLite orders them); the database tests the scalar
+    columns, Python walks the sample's JSON (bounded by ``sample``, as SQLite's json_tree is)."""
+    params = Params()
+    where = where_clause(project_id, query.date_range, query.conditions, params)
+    scalars = ", ".join(f"isNotNull({c})" for c in _SCALAR_COLUMNS)
+    n = params.add(sample, "UInt64")
+    rows = await ex.query(
+        f"SELECT event_type, {scalars}, {', '.join(_JSON_COLUMNS)} FROM events FINAL WHERE {where} "
+        f"ORDER BY start_time DESC, seq DESC LIMIT {n}{settings}",
+        params.values,
+    )
+    found: set[tuple[str, str]] = set()
+    raw: set[tuple[str, str, tuple[str, ...] | None]] = set()
+    for row in rows:
+        event_type = row[0]
+        for column, present in zip(_SCALAR_COLUMNS, row[1 : 1 + len(_SCALAR_COLUMNS)]):
+            if present:
+                raw.add((event_type, column, None))
+        for column, text in zip(_JSON_COLUMNS, row[1 + len(_SCALAR_COLUMNS) :]):
+            if text is None:
+                continue
+            value = orjson.loads(text)
+            if value is not None and value != {} and value != [] and value not in ("{}", "[]"):
+                raw.add((event_type, column, ()))
+            paths: set[tuple[str, ...]] = set()
+            _members(value, (), paths)
+            raw.update((event_type, column, p) for p in paths)
+        if len(raw) >= MAX_SCHEMA_FIELDS:
+            break
+    for event_type, column, path in sorted(raw, key=lambda r: (r[0], r[1], r[2] or ()))[:MAX_SCHEMA_FIELDS]:
+        if path is None:
+            found.add((column, event_type))
+            continue
+        name = field_name(column, list(path))
+        if name is not None:
+            found.add((name, event_type))
+            if path:
+                found.add((column, event_type))
+    return sorted(found, key=lambda pair: (pair[1], pair[0]))

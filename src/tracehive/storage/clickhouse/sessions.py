@@ -1,0 +1,115 @@
+"""``list_sessions`` on ClickHouse (semantics in ``tracehive.query.session_list``; SQLite's
+``storage/sqlite/session_list.py`` is the reference).
+
+Three statements over ``events FINAL``:
+1. the count of matching session rows (``compile.where_clause`` plus ``event_type = 'session'``);
+2. the page's session ids. Sorted by a column of the session row, from the session rows alone;
+   sorted by an aggregate, the matching sessions joined to the aggregates of their events (one
+   GROUP BY session_id over the events of those sessions: ``session_id`` leads the sorting key
+   after the project, so each session's events are one range);
+3. the aggregates and the session rows of the page only.
+They are separate reads (ClickHouse has no read transaction), each resolving versions with FINAL.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from tracehive.query.session_list import COLUMN_SORTS, SessionListQuery, SessionSummary, shown_total
+from tracehive.storage.clickhouse.compile import Params, where_clause
+from tracehive.storage.clickhouse.executor import Executor
+from tracehive.storage.clickhouse.rows import number
+
+
+def _number_at(key: str) -> str:
+    """``metadata``'s member ``key`` (our constant) when it is a JSON number (as a double), else NULL."""
+    return (f"if(JSONType(metadata, '{key}') IN ('Int64', 'UInt64', 'Double'), "
+            f"JSONExtractFloat(metadata, '{key}'), NULL)")
+
+
+# Aggregates over the events of one session (the session event included). Sums are of doubles, as
+# SQLite's total(): they never overflow (inf at worst, shown_total says what is shown) and NULL
+# only when there is no value at all (shown as 0).
+_AGGREGATES = (
+    "max(end_time) AS end_time_, countIf(event_id != session_id) AS num_events_, "
+    f"sum({_number_at('cost')}) AS cost_, sum({_number_at('total_tokens')}) AS tokens_, "
+    "max(coalesce(error, '') != '') AS has_error_, max(feedback NOT IN ('{}', 'null')) AS has_feedback_"
+)
+_AGGREGATE_SORT = {
+    "duration": "a.end_time_ - s.start_time",
+    "num_events": "a.num_events_",
+    "cost": "coalesce(a.cost_, 0)",
+    "total_tokens": "coalesce(a.tokens_, 0)",
+}
+_QUOTE_INF = "output_format_json_quote_denormals = 1"
+_COLUMN_SORT = {"start_time": "start_time", "event_name": "event_name"}
+
+
+async def list_sessions(ex: Executor, project_id: str, query: SessionListQuery,
+                        settings: str = "") -> tuple[list[SessionSummary], int]:
+    params = Params()
+    where = where_clause(project_id, query.date_range, query.conditions, params) + " AND event_type = 'session'"
+    [(total,)] = await ex.query(f"SELECT count() FROM events FINAL WHERE {where}{settings}", params.values)
+    total = int(total)
+    if total <= query.offset:
+        return [], total
+    direction = "DESC" if query.descending else "ASC"
+    limit, offset = params.add(query.limit, "UInt64"), params.add(query.offset, "UInt64")
+    if query.sort_by in COLUMN_SORTS:
+        page_sql = (f"SELECT event_id FROM events FINAL WHERE {where} "
+                    f"ORDER BY {_COLUMN_SORT[query.sort_by]} {direction}, start_time DESC, event_id ASC "
+                    f"LIMIT {limit} OFFSET {offset}{settings}")
+    else:
+        p = params.add(project_id, "String")
+        page_sql = f"""
+SELECT s.event_id FROM (SELECT event_id, start_time FROM events FINAL WHERE {where}) AS s
+INNER JOIN (
+    SELECT session_id, {_AGGREGATES} FROM events FINAL
+    WHERE project_id = {p} AND session_id IN (SELECT event_id FROM events FINAL WHERE {where})
+    GROUP BY session_id
+) AS a ON a.session_id = s.event_id
+ORDER BY {_AGGREGATE_SORT[query.sort_by]} {direction}, s.start_time DESC, s.event_id ASC
+LIMIT {limit} OFFSET {offset}{settings}"""
+    page = [r[0] for r in await ex.query(page_sql, params.values)]
+    if not page:
+        return [], total
+    ids = {"p": project_id, "ids": page}
+    # Sums past the double range are inf, which JSON output writes as null unless quoted.
+    quoted = f"{settings}, {_QUOTE_INF}" if settings else f" SETTINGS {_QUOTE_INF}"
+    aggregates = {r[0]: r[1:] for r in await ex.query(
+        f"SELECT session_id, {_AGGREGATES} FROM events FINAL "
+        f"WHERE project_id = {{p:String}} AND session_id IN {{ids:Array(String)}} GROUP BY session_id{quoted}", ids)}
+    sessions = {r[0]: r[1:] for r in await ex.query(
+        "SELECT event_id, event_name, source, start_time, user_properties, metadata FROM events FINAL "
+        f"WHERE project_id = {{p:String}} AND event_id IN {{ids:Array(String)}} AND event_type = 'session'{settings}",
+        ids)}
+    # A session deleted between the statements drops out of the page rather than failing it.
+    return [_summary(sid, sessions[sid], aggregates[sid]) for sid in page if sid in sessions and sid in aggregates], total
+
+
+def _summary(session_id: str, row: tuple[Any, ...], agg: tuple[Any, ...]) -> SessionSummary:
+    event_name, source, start_time, user_properties, metadata = row
+    end_time, num_events, cost, tokens, has_error, has_feedback = agg
+    start, end = number(start_time), number(end_time)
+    return SessionSummary(
+        session_id=session_id,
+        event_name=event_name,
+        source=source,
+        start_time=start,
+        end_time=end,
+        duration=end - start,
+        num_events=int(num_events),
+        cost=shown_total(_double(cost)),
+        total_tokens=shown_total(_double(tokens)),
+        has_error=bool(has_error),
+        has_feedback=bool(has_feedback),
+        user_properties=orjson.loads(user_properties),
+        metadata=orjson.loads(metadata),
+    )
+
+
+def _double(value: Any) -> Any:
+    """A Float64 read with quoted non-finite values ("inf", "-inf", "nan") as a float."""
+    return float(value) if isinstance(value, str) else value
