@@ -71,7 +71,9 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.state.metrics = server_metrics
     # The OTLP ingest journal, when settings.otlp_journal is on. Its applier runs in a process of
     # its own, opening the store from the settings, unless the store was handed in.
-    otlp_journal.install_journal(app, separate_process=owns_store)
+    # The applier may open the store in a process of its own only where several processes may
+    # write it at once (SQLite, PostgreSQL; not an in-process ClickHouse).
+    otlp_journal.install_journal(app, separate_process=owns_store and store.capabilities.concurrent_writers)
     server_metrics.watch_queue(metrics.writer_queue_depth(store), store.stats().max_pending_writes)
     app.state.keys = KeyResolver(store, settings.key_cache_seconds, rate_limiter(settings))
     app.state.read_gate = ReadGate(settings.max_heavy_reads_per_key)

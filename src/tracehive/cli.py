@@ -42,6 +42,7 @@ def _settings(args: argparse.Namespace) -> Settings:
     return Settings.from_env(
         host=getattr(args, "host", None), port=getattr(args, "port", None), data_dir=getattr(args, "data_dir", None),
         otlp_grpc_port=getattr(args, "otlp_grpc_port", None), store=getattr(args, "store", None),
+        events_store=getattr(args, "events_store", None),
         tls_cert=getattr(args, "tls_cert", None), tls_key=getattr(args, "tls_key", None),
     )
 
@@ -405,6 +406,10 @@ def _data_dir_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", metavar="URL",
                         help="postgresql://user@host:port/dbname to use PostgreSQL instead of SQLite in the data "
                              "dir (env TRACEHIVE_STORE)")
+    parser.add_argument("--events-store", metavar="URL",
+                        help="chdb:///abs/dir to keep events in ClickHouse (in-process; pip install "
+                             "'tracehive[clickhouse]') while projects, keys and records stay in the store "
+                             "(env TRACEHIVE_EVENTS_STORE)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -30,6 +30,12 @@ class Settings:
     # Where projects, keys and events live: empty = SQLite in data_dir (the default, nothing to
     # install); ``postgresql://user@host:port/dbname`` = PostgreSQL (many nodes may share it).
     store: str = ""
+    # Where events live when not in ``store`` (issue #14): ``chdb:///abs/dir`` = the ClickHouse
+    # engine in-process (pip install 'tracehive[clickhouse]'); projects, keys and records stay in
+    # ``store``. One server process per chDB directory.
+    events_store: str = ""
+    # The time limit of one read on the ClickHouse event store (max_execution_time); 0 = none.
+    clickhouse_read_timeout_seconds: float = 30.0
     # Bounds on input (contract: bad input is a clear 4xx, never a 500 or an exhausted server).
     # The request line and headers of one request (431 past it, before any key lookup).
     max_header_bytes: int = 32 * 1024

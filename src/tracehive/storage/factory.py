@@ -6,17 +6,50 @@ they all open the same one (size cap, timeouts and pool included) without import
 
 from __future__ import annotations
 
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from tracehive.model.errors import ValidationFailed
 from tracehive.settings import Settings
-from tracehive.storage.base import Store
+from tracehive.storage.base import EventStore, Store
 from tracehive.storage.observer import StoreObserver
 
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 
 
+CHDB_SCHEME = "chdb"
+
+
 def store_from_settings(settings: Settings, observer: StoreObserver | None = None) -> Store:
+    control = _control_store(settings, observer)
+    events_url = settings.events_store.strip()
+    if not events_url:
+        return control
+    from tracehive.storage.clickhouse import CombinedStore
+
+    return CombinedStore(control, _events_store(events_url, settings))
+
+
+def _events_store(url: str, settings: Settings) -> EventStore:
+    """``chdb:///abs/dir``: ClickHouse in-process on that directory."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() == CHDB_SCHEME and not parts.netloc and parts.path.startswith("/"):
+        try:
+            from tracehive.storage.clickhouse import ClickHouseEventStore
+            from tracehive.storage.clickhouse.executor import ChdbExecutor  # noqa: F401 - needs chdb
+        except ImportError as exc:
+            raise ValidationFailed(
+                f"--events-store {redact_url(url)!r} needs chDB: pip install 'tracehive[clickhouse]' ({exc})"
+            ) from None
+        return ClickHouseEventStore.chdb(Path(parts.path),
+                                         read_timeout=settings.clickhouse_read_timeout_seconds or None)
+    raise ValidationFailed(
+        f"unsupported events store URL {redact_url(url)!r}: use chdb:///absolute/dir (ClickHouse "
+        "in-process); a ClickHouse server over HTTP is not supported yet"
+    )
+
+
+def _control_store(settings: Settings, observer: StoreObserver | None) -> Store:
     url = settings.store.strip()
     if not url:
         from tracehive.storage.sqlite import SQLiteStore
