@@ -34,6 +34,11 @@ then VACUUM (ANALYZE)d. The server is ``tracehive serve --store`` on it; the que
 table are the same as on SQLite.
 
     python bench/query.py --quick --store postgresql://postgres@127.0.0.1:5432/postgres
+
+With ``--chdb`` the events go to ClickHouse in-process (``tracehive serve --events-store
+chdb://...``), the project and key to SQLite beside them; built through the same store calls.
+
+    python bench/query.py --quick --chdb
 """
 
 from __future__ import annotations
@@ -207,12 +212,24 @@ def batches(events: int, seed: int) -> tuple[int, list[tuple[str, int]], Any]:
     return t_end, sessions, each()
 
 
-def build(data_dir: Path, events: int, seed: int) -> dict[str, Any]:
+def sqlite_store(tmp: Path) -> Any:
+    from tracehive.storage.sqlite import SQLiteStore
+
+    return SQLiteStore(tmp / "tracehive.db", synchronous="OFF", writer_queue=4)
+
+
+def chdb_store(tmp: Path) -> Any:
+    """Projects and the key in SQLite (``tmp``), events in chDB (``tmp/events``)."""
+    from tracehive.storage.clickhouse import ClickHouseEventStore, CombinedStore
+
+    return CombinedStore(sqlite_store(tmp), ClickHouseEventStore.chdb(tmp / "events"))
+
+
+def build(data_dir: Path, events: int, seed: int, make_store: Any = sqlite_store) -> dict[str, Any]:
     """Write the data set through the store; returns the meta (key, anchor time, big session)."""
     from tracehive.cli import DEFAULT_PROJECT
     from tracehive.model.event import Event
     from tracehive.model.scope import KeyKind, Scope
-    from tracehive.storage.sqlite import SQLiteStore
 
     rng, gen, t_end, t_start, sessions = plan(events, seed)
 
@@ -221,7 +238,7 @@ def build(data_dir: Path, events: int, seed: int) -> dict[str, Any]:
     tmp.mkdir(parents=True)
 
     async def go() -> dict[str, Any]:
-        store = SQLiteStore(tmp / "tracehive.db", synchronous="OFF", writer_queue=4)
+        store = make_store(tmp)
         await store.open()
         try:
             project, _ = await store.ensure_project(DEFAULT_PROJECT)
@@ -256,8 +273,8 @@ def build(data_dir: Path, events: int, seed: int) -> dict[str, Any]:
     return meta
 
 
-def data_set(events: int, seed: int, rebuild: bool) -> tuple[Path, dict[str, Any], float | None]:
-    data_dir = OUT / f"query-data-{events}-{seed}"
+def data_set(events: int, seed: int, rebuild: bool, chdb: bool = False) -> tuple[Path, dict[str, Any], float | None]:
+    data_dir = OUT / (f"query-chdb-{events}-{seed}" if chdb else f"query-data-{events}-{seed}")
     meta_path = data_dir / "bench-meta.json"
     if not rebuild and meta_path.exists():
         meta = json.loads(meta_path.read_text())
@@ -266,8 +283,20 @@ def data_set(events: int, seed: int, rebuild: bool) -> tuple[Path, dict[str, Any
             return data_dir, meta, None
     log(f"building {events:,} events in {data_dir} (cached for reruns)")
     t0 = time.monotonic()
-    meta = build(data_dir, events, seed)
+    meta = build(data_dir, events, seed, chdb_store if chdb else sqlite_store)
     return data_dir, meta, time.monotonic() - t0
+
+
+class ChdbServer(Server):
+    """``tracehive serve --events-store chdb://<data dir>/events`` (issue #14)."""
+
+    @property
+    def command(self) -> list[str]:
+        return [*super().command, "--events-store", f"chdb://{(self.data_dir / 'events').resolve()}"]
+
+
+def dir_mb(path: Path) -> float:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 1e6
 
 
 def build_pg(admin_url: str, name: str, events: int, seed: int, method: str) -> dict[str, Any]:
@@ -503,6 +532,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         server: Server = PgServer(OUT / "query-pg-node" / "data", port, url, meta["key"])
         server.out_path = OUT / "query-pg-server.out"
         server.err_path = OUT / "query-pg-server.err"
+    elif args.chdb:
+        data_dir, meta, build_s = data_set(args.events, args.seed, args.rebuild, chdb=True)
+        result = {"tracehive": source, "command": args.command_line, "store": "chdb", "data_dir": str(data_dir),
+                  "events": meta["events"], "sessions": meta["sessions"], "build_s": build_s,
+                  "db_mb": round(dir_mb(data_dir / "events"))}
+        server = ChdbServer(data_dir, port)
+        server.out_path = OUT / "query-chdb-server.out"
+        server.err_path = OUT / "query-chdb-server.err"
+        server.key = meta["key"]
     else:
         data_dir, meta, build_s = data_set(args.events, args.seed, args.rebuild)
         result = {"tracehive": source, "command": args.command_line, "data_dir": str(data_dir),
@@ -624,6 +662,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pg-build", choices=("copy", "store"), default="copy",
                         help="with --store: build by COPY of the store's rows (default; the first batch is "
                         "written by PostgresStore and compared) or all through PostgresStore.write_events")
+    parser.add_argument("--chdb", action="store_true", help="events in ClickHouse through chDB (--events-store "
+                        "chdb://...; issue #14): the same data set, cached in bench/out/query-chdb-<events>-<seed>")
     parser.add_argument("--port", type=int, default=0, help="server port (default: a free one)")
     parser.add_argument("--wait-quiet", type=float, default=60, metavar="S",
                         help="wait up to S seconds for other processes to go quiet first (default 60)")
