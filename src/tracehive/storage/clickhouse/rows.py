@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 
 from tracehive.model.event import Event
+from tracehive.storage.event_rows import event_from_row, integral
 
 # The columns a read selects, in the order ``row_to_event`` takes them (then implicit, seq).
 READ_COLUMNS = (
@@ -19,8 +20,6 @@ READ_COLUMNS = (
 )
 
 _dumps = orjson.dumps
-_loads = orjson.loads
-_INT64 = 2**63
 
 
 def dump(value: Any) -> str:
@@ -30,9 +29,7 @@ def dump(value: Any) -> str:
 def number(value: Any) -> Any:
     """A Float64 read back as the other backends give it: integral values as ints. (ClickHouse's
     JSON output already prints integral doubles without a fraction; this covers the rest.)"""
-    if isinstance(value, float) and value.is_integer() and -_INT64 <= value < _INT64:
-        return int(value)
-    return value
+    return integral(value)
 
 
 def _time(value: Any) -> float:
@@ -64,29 +61,7 @@ def tombstone_row(project_id: str, session_id: str, event_id: str, version: int,
 
 def row_to_event(row: tuple[Any, ...]) -> Event:
     """Inverse of ``READ_COLUMNS`` (its first 21 columns)."""
-    return Event(
-        event_id=row[0],
-        session_id=row[1],
-        parent_id=row[2],
-        event_type=row[3],
-        event_name=row[4],
-        source=row[5],
-        start_time=number(row[6]),
-        end_time=number(row[7]),
-        duration=number(row[8]),
-        error=row[9],
-        config=_loads(row[10]),
-        inputs=_loads(row[11]),
-        outputs=None if row[12] is None else _loads(row[12]),
-        metadata=_loads(row[13]),
-        feedback=_loads(row[14]),
-        metrics=_loads(row[15]),
-        user_properties=_loads(row[16]),
-        children_ids=_loads(row[17]),
-        org_id=row[18],
-        workspace_id=row[19],
-        project_id=row[20],
-    )
+    return event_from_row(row, number)
 
 
 @dataclass

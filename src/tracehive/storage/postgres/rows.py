@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 
 from tracehive.model.event import Event
+from tracehive.storage.event_rows import event_from_row, integral
 
 EVENT_COLUMNS = (
     "event_id, session_id, parent_id, event_type, event_name, source, start_time, end_time, duration, error, "
@@ -63,11 +64,7 @@ def dump_optional(value: Any) -> str | None:
 
 def number(value: float | None) -> Any:
     """A double read back as SQLite's NUMERIC gives it: integral values in int64 range as ints."""
-    if value is None:
-        return None
-    if value.is_integer() and -_INT64 <= value < _INT64:
-        return int(value)
-    return value
+    return integral(value)
 
 
 def time_param(value: Any) -> Any:
@@ -108,26 +105,4 @@ def event_params(event: Event, project_id: str, org_id: str, workspace_id: str, 
 
 def row_to_event(row: tuple[Any, ...] | list[Any]) -> Event:
     """Inverse of ``EVENT_COLUMNS``."""
-    return Event(
-        event_id=row[0],
-        session_id=row[1],
-        parent_id=row[2],
-        event_type=row[3],
-        event_name=row[4],
-        source=row[5],
-        start_time=number(row[6]),
-        end_time=number(row[7]),
-        duration=number(row[8]),
-        error=row[9],
-        config=_loads(row[10]),
-        inputs=_loads(row[11]),
-        outputs=None if row[12] is None else _loads(row[12]),
-        metadata=_loads(row[13]),
-        feedback=_loads(row[14]),
-        metrics=_loads(row[15]),
-        user_properties=_loads(row[16]),
-        children_ids=_loads(row[17]),
-        org_id=row[18],
-        workspace_id=row[19],
-        project_id=row[20],
-    )
+    return event_from_row(row, number)

@@ -8,6 +8,7 @@ import orjson
 
 from tracehive.model.event import Event, deep_merge
 from tracehive.storage.children import complete_children  # noqa: F401 - re-exported for the store
+from tracehive.storage.event_rows import event_from_row
 
 EVENT_COLUMNS = (
     "event_id, session_id, parent_id, event_type, event_name, source, start_time, end_time, duration, error, "
@@ -56,30 +57,8 @@ def event_params(event: Event, project_id: str, org_id: str, workspace_id: str, 
 
 
 def row_to_event(row: tuple[Any, ...]) -> Event:
-    """Inverse of ``EVENT_COLUMNS``."""
-    return Event(
-        event_id=row[0],
-        session_id=row[1],
-        parent_id=row[2],
-        event_type=row[3],
-        event_name=row[4],
-        source=row[5],
-        start_time=row[6],
-        end_time=row[7],
-        duration=row[8],
-        error=row[9],
-        config=_loads(row[10]),
-        inputs=_loads(row[11]),
-        outputs=None if row[12] is None else _loads(row[12]),
-        metadata=_loads(row[13]),
-        feedback=_loads(row[14]),
-        metrics=_loads(row[15]),
-        user_properties=_loads(row[16]),
-        children_ids=_loads(row[17]),
-        org_id=row[18],
-        workspace_id=row[19],
-        project_id=row[20],
-    )
+    """Inverse of ``EVENT_COLUMNS`` (times come back as stored: NUMERIC keeps ints)."""
+    return event_from_row(row)
 
 
 def merge_json(base: str | None, patch: str | None) -> str | None:
