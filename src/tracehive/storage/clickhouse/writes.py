@@ -23,7 +23,7 @@ import orjson
 
 from tracehive.model.event import Event, EventUpdate, deep_merge
 from tracehive.model.scope import Scope
-from tracehive.storage.children import complete_children
+from tracehive.storage.children import complete_children, complete_session
 from tracehive.storage.clickhouse.executor import Executor
 from tracehive.storage.clickhouse.rows import (
     READ_COLUMNS,
@@ -349,15 +349,7 @@ async def session_events(ex: Executor, scope: Scope, session_id: str) -> list[Ev
         {"p": scope.project_id, "s": session_id},
     )
     events = [row_to_event(r) for r in raws]
-    children: dict[str, list[str]] = {}
-    for event in events:
-        if event.parent_id and event.parent_id != event.event_id:
-            children.setdefault(event.parent_id, []).append(event.event_id)
-    for event in events:
-        found = children.get(event.event_id)
-        if found:
-            event.children_ids = complete_children(event.children_ids, found)
-    return events
+    return complete_session(events)
 
 
 # Deletes ----------------------------------------------------------------------------------------

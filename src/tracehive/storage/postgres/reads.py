@@ -9,8 +9,8 @@ from typing import Any
 from psycopg import AsyncConnection
 
 from tracehive.model.event import Event
+from tracehive.storage.children import complete_session
 from tracehive.storage.postgres.rows import EVENT_COLUMNS, row_to_event
-from tracehive.storage.children import complete_children
 
 Conn = AsyncConnection[Any]
 
@@ -23,15 +23,7 @@ async def session_events(conn: Conn, project_id: str, session_id: str) -> list[E
         (project_id, session_id),
     )
     events = [row_to_event(r) for r in await cur.fetchall()]
-    children: dict[str, list[str]] = {}
-    for event in events:
-        if event.parent_id and event.parent_id != event.event_id:
-            children.setdefault(event.parent_id, []).append(event.event_id)
-    for event in events:
-        found = children.get(event.event_id)
-        if found:
-            event.children_ids = complete_children(event.children_ids, found)
-    return events
+    return complete_session(events)
 
 
 # The compiled queries, re-exported so the store has one module to call.

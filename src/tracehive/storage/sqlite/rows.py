@@ -7,7 +7,6 @@ from typing import Any
 import orjson
 
 from tracehive.model.event import Event, deep_merge
-from tracehive.storage.children import complete_children  # noqa: F401 - re-exported for the store
 from tracehive.storage.event_rows import event_from_row
 
 EVENT_COLUMNS = (

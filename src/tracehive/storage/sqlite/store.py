@@ -23,6 +23,7 @@ from tracehive.query.chart import ChartQuery, ChartRow
 from tracehive.query.filters import EventQuery
 from tracehive.query.session_list import SessionListQuery, SessionSummary
 from tracehive.storage.base import ApiKeyRecord, Capabilities, Project, Store, StoreStats
+from tracehive.storage.children import complete_session
 from tracehive.storage.observer import StoreObserver
 from tracehive.storage.rules import session_spans
 from tracehive.storage.sqlite.chart import run_chart
@@ -34,7 +35,6 @@ from tracehive.storage.sqlite.records import SQLiteRecords
 from tracehive.storage.sqlite.rows import (
     EVENT_COLUMNS,
     LINE_COLUMNS,
-    complete_children,
     dump,
     event_params,
     row_to_event,
@@ -402,15 +402,7 @@ class SQLiteStore(SQLiteRecords, Store):
                 (scope.project_id, session_id),
             ).fetchall()
             events = [row_to_event(r) for r in rows]
-            children: dict[str, list[str]] = {}
-            for event in events:
-                if event.parent_id and event.parent_id != event.event_id:
-                    children.setdefault(event.parent_id, []).append(event.event_id)
-            for event in events:
-                found = children.get(event.event_id)
-                if found:
-                    event.children_ids = complete_children(event.children_ids, found)
-            return events
+            return complete_session(events)
 
         return await self._read(fn)
 

@@ -15,10 +15,10 @@ import orjson
 
 from tracehive.model.event import Event, EventUpdate
 from tracehive.model.scope import Scope
+from tracehive.storage.children import complete_children
 from tracehive.storage.rules import merge_session_start, role_clash
 from tracehive.storage.sqlite.rows import (
     EVENT_COLUMNS,
-    complete_children,
     dump,
     dump_optional,
     event_params,
