@@ -28,7 +28,7 @@ import math
 import random
 import sqlite3
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -160,40 +160,56 @@ class Pair:
         assert self.run(schema_fields(self.conn, scope.project_id, query, sample)) == expected
 
     def chart(self, scope: Scope, query: ChartQuery) -> None:
-        actual = _outcome(lambda: self.run(run_chart(self.conn, scope.project_id, query)))
-        try:
-            expected = _outcome(lambda: self.run(self.sqlite.chart_events(scope, query)))
-        except sqlite3.OperationalError as exc:
-            # SQLite's sum() of INTEGERs past int64 raises (a 500 on that backend); PostgreSQL
-            # answers with the double sum.
-            assert "integer overflow" in str(exc) and query.aggregation is Aggregation.SUM, exc
-            return
-        if isinstance(expected, str) or isinstance(actual, str):
-            assert actual == expected
-            return
-        assert len(actual) == len(expected), (actual, expected)
-        summed = query.aggregation in (Aggregation.AVG, Aggregation.SUM)
-        for mine, theirs in zip(actual, expected):
-            assert (mine.bucket, mine.count) == (theirs.bucket, theirs.count)
-            assert _same(mine.group, theirs.group), (mine, theirs)
-            assert _same(mine.value, theirs.value, close=summed), (query.aggregation, mine, theirs)
+        assert_same_chart(lambda: self.run(run_chart(self.conn, scope.project_id, query)),
+                          lambda: self.run(self.sqlite.chart_events(scope, query)), query)
 
     def sessions(self, scope: Scope, query: SessionListQuery) -> None:
-        expected, expected_total = self.run(self.sqlite.list_sessions(scope, query))
-        actual, actual_total = self.run(list_sessions(self.conn, scope.project_id, query))
-        assert actual_total == expected_total
-        assert [s.session_id for s in actual] == [s.session_id for s in expected]
-        for mine, theirs in zip(actual, expected):
-            close = {"cost", "total_tokens"}
-            assert {k: v for k, v in mine.to_dict().items() if k not in close} == \
-                {k: v for k, v in theirs.to_dict().items() if k not in close}
-            for key in close:
-                assert _same(getattr(mine, key), getattr(theirs, key), close=True), (key, mine, theirs)
+        assert_same_sessions(self.run(list_sessions(self.conn, scope.project_id, query)),
+                             self.run(self.sqlite.list_sessions(scope, query)))
 
     def close(self) -> None:
         self.run(self.conn.close())
         self.run(self.sqlite.close())
         self.loop.close()
+
+
+def assert_same_chart(actual_call: Callable[[], Any], expected_call: Callable[[], Any], query: ChartQuery,
+                      *, close_percentiles: bool = False) -> None:
+    """Another backend's chart rows (``actual_call``) against SQLite's (``expected_call``): the
+    same rows, or the same 4xx. Sums and averages (and, with ``close_percentiles``, percentiles)
+    compare as doubles to 1e-12."""
+    actual = _outcome(actual_call)
+    try:
+        expected = _outcome(expected_call)
+    except sqlite3.OperationalError as exc:
+        # SQLite's sum() of INTEGERs past int64 raises (a 500 on that backend); the others answer
+        # with the double sum.
+        assert "integer overflow" in str(exc) and query.aggregation is Aggregation.SUM, exc
+        return
+    if isinstance(expected, str) or isinstance(actual, str):
+        assert actual == expected
+        return
+    assert len(actual) == len(expected), (actual, expected)
+    summed = query.aggregation in (Aggregation.AVG, Aggregation.SUM) or (
+        close_percentiles and query.aggregation.percentile is not None)
+    for mine, theirs in zip(actual, expected):
+        assert (mine.bucket, mine.count) == (theirs.bucket, theirs.count)
+        assert _same(mine.group, theirs.group), (mine, theirs)
+        assert _same(mine.value, theirs.value, close=bool(summed)), (query.aggregation, mine, theirs)
+
+
+def assert_same_sessions(actual: tuple[list[Any], int], expected: tuple[list[Any], int]) -> None:
+    """Another backend's session list page and total against SQLite's; summed cost and tokens
+    compare as doubles to 1e-12."""
+    (actual_rows, actual_total), (expected_rows, expected_total) = actual, expected
+    assert actual_total == expected_total
+    assert [s.session_id for s in actual_rows] == [s.session_id for s in expected_rows]
+    close = {"cost", "total_tokens"}
+    for mine, theirs in zip(actual_rows, expected_rows):
+        assert {k: v for k, v in mine.to_dict().items() if k not in close} == \
+            {k: v for k, v in theirs.to_dict().items() if k not in close}
+        for key in close:
+            assert _same(getattr(mine, key), getattr(theirs, key), close=True), (key, mine, theirs)
 
 
 def _outcome(call: Any) -> Any:
