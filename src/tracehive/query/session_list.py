@@ -26,8 +26,11 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
+
+import orjson
 
 from tracehive.query.filters import MAX_PAGE, Condition, DateRange
 from tracehive.query.search import field_error, parse_search_date_range, strict_body_filters, strict_int
@@ -87,6 +90,33 @@ class SessionSummary:
             "user_properties": self.user_properties,
             "metadata": self.metadata,
         }
+
+
+def summary_from_rows(session_id: str, row: Sequence[Any], agg: Sequence[Any],
+                      number: Callable[[Any], Any] | None = None) -> SessionSummary:
+    """A summary from the two reads every backend makes for a page: the session's row
+    ``(event_name, source, start_time, user_properties JSON, metadata JSON)`` and its aggregates
+    ``(end_time, num_events, cost, total_tokens, has_error, has_feedback)``. ``number`` converts
+    times stored as doubles back (integral values as ints); sums go through ``shown_total``."""
+    event_name, source, start_time, user_properties, metadata = row
+    end_time, num_events, cost, tokens, has_error, has_feedback = agg
+    if number is not None:
+        start_time, end_time = number(start_time), number(end_time)
+    return SessionSummary(
+        session_id=session_id,
+        event_name=event_name,
+        source=source,
+        start_time=start_time,
+        end_time=end_time,
+        duration=end_time - start_time,
+        num_events=int(num_events),
+        cost=shown_total(cost),
+        total_tokens=shown_total(tokens),
+        has_error=bool(has_error),
+        has_feedback=bool(has_feedback),
+        user_properties=orjson.loads(user_properties),
+        metadata=orjson.loads(metadata),
+    )
 
 
 def shown_total(total: int | float | None) -> int | float:

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
-from tracehive.query.session_list import COLUMN_SORTS, SessionListQuery, SessionSummary, shown_total
+from tracehive.query.session_list import COLUMN_SORTS, SessionListQuery, SessionSummary, summary_from_rows
 from tracehive.storage.clickhouse.compile import Params, where_clause
 from tracehive.storage.clickhouse.executor import Executor
 from tracehive.storage.clickhouse.rows import number
@@ -86,28 +84,14 @@ LIMIT {limit} OFFSET {offset}{settings}"""
         f"WHERE project_id = {{p:String}} AND event_id IN {{ids:Array(String)}} AND event_type = 'session'{settings}",
         ids)}
     # A session deleted between the statements drops out of the page rather than failing it.
-    return [_summary(sid, sessions[sid], aggregates[sid]) for sid in page if sid in sessions and sid in aggregates], total
+    return [summary_from_rows(sid, sessions[sid], _doubles(aggregates[sid]), number)
+            for sid in page if sid in sessions and sid in aggregates], total
 
 
-def _summary(session_id: str, row: tuple[Any, ...], agg: tuple[Any, ...]) -> SessionSummary:
-    event_name, source, start_time, user_properties, metadata = row
+def _doubles(agg: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The aggregates with cost and tokens as floats (see ``_double``)."""
     end_time, num_events, cost, tokens, has_error, has_feedback = agg
-    start, end = number(start_time), number(end_time)
-    return SessionSummary(
-        session_id=session_id,
-        event_name=event_name,
-        source=source,
-        start_time=start,
-        end_time=end,
-        duration=end - start,
-        num_events=int(num_events),
-        cost=shown_total(_double(cost)),
-        total_tokens=shown_total(_double(tokens)),
-        has_error=bool(has_error),
-        has_feedback=bool(has_feedback),
-        user_properties=orjson.loads(user_properties),
-        metadata=orjson.loads(metadata),
-    )
+    return end_time, num_events, _double(cost), _double(tokens), has_error, has_feedback
 
 
 def _double(value: Any) -> Any:

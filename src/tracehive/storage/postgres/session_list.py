@@ -20,10 +20,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from psycopg import AsyncConnection
 
-from tracehive.query.session_list import COLUMN_SORTS, SessionListQuery, SessionSummary, shown_total
+from tracehive.query.session_list import COLUMN_SORTS, SessionListQuery, SessionSummary, summary_from_rows
 from tracehive.storage.postgres.compile import C, where_clause
 from tracehive.storage.postgres.export import snapshot
 from tracehive.storage.postgres.rows import number
@@ -111,25 +110,4 @@ async def list_sessions(conn: Conn, project_id: str, query: SessionListQuery) ->
         aggregates = {r[0]: r[1:] for r in await cur.fetchall()}
         cur = await conn.execute(_PAGE_ROWS, (project_id, page))
         sessions = {r[0]: r[1:] for r in await cur.fetchall()}
-    return [_summary(sid, sessions[sid], aggregates[sid]) for sid in page], total
-
-
-def _summary(session_id: str, row: tuple[Any, ...], agg: tuple[Any, ...]) -> SessionSummary:
-    event_name, source, start_time, user_properties, metadata = row
-    end_time, num_events, cost, tokens, has_error, has_feedback = agg
-    start, end = number(start_time), number(end_time)
-    return SessionSummary(
-        session_id=session_id,
-        event_name=event_name,
-        source=source,
-        start_time=start,
-        end_time=end,
-        duration=end - start,
-        num_events=int(num_events),
-        cost=shown_total(cost),
-        total_tokens=shown_total(tokens),
-        has_error=bool(has_error),
-        has_feedback=bool(has_feedback),
-        user_properties=orjson.loads(user_properties),
-        metadata=orjson.loads(metadata),
-    )
+    return [summary_from_rows(sid, sessions[sid], aggregates[sid], number) for sid in page], total

@@ -22,9 +22,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-import orjson
-
-from tracehive.query.session_list import COLUMN_SORTS, SessionListQuery, SessionSummary, shown_total
+from tracehive.query.session_list import COLUMN_SORTS, SessionListQuery, SessionSummary, summary_from_rows
 from tracehive.storage.sqlite.compile import HOT_PATHS, where_clause
 from tracehive.storage.sqlite.rows import dump
 
@@ -119,24 +117,4 @@ def list_sessions(
         sessions = {row[0]: row[1:] for row in conn.execute(_PAGE_ROWS, (project_id, ids))}
     finally:
         conn.execute("COMMIT")
-    return [_summary(sid, sessions[sid], aggregates[sid]) for sid in page], total
-
-
-def _summary(session_id: str, row: tuple[Any, ...], agg: tuple[Any, ...]) -> SessionSummary:
-    event_name, source, start_time, user_properties, metadata = row
-    end_time, num_events, cost, tokens, has_error, has_feedback = agg
-    return SessionSummary(
-        session_id=session_id,
-        event_name=event_name,
-        source=source,
-        start_time=start_time,
-        end_time=end_time,
-        duration=end_time - start_time,
-        num_events=int(num_events),
-        cost=shown_total(cost),
-        total_tokens=shown_total(tokens),
-        has_error=bool(has_error),
-        has_feedback=bool(has_feedback),
-        user_properties=orjson.loads(user_properties),
-        metadata=orjson.loads(metadata),
-    )
+    return [summary_from_rows(sid, sessions[sid], aggregates[sid]) for sid in page], total
