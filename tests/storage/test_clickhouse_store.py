@@ -24,6 +24,7 @@ from tracehive.model.scope import Scope
 from tracehive.query.session_list import SessionListQuery
 from tracehive.storage.base import Store
 from tracehive.storage.clickhouse import ClickHouseEventStore, CombinedStore
+from tracehive.storage.clickhouse.schema import SCHEMA_VERSION
 from tracehive.storage.sqlite import SQLiteStore
 
 pytestmark = pytest.mark.anyio
@@ -175,10 +176,10 @@ async def test_capabilities_and_description(store: Store) -> None:
 
 async def test_migrate_is_idempotent(tmp_path: Path) -> None:
     events = ClickHouseEventStore.chdb(tmp_path / "events")
-    assert await events.migrate() == await events.migrate() == 1
+    assert await events.migrate() == await events.migrate() == SCHEMA_VERSION == 2
     await events.open()
     try:
-        assert await events.migrate() == 1
+        assert await events.migrate() == SCHEMA_VERSION
         assert await events.health()
     finally:
         await events.close()
@@ -207,6 +208,70 @@ async def test_a_session_moved_by_a_rewrite_leaves_no_copy(store: Store, scope_a
     assert stored is not None and stored.event_name == "moved"
     assert await store.delete_event(scope_a, eid) is True
     assert await store.get_event(scope_a, eid) is None
+
+
+async def test_a_rewrite_that_moves_an_event_in_time_leaves_no_copy(store: Store, scope_a: Scope) -> None:
+    """The sorting key holds the start time: a rewrite to another time (and session) writes a
+    tombstone under the old key, so no read finds the old version, and a delete then hides the
+    new one from every read."""
+    first, second, eid = new_id(), new_id(), new_id()
+    await store.write_events(scope_a, [make_event(first, eid, start=1_000, metadata={"v": 1})])
+    await store.write_events(scope_a, [make_event(second, eid, start=90_000_000, name="moved", metadata={"w": 2})])
+    page, total = await store.export_events(scope_a, contract.query(contract.flt("event_id", "is", eid)))
+    assert total == 1 and [(e.start_time, e.session_id, e.metadata) for e in page] == [(90_000_000, second, {"v": 1, "w": 2})]
+    assert await contract.non_session_ids(store, scope_a, first) == []
+    assert await contract.non_session_ids(store, scope_a, second) == [eid]
+    streamed = [e.event_id async for chunk in store.iter_events(scope_a, contract.query()) for e in chunk]
+    assert streamed.count(eid) == 1
+    assert await store.delete_event(scope_a, eid) is True
+    assert await store.get_event(scope_a, eid) is None
+    assert (await store.export_events(scope_a, contract.query(contract.flt("event_id", "is", eid))))[1] == 0
+    assert await contract.non_session_ids(store, scope_a, second) == []
+    assert await store.delete_event(scope_a, eid) is False
+
+
+async def test_a_deleted_session_stays_deleted_and_its_ids_can_be_written_again(store: Store, scope_a: Scope) -> None:
+    """Tombstones hide every row of the session; writing the same ids later stores new events."""
+    sid = new_id()
+    events = [make_event(sid, start=1_000 + i, metadata={"cost": i}) for i in range(5)]
+    await store.write_events(scope_a, events)
+    assert await store.delete_session(scope_a, sid) == 6
+    assert await store.session_events(scope_a, sid) == []
+    assert (await store.export_events(scope_a, contract.query()))[1] == 0
+    assert await store.delete_session(scope_a, sid) == 0
+    await store.write_events(scope_a, events[:2])
+    assert sorted(await contract.non_session_ids(store, scope_a, sid)) == sorted(e.event_id for e in events[:2])
+    again = await store.get_event(scope_a, events[0].event_id)
+    assert again is not None and again.metadata == {"cost": 0}
+
+
+@pytest.mark.parametrize("scope_fields", [True, False])
+async def test_engine_built_lines_match_orjson_for_every_character(store: Store, scope_a: Scope,
+                                                                   scope_fields: bool) -> None:
+    """The export lines ClickHouse builds (``lines.py``) are orjson's bytes for text holding any
+    code point below U+3000 (those toJSONString escapes otherwise included), in chunks of any size."""
+    import orjson
+
+    from tracehive.storage.clickhouse.lines import event_lines
+    from tracehive.transfer import record
+
+    sid = new_id()
+    codepoints = [chr(c) for c in range(0x3000) if not 0xD800 <= c < 0xE000] + ["\U0001F600"]
+    events = [
+        make_event(sid, f"e{i}" + "".join(codepoints[i * 64:(i + 1) * 64]), start=1_000 + i % 7, end=2_000.5 + i,
+                   name="".join(codepoints[i * 64:(i + 1) * 64]), error=codepoints[i * 3] if i % 2 else None)
+        for i in range(len(codepoints) // 64 + 1)
+    ]
+    await store.write_events(scope_a, events)
+    q = contract.query()
+    expected = [orjson.dumps(e.to_dict() if scope_fields else record(e), option=orjson.OPT_APPEND_NEWLINE)
+                async for chunk in store.iter_events(scope_a, q) for e in chunk]
+    assert len(expected) == len(events) + 1
+    events_store = store.events  # type: ignore[attr-defined]
+    for size in (1, 7, 5000):
+        lines = [line async for chunk in event_lines(events_store._executor(), scope_a.project_id, q,
+                                                     scope_fields=scope_fields, chunk=size) for line in chunk]
+        assert lines == expected
 
 
 async def test_query_reads_run_under_the_read_timeout(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ import psycopg
 import pytest
 
 from tests import pg
+from tests.chdb import require_chdb
 from tracehive.query.filters import parse_export_request
 from tracehive.storage.base import Store
 from tracehive.storage.postgres import PostgresStore
@@ -80,3 +81,44 @@ async def test_a_postgres_database_of_an_earlier_release(release: str, anyio_bac
                         (source / "postgres-events.jsonl").read_bytes())
         finally:
             await store.close()
+
+
+CHDB_RELEASES = [r for r in RELEASES if (UPGRADES / r / "chdb").is_dir()]
+
+
+def test_there_is_a_clickhouse_fixture() -> None:
+    assert CHDB_RELEASES, f"no release fixture with a ClickHouse events store under {UPGRADES}"
+
+
+@pytest.mark.parametrize("release", CHDB_RELEASES)
+async def test_a_clickhouse_events_store_of_an_earlier_release(release: str, tmp_path: Path,
+                                                                anyio_backend: str) -> None:
+    """The release's chDB directory (row versions, a moved event, a deleted one) migrates to the
+    current table design and exports what the release exported; migrating again changes nothing."""
+    require_chdb()
+    from tracehive.storage.clickhouse import ClickHouseEventStore, CombinedStore
+    from tracehive.storage.clickhouse.schema import SCHEMA_VERSION
+
+    source = UPGRADES / release
+    shutil.copytree(source / "chdb", tmp_path / "chdb", symlinks=True)  # chDB links tables by relative symlinks
+    expected = (source / "chdb-events.jsonl").read_bytes()
+
+    def combined() -> CombinedStore:
+        return CombinedStore(SQLiteStore(tmp_path / "chdb" / "control.db"), events)
+
+    events = ClickHouseEventStore.chdb(tmp_path / "chdb" / "events")
+    assert await events.migrate() == SCHEMA_VERSION
+    store = combined()
+    await store.open()
+    try:
+        await check(store, (source / "chdb-key").read_text().strip(), expected)
+    finally:
+        await store.close()
+    events = ClickHouseEventStore.chdb(tmp_path / "chdb" / "events")
+    assert await events.migrate() == SCHEMA_VERSION
+    again = combined()
+    await again.open()
+    try:
+        assert await exported(again, (source / "chdb-key").read_text().strip()) == expected
+    finally:
+        await again.close()

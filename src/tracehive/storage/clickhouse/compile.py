@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tracehive.query.filters import Condition, DateRange, FieldRef, Operator, ValueType, parse_number
+from tracehive.storage.clickhouse.schema import HOT_PATHS
 
 # Parsed column name -> (SQL column, kind). The SQL text is ours; the keys only select it.
 COLUMNS: dict[str, tuple[str, str]] = {
@@ -253,6 +254,9 @@ class Operand:
         """Raw JSON text of the value at the path; '' where there is none (NULL: outputs NULL)."""
         if not self.path:
             return self.column
+        if len(self.path) == 1 and (self.column, self.path[0]) in HOT_PATHS:
+            # The same text, extracted once at insert (schema.HOT_PATHS).
+            return HOT_PATHS[(self.column, self.path[0])]  # type: ignore[index]
         args: list[str] = []
         guards: list[str] = []
         for segment in self.path:

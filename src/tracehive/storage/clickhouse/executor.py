@@ -50,6 +50,9 @@ class Executor(Protocol):
     async def query(self, sql: str, params: Params | None = None) -> list[tuple[Any, ...]]:
         """Rows of a ``SELECT`` as tuples of Python values (strings, numbers, None, lists)."""
 
+    async def query_raw(self, sql: str, params: Params | None, fmt: str) -> bytes:
+        """The result of a ``SELECT`` as the engine wrote it in output format ``fmt`` (ours)."""
+
     async def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> int:
         """Insert rows synchronously, as one block: when this returns they are stored and readable."""
 
@@ -186,6 +189,10 @@ class ChdbExecutor:
         # One document, or an error: never rows of two queries mixed (see ``_guarded``).
         return [tuple(row) for row in orjson.loads(data)["data"]]
 
+    def _raw_sync(self, sql: str, params: Params | None, fmt: str) -> bytes:
+        rendered = {k: render_param(v) for k, v in params.items()} if params else None
+        return bytes(self._session.query(sql, fmt, params=rendered).bytes())
+
     def _command_sync(self, sql: str, params: Params | None) -> None:
         rendered = {k: render_param(v) for k, v in params.items()} if params else None
         self._session.query(sql, "JSONCompact", params=rendered)
@@ -202,6 +209,9 @@ class ChdbExecutor:
 
     async def query(self, sql: str, params: Params | None = None) -> list[tuple[Any, ...]]:
         return await self._run(self._query_sync, sql, params)  # type: ignore[no-any-return]
+
+    async def query_raw(self, sql: str, params: Params | None, fmt: str) -> bytes:
+        return await self._run(self._raw_sync, sql, params, fmt)  # type: ignore[no-any-return]
 
     async def command(self, sql: str, params: Params | None = None) -> None:
         await self._run(self._command_sync, sql, params)

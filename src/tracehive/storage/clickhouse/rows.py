@@ -50,11 +50,12 @@ def event_row(event: Event, project_id: str, org_id: str, workspace_id: str, *, 
     ]  # fmt: skip
 
 
-def tombstone_row(project_id: str, session_id: str, event_id: str, version: int, now: int) -> list[Any]:
-    """A row that hides every older version under (project, session, event): written when a
-    rewrite moves an event to another session, whose key differs."""
+def tombstone_row(project_id: str, session_id: str, start_time: float, event_id: str, version: int,
+                  now: int) -> list[Any]:
+    """A row that hides every older version under the key (project, start_time, event): written
+    when a rewrite moves an event in time (the key changes) and when an event is deleted."""
     return [
-        project_id, session_id, event_id, None, "", "", "", 0.0, 0.0, 0.0, None, "{}", "{}", None, "{}", "{}",
+        project_id, session_id, event_id, None, "", "", "", start_time, 0.0, 0.0, None, "{}", "{}", None, "{}", "{}",
         "{}", "{}", "[]", "", "", 0, 0, version, 1, now,
     ]  # fmt: skip
 

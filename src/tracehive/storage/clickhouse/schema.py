@@ -3,46 +3,53 @@
 Events are append-mostly. A write never updates a row in place: it inserts a new *version* of the
 row, and ``events`` is a ``ReplacingMergeTree(version, is_deleted)`` that keeps the highest
 version of each sorting key in background merges. Reads resolve versions with ``FINAL`` (exact
-whatever merges have run; ``use_skip_indexes_if_final`` with its exact mode, the default in
-ClickHouse 25.6+, keeps skip indexes usable under ``FINAL`` without returning a stale version).
+whatever merges have run).
 
-The ordering key is ``(project_id, session_id, event_id)``:
-- a session's tree (the trace view, ``session_events``) is one contiguous range of the primary
-  index: at 10^8 events it reads the few granules of that session and nothing else;
-- a project's time range (search, charts, export) is a scan of the project's range, served by a
-  ``minmax`` index on ``start_time`` (granules and parts written in one time window are skipped
-  outside it) and by the columnar layout: a chart reads ``start_time`` and the aggregated column
-  only, and ``ORDER BY start_time LIMIT n`` pages materialise the JSON columns of the page alone
-  (lazy materialisation). The other way round, ``(project_id, toDate(start_time), session_id,
-  event_id)``, would make time ranges key ranges, but then a rewrite that moves ``start_time``
-  across a day, and every widening of a session's start, changes the row's key (a tombstone plus
-  a new row each time), and a tree read needs the session's span first. Charts scan columns fast;
-  the tree is the read that must be a point lookup, so it gets the key.
-- reads by event id (``get_event``, links to a parent) go through a ``bloom_filter`` on
-  ``event_id`` (every version of a row shares its id, so the index is exact under ``FINAL``), and
-  children through one on ``parent_id``.
-An event whose session changes on a rewrite gets a tombstone (``is_deleted = 1``) under its old key.
+The ordering key is ``(project_id, start_time, event_id)`` (schema version 2; version 1 led with
+``session_id``, and its time-range reads scanned the whole project):
+- search, export, charts and session lists read a project's time range: one range of the primary
+  index, read in order for ``ORDER BY start_time DESC LIMIT n`` (a search page stops after n
+  matches), and the export streams in key order. ``FINAL`` costs nothing on ranges that no two
+  parts share (``split_parts_ranges_into_intersecting_and_non_intersecting_final``): background
+  merges leave old time ranges in one part, and new parts cover recent times only, so only the
+  newest range is merged at read;
+- lookups by event, session or parent go through *projections* (narrow copies of a few columns,
+  sorted by ``event_id``, ``session_id`` or ``parent_id``, stored inside each part, so written
+  atomically with it): ``lookup.py`` reads there the keys (start_time, event_id) that may hold the
+  rows, then reads those rows with ``FINAL`` by primary key. A tree of 10^3 events is two point
+  reads whatever the table's size;
+- every version of a row shares its key while its start time is unchanged. A rewrite that moves
+  ``start_time`` writes a tombstone (``is_deleted = 1``) under the old key and the row under the
+  new one; a delete writes tombstones under the live keys (see "Deletes").
+Skip indexes for the filter language's common fields: ``event_type`` (set), ``event_name`` (bloom).
 
-Skip indexes for the filter language's common fields: ``event_type`` (set), ``event_name``,
-``config.model`` and ``user_properties.user_id`` (bloom filters over the same expressions the query
-compiler must emit). JSON fields are ``String`` columns holding orjson's text, read back byte for
-byte and filtered with ``JSONExtract*``; the big ones are ZSTD-compressed.
+Hot JSON paths (``HOT_PATHS``: model, cost, tokens, user id, rating) are ``MATERIALIZED`` columns
+holding ``JSONExtractRaw`` of the path, computed once at insert: the filter compiler and the charts
+read the column where they would extract the same text from the JSON at every read (exactly the
+same value, so the semantics do not change). Other JSON fields are ``String`` columns holding
+orjson's text, read back byte for byte and filtered with ``JSONExtract*``; the big ones are
+ZSTD-compressed.
 
 Sessions are rows of ``events`` (``event_type = 'session'``); widening a session writes a new
 version of its row. ``pending_updates`` (kept updates) and ``event_aliases`` are small append-only
 tables: kept updates are composed in version order when applied, the first claim of an alias
 (lowest version) wins.
 
-Deletes are lightweight ``DELETE FROM`` statements run with ``lightweight_deletes_sync = 2``: when
-one returns (a 200), the rows are hidden from every query on every replica and cannot come back
-(all versions of the row are masked); the disk space is freed later, when background merges
-rewrite the parts (or at once with ``OPTIMIZE TABLE events FINAL``).
+Deletes: a deleted event gets a tombstone (``is_deleted = 1``, a higher version) under its live
+key; when the insert returns (a 200), ``FINAL`` hides the row from every query and it cannot come
+back (a later write of the same id is a new event). The disk space is freed when background
+merges rewrite the parts (old versions go at once; the tombstones themselves stay until
+``OPTIMIZE TABLE events FINAL CLEANUP``). Lightweight ``DELETE`` would have to rebuild the
+projections of every part it touches; a tombstone is one small insert. The small tables use
+lightweight deletes (``lightweight_deletes_sync = 2``).
 
 Durability: ``fsync_after_insert`` and ``fsync_part_directory`` make a returned insert a part on
 disk, not in the page cache, as SQLite's and PostgreSQL's commits are.
 """
 
 from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
 
 from tracehive.storage.clickhouse.executor import Executor
 
@@ -54,6 +61,7 @@ EVENT_COLUMNS = (
     "is_deleted", "updated_at",
 )  # fmt: skip
 
+# Version 1 (kept as the first migration: stores written by it upgrade through version 2).
 _EVENTS = """
 CREATE TABLE IF NOT EXISTS events (
     project_id String,
@@ -99,6 +107,69 @@ ORDER BY (project_id, session_id, event_id)
 SETTINGS index_granularity = 2048, fsync_after_insert = 1, fsync_part_directory = 1
 """
 
+# JSON paths read often enough to be stored once more, as the raw text ``compile.Operand.raw``
+# would extract: (column, member) -> materialized column.
+HOT_PATHS: dict[tuple[str, str], str] = {
+    ("config", "model"): "h_config_model",
+    ("config", "provider"): "h_config_provider",
+    ("metadata", "cost"): "h_metadata_cost",
+    ("metadata", "total_tokens"): "h_metadata_total_tokens",
+    ("metadata", "prompt_tokens"): "h_metadata_prompt_tokens",
+    ("metadata", "completion_tokens"): "h_metadata_completion_tokens",
+    ("user_properties", "user_id"): "h_user_properties_user_id",
+    ("feedback", "rating"): "h_feedback_rating",
+}
+
+
+def events_v2(table: str) -> str:
+    """The version-2 events table (see the module's text), named ``table`` (ours)."""
+    hot = "".join(f"    {name} String MATERIALIZED JSONExtractRaw({column}, '{member}'),\n"
+                  for (column, member), name in HOT_PATHS.items())
+    return f"""
+CREATE TABLE IF NOT EXISTS {table} (
+    project_id String,
+    session_id String,
+    event_id String,
+    parent_id Nullable(String),
+    event_type LowCardinality(String),
+    event_name String,
+    source LowCardinality(String),
+    start_time Float64,
+    end_time Float64,
+    duration Float64,
+    error Nullable(String) CODEC(ZSTD(1)),
+    config String CODEC(ZSTD(1)),
+    inputs String CODEC(ZSTD(1)),
+    outputs Nullable(String) CODEC(ZSTD(1)),
+    metadata String CODEC(ZSTD(1)),
+    feedback String CODEC(ZSTD(1)),
+    metrics String CODEC(ZSTD(1)),
+    user_properties String CODEC(ZSTD(1)),
+    children_ids String CODEC(ZSTD(1)),
+    org_id LowCardinality(String),
+    workspace_id LowCardinality(String),
+    -- A session made up from its events (no session start seen yet).
+    implicit UInt8,
+    -- Arrival order, kept across versions: ties in start_time go by it, as rowid does in SQLite.
+    seq UInt64,
+    version UInt64,
+    is_deleted UInt8,
+    updated_at Int64,
+{hot}    INDEX by_type event_type TYPE set(16) GRANULARITY 4,
+    INDEX by_name event_name TYPE bloom_filter(0.01) GRANULARITY 4,
+    PROJECTION by_id (SELECT project_id, event_id, start_time ORDER BY project_id, event_id),
+    PROJECTION by_session (SELECT project_id, session_id, start_time, event_id ORDER BY project_id, session_id),
+    PROJECTION by_parent (SELECT project_id, parent_id, start_time, event_id ORDER BY project_id, parent_id)
+)
+ENGINE = ReplacingMergeTree(version, is_deleted)
+ORDER BY (project_id, start_time, event_id)
+SETTINGS index_granularity = 2048, fsync_after_insert = 1, fsync_part_directory = 1,
+    -- Merges of a ReplacingMergeTree drop rows, so its projections are rebuilt from the merged rows.
+    deduplicate_merge_projection_mode = 'rebuild', lightweight_mutation_projection_mode = 'rebuild',
+    allow_nullable_key = 1
+"""
+
+
 _PENDING_UPDATES = """
 CREATE TABLE IF NOT EXISTS pending_updates (
     project_id String,
@@ -133,10 +204,29 @@ ORDER BY version
 SETTINGS fsync_after_insert = 1, fsync_part_directory = 1
 """
 
-# Each migration is a list of idempotent statements (IF NOT EXISTS), so running one twice, or
-# from two processes at once, is harmless; its version is recorded once all of them succeeded.
-MIGRATIONS: list[list[str]] = [
+_REBUILD = "events_rebuild"
+
+
+async def _to_time_key(executor: Executor) -> None:
+    """Version 2: events copied into the time-keyed table (live rows only: ``FINAL`` resolves
+    versions and drops deleted rows), which then takes the name ``events``. Safe to run again
+    after a crash at any step: a half-built copy is dropped first, and once the tables are
+    exchanged ``events`` holds every row and a rerun copies it again."""
+    await executor.command(f"DROP TABLE IF EXISTS {_REBUILD} SYNC")
+    await executor.command(events_v2(_REBUILD))
+    columns = ", ".join(EVENT_COLUMNS)
+    await executor.command(f"INSERT INTO {_REBUILD} ({columns}) SELECT {columns} FROM events FINAL")
+    await executor.command(f"EXCHANGE TABLES events AND {_REBUILD}")
+    await executor.command(f"DROP TABLE {_REBUILD} SYNC")
+
+
+# Each migration is a list of steps: idempotent statements (IF NOT EXISTS), or a function safe
+# to run again; its version is recorded once all of them succeeded. Run ``tracehive migrate``
+# once, from one process, before starting nodes on a shared server.
+Step = str | Callable[[Executor], Awaitable[None]]
+MIGRATIONS: list[list[Step]] = [
     [_EVENTS, _PENDING_UPDATES, _ALIASES],
+    [_to_time_key],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -151,8 +241,11 @@ async def migrate(executor: Executor) -> int:
     """Apply the migrations above the recorded version; return the schema's version."""
     version = await current_version(executor)
     for number, statements in enumerate(MIGRATIONS[version:], start=version + 1):
-        for statement in statements:
-            await executor.command(statement)
+        for step in statements:
+            if isinstance(step, str):
+                await executor.command(step)
+            else:
+                await step(executor)
         await executor.command(
             "INSERT INTO schema_migrations VALUES ({v:UInt32}, now64(3))", {"v": number}
         )

@@ -5,9 +5,8 @@ Three statements over ``events FINAL``:
 1. the count of matching session rows (``compile.where_clause`` plus ``event_type = 'session'``);
 2. the page's session ids. Sorted by a column of the session row, from the session rows alone;
    sorted by an aggregate, the matching sessions joined to the aggregates of their events (one
-   GROUP BY session_id over the events of those sessions: ``session_id`` leads the sorting key
-   after the project, so each session's events are one range);
-3. the aggregates and the session rows of the page only.
+   GROUP BY session_id over the project's events);
+3. the aggregates and the session rows of the page only, read by key (``lookup.py``).
 They are separate reads (ClickHouse has no read transaction), each resolving versions with FINAL.
 """
 
@@ -18,6 +17,7 @@ from typing import Any
 from tracehive.query.session_list import COLUMN_SORTS, SessionListQuery, SessionSummary, summary_from_rows
 from tracehive.storage.clickhouse.compile import Params, where_clause
 from tracehive.storage.clickhouse.executor import Executor
+from tracehive.storage.clickhouse.lookup import keys_condition
 from tracehive.storage.clickhouse.rows import number
 
 
@@ -73,16 +73,19 @@ LIMIT {limit} OFFSET {offset}{settings}"""
     page = [r[0] for r in await ex.query(page_sql, params.values)]
     if not page:
         return [], total
-    ids = {"p": project_id, "ids": page}
     # Sums past the double range are inf, which JSON output writes as null unless quoted.
     quoted = f"{settings}, {_QUOTE_INF}" if settings else f" SETTINGS {_QUOTE_INF}"
+    by_session, by_id = Params(), Params()
+    of_sessions = await keys_condition(ex, project_id, "session_id", page, by_session)
+    session_rows = await keys_condition(ex, project_id, "event_id", page, by_id)
+    if of_sessions is None or session_rows is None:
+        return [], total
     aggregates = {r[0]: r[1:] for r in await ex.query(
-        f"SELECT session_id, {_AGGREGATES} FROM events FINAL "
-        f"WHERE project_id = {{p:String}} AND session_id IN {{ids:Array(String)}} GROUP BY session_id{quoted}", ids)}
+        f"SELECT session_id, {_AGGREGATES} FROM events FINAL WHERE {of_sessions} GROUP BY session_id{quoted}",
+        by_session.values)}
     sessions = {r[0]: r[1:] for r in await ex.query(
         "SELECT event_id, event_name, source, start_time, user_properties, metadata FROM events FINAL "
-        f"WHERE project_id = {{p:String}} AND event_id IN {{ids:Array(String)}} AND event_type = 'session'{settings}",
-        ids)}
+        f"WHERE {session_rows} AND event_type = 'session'{settings}", by_id.values)}
     # A session deleted between the statements drops out of the page rather than failing it.
     return [summary_from_rows(sid, sessions[sid], _doubles(aggregates[sid]), number)
             for sid in page if sid in sessions and sid in aggregates], total

@@ -53,6 +53,7 @@ from tracehive.storage.base import Capabilities, EventStore, StoreStats
 from tracehive.storage.clickhouse import reads, writes
 from tracehive.storage.clickhouse.chart import run_chart
 from tracehive.storage.clickhouse.executor import ChdbExecutor, Executor
+from tracehive.storage.clickhouse.lines import event_lines
 from tracehive.storage.clickhouse.rows import VersionClock, now_ms
 from tracehive.storage.clickhouse.schema import migrate as apply_migrations
 from tracehive.storage.clickhouse.sessions import list_sessions
@@ -224,10 +225,10 @@ class ClickHouseEventStore(EventStore):
         return bool(await self._write(job))
 
     async def delete_session(self, scope: Scope, session_id: str) -> int:
-        return int(await self._write(lambda ex: writes.delete_session(ex, scope, session_id)))
+        return int(await self._write(lambda ex: writes.delete_session(ex, scope, session_id, self._clock)))
 
     async def delete_event(self, scope: Scope, event_id: str) -> bool:
-        return bool(await self._write(lambda ex: writes.delete_event(ex, scope, event_id)))
+        return bool(await self._write(lambda ex: writes.delete_event(ex, scope, event_id, self._clock)))
 
     def _stored(self, count: int) -> None:
         if self._observer is not None:
@@ -249,6 +250,13 @@ class ClickHouseEventStore(EventStore):
     async def iter_events(self, scope: Scope, query: EventQuery, *,  # type: ignore[override]
                           chunk_size: int = reads.STREAM_CHUNK) -> AsyncIterator[list[Event]]:
         async for chunk in reads.stream(self._executor(), scope.project_id, query, self._settings, chunk_size):
+            yield chunk
+
+    async def iter_event_lines(self, scope: Scope, query: EventQuery, *,  # type: ignore[override]
+                               scope_fields: bool) -> AsyncIterator[list[bytes]]:
+        """As the contract says; the engine builds the lines from the stored text (``lines.py``)."""
+        async for chunk in event_lines(self._executor(), scope.project_id, query, scope_fields=scope_fields,
+                                       settings=self._settings):
             yield chunk
 
     async def import_events(self, scope: Scope, events: Sequence[Event]) -> None:

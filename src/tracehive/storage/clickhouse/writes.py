@@ -1,7 +1,7 @@
 """The event write rules on ClickHouse, done read-modify-write by one writer.
 
 ClickHouse has no row locks and no ``ON CONFLICT``: a write is an ``INSERT`` of new row versions.
-So each write loads the current versions of the rows it touches (``FINAL``), applies the
+So each write loads the current versions of the rows it touches (``lookup.py``), applies the
 contract's rules to them in memory (the same pure rules as the other backends:
 ``storage/rules.py``, ``EventUpdate``), refuses a role clash before anything is written, and
 inserts every changed row as a new version in one block (one part: atomic). The store runs these
@@ -25,37 +25,28 @@ from tracehive.model.event import Event, EventUpdate, deep_merge
 from tracehive.model.scope import Scope
 from tracehive.storage.children import complete_children, complete_session
 from tracehive.storage.clickhouse.executor import Executor
+from tracehive.storage.clickhouse.lookup import live_rows
 from tracehive.storage.clickhouse.rows import (
     READ_COLUMNS,
     VersionClock,
     dump,
     event_row,
+    now_ms,
     row_to_event,
     tombstone_row,
 )
 from tracehive.storage.clickhouse.schema import EVENT_COLUMNS
 from tracehive.storage.rules import implicit_session, merge_session_start, role_clash, session_spans
 
-_SELECT_BY_IDS = (
-    f"SELECT {READ_COLUMNS} FROM events FINAL "
-    "WHERE project_id = {p:String} AND event_id IN {ids:Array(String)}"
-)
-_SELECT_BY_PARENTS = (
-    f"SELECT {READ_COLUMNS} FROM events FINAL "
-    "WHERE project_id = {p:String} AND parent_id IN {ids:Array(String)}"
-)
-_CHILDREN = (
-    "SELECT event_id FROM events FINAL WHERE project_id = {p:String} AND parent_id = {e:String} "
-    "AND event_id != {e:String} ORDER BY start_time, seq"
-)
-
-
 @dataclass
 class Row:
     event: Event
     implicit: bool
     seq: int  # 0 until the row is first stored
-    stored_session: str | None  # the session of the stored key; None when not stored yet
+    # The row's stored key is (start_time, event_id): the stored start time (None when not stored
+    # yet) and session, for the tombstone a move in time leaves under the old key.
+    stored_start: float | None
+    stored_session: str | None
     changed: bool = False
 
 
@@ -74,12 +65,12 @@ class Batch:
         wanted = [i for i in dict.fromkeys(event_ids) if i not in self.rows and i not in self.missing]
         if not wanted:
             return
-        for raw in await self.ex.query(_SELECT_BY_IDS, {"p": self.scope.project_id, "ids": wanted}):
+        for raw in await live_rows(self.ex, self.scope.project_id, "event_id", wanted, READ_COLUMNS):
             self._add(raw)
         self.missing.update(i for i in wanted if i not in self.rows)
 
     async def load_children_of(self, parent_ids: list[str]) -> list[Row]:
-        raws = await self.ex.query(_SELECT_BY_PARENTS, {"p": self.scope.project_id, "ids": parent_ids})
+        raws = await live_rows(self.ex, self.scope.project_id, "parent_id", parent_ids, READ_COLUMNS)
         for raw in raws:
             if raw[0] not in self.rows:
                 self._add(raw)
@@ -88,7 +79,7 @@ class Batch:
 
     def _add(self, raw: tuple[Any, ...]) -> None:
         event = row_to_event(raw)
-        self.rows[event.event_id] = Row(event, bool(raw[21]), int(raw[22]), event.session_id)
+        self.rows[event.event_id] = Row(event, bool(raw[21]), int(raw[22]), float(raw[6]), event.session_id)
         self.stored_types.append((event.event_id, event.event_type))
 
     def get(self, event_id: str) -> Row | None:
@@ -97,7 +88,7 @@ class Batch:
     def put(self, event: Event, *, implicit: bool) -> Row:
         scope = self.scope
         event.org_id, event.workspace_id, event.project_id = scope.org_id, scope.workspace_id, scope.project_id
-        row = Row(event, implicit, 0, None, changed=True)
+        row = Row(event, implicit, 0, None, None, changed=True)
         self.rows[event.event_id] = row
         self.missing.discard(event.event_id)
         return row
@@ -112,12 +103,14 @@ class Batch:
             version = clock.next()
             if row.seq == 0:
                 row.seq = version
-            if row.stored_session is not None and row.stored_session != row.event.session_id:
-                out.append(tombstone_row(scope.project_id, row.stored_session, row.event.event_id, version, now))
+            start = float(row.event.start_time)
+            if row.stored_start is not None and row.stored_start != start:
+                out.append(tombstone_row(scope.project_id, row.stored_session or "", row.stored_start,
+                                         row.event.event_id, version, now))
                 version = clock.next()
             out.append(event_row(row.event, scope.project_id, scope.org_id, scope.workspace_id,
                                  implicit=row.implicit, seq=row.seq, version=version, now=now))
-            row.stored_session, row.changed = row.event.session_id, False
+            row.stored_start, row.stored_session, row.changed = start, row.event.session_id, False
         if out:
             await self.ex.insert("events", EVENT_COLUMNS, out)
         return len(out)
@@ -331,43 +324,40 @@ async def record_claims(ex: Executor, scope: Scope, claims: list[tuple[str, str]
 
 async def load_complete(ex: Executor, scope: Scope, event_id: str) -> Event | None:
     """An event with ``children_ids`` completed from the stored events that point at it."""
-    found = await ex.query(_SELECT_BY_IDS, {"p": scope.project_id, "ids": [event_id]})
+    found = await live_rows(ex, scope.project_id, "event_id", [event_id], READ_COLUMNS)
     if not found:
         return None
     event = row_to_event(found[0])
-    children = await ex.query(_CHILDREN, {"p": scope.project_id, "e": event_id})
+    children = await live_rows(ex, scope.project_id, "parent_id", [event_id], "event_id",
+                               " AND event_id != {e:String} ORDER BY start_time, seq", {"e": event_id})
     event.children_ids = complete_children(event.children_ids, [r[0] for r in children])
     return event
 
 
 async def session_events(ex: Executor, scope: Scope, session_id: str) -> list[Event]:
     """Every event of a session, oldest first (ties in arrival order), ``children_ids``
-    completed from the parent links among them: one range of the primary key."""
-    raws = await ex.query(
-        f"SELECT {READ_COLUMNS} FROM events FINAL WHERE project_id = {{p:String}} AND session_id = {{s:String}} "
-        "ORDER BY start_time, seq",
-        {"p": scope.project_id, "s": session_id},
-    )
-    events = [row_to_event(r) for r in raws]
-    return complete_session(events)
+    completed from the parent links among them."""
+    raws = await live_rows(ex, scope.project_id, "session_id", [session_id], READ_COLUMNS, " ORDER BY start_time, seq")
+    return complete_session([row_to_event(r) for r in raws])
 
 
 # Deletes ----------------------------------------------------------------------------------------
 
 
-async def delete_event(ex: Executor, scope: Scope, event_id: str) -> bool:
-    found = await ex.query(
-        "SELECT session_id FROM events FINAL WHERE project_id = {p:String} AND event_id = {e:String}",
-        {"p": scope.project_id, "e": event_id},
-    )
-    if not found:
+async def _bury(ex: Executor, scope: Scope, keys: list[tuple[object, ...]], clock: VersionClock) -> None:
+    """Tombstones over the live rows with these (session_id, start_time, event_id): one insert."""
+    now = now_ms()
+    await ex.insert("events", EVENT_COLUMNS, [
+        tombstone_row(scope.project_id, str(sid), float(start), str(eid), clock.next(), now)  # type: ignore[arg-type]
+        for sid, start, eid in keys
+    ])
+
+
+async def delete_event(ex: Executor, scope: Scope, event_id: str, clock: VersionClock) -> bool:
+    keys = await live_rows(ex, scope.project_id, "event_id", [event_id], "session_id, start_time, event_id")
+    if not keys:
         return False
-    # Every version under the current key (older keys are already hidden by tombstones); the
-    # session in the condition makes it a primary-key range, so the mutation touches few granules.
-    await ex.command(
-        "DELETE FROM events WHERE project_id = {p:String} AND session_id = {s:String} AND event_id = {e:String}",
-        {"p": scope.project_id, "s": found[0][0], "e": event_id},
-    )
+    await _bury(ex, scope, keys, clock)
     await ex.command(
         "DELETE FROM event_aliases WHERE project_id = {p:String} AND event_id = {e:String}",
         {"p": scope.project_id, "e": event_id},
@@ -375,17 +365,14 @@ async def delete_event(ex: Executor, scope: Scope, event_id: str) -> bool:
     return True
 
 
-async def delete_session(ex: Executor, scope: Scope, session_id: str) -> int:
-    params = {"p": scope.project_id, "s": session_id}
-    ids = [r[0] for r in await ex.query(
-        "SELECT event_id FROM events FINAL WHERE project_id = {p:String} AND session_id = {s:String}", params
-    )]
-    if not ids:
+async def delete_session(ex: Executor, scope: Scope, session_id: str, clock: VersionClock) -> int:
+    keys = await live_rows(ex, scope.project_id, "session_id", [session_id], "session_id, start_time, event_id")
+    if not keys:
         return 0
-    await ex.command("DELETE FROM events WHERE project_id = {p:String} AND session_id = {s:String}", params)
+    await _bury(ex, scope, keys, clock)
     await ex.command(
         "DELETE FROM event_aliases WHERE project_id = {p:String} AND event_id IN {ids:Array(String)}",
-        {"p": scope.project_id, "ids": ids},
+        {"p": scope.project_id, "ids": [str(k[2]) for k in keys]},
     )
     await forget_pending(ex, scope, [session_id])
-    return len(ids)
+    return len(keys)

@@ -1,0 +1,117 @@
+"""The export's JSONL lines built by ClickHouse from the stored text (``iter_event_lines``).
+
+Each line is byte for byte ``orjson.dumps(event.to_dict())`` (or of ``transfer.record(event)``
+without the scope ids), as the contract requires, but the engine writes most of it: the JSON
+columns are embedded as stored (orjson's own text, which ``dumps(loads(text))`` reproduces), the
+text columns are quoted by ``toJSONString``, and the rows come back as ``TabSeparatedRaw`` (a JSON
+text holds no raw tab or newline), so Python neither parses JSON nor builds events. Python adds
+the three numbers (orjson formats them: ClickHouse prints doubles differently) and the newline.
+
+``toJSONString`` escapes a few characters differently from orjson (upper-case hex for U+000B,
+U+000E, U+000F, U+001A..U+001F; U+2028 and U+2029 escaped at all). A row whose text columns hold
+one of them is flagged by the query and its line is built from the event instead, so every line
+is exact; such rows are rare.
+
+Chunks are keyset pages in the stream's order (newest ``start_time`` first, then ``event_id``
+descending): on the time-keyed table each page is one range of the primary key read in order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import orjson
+
+from tracehive.query.filters import EventQuery
+from tracehive.storage.clickhouse.compile import Params, where_clause
+from tracehive.storage.clickhouse.executor import Executor
+from tracehive.storage.clickhouse.lookup import live_rows
+from tracehive.storage.clickhouse.rows import READ_COLUMNS, number, row_to_event
+from tracehive.transfer import record
+
+LINE_CHUNK = 5000
+
+_TEXT_COLUMNS = ("event_id", "session_id", "parent_id", "event_type", "event_name", "source", "error",
+                 "org_id", "workspace_id", "project_id")  # fmt: skip
+# Characters toJSONString escapes otherwise than orjson: an RE2 class inside a SQL string literal
+# (backslashes doubled for the literal, so that RE2 reads the escapes).
+_DIFFERENT = r"[\\x0B\\x0E\\x0F\\x1A-\\x1F\\x{2028}\\x{2029}]"
+
+
+def _q(column: str) -> str:
+    # toJSONString of a NULL (parent_id, error) is NULL; the line says null.
+    return f"coalesce(toJSONString({column}), 'null')"
+
+
+def _line_select(scope_fields: bool) -> str:
+    """flag, head (up to ``"start_time":``), start, end, duration, tail, quoted event_id."""
+    head = ", ".join([
+        "'{\"event_id\":'", _q("event_id"), "',\"session_id\":'", _q("session_id"),
+        "',\"parent_id\":'", _q("parent_id"), "',\"children_ids\":'", "children_ids",
+        "',\"event_type\":'", _q("event_type"), "',\"event_name\":'", _q("event_name"),
+        "',\"source\":'", _q("source"), "',\"config\":'", "config", "',\"inputs\":'", "inputs",
+        "',\"outputs\":'", "coalesce(outputs, 'null')", "',\"error\":'", _q("error"), "',\"start_time\":'",
+    ])  # fmt: skip
+    tail = [
+        "',\"metadata\":'", "metadata", "',\"feedback\":'", "feedback", "',\"metrics\":'", "metrics",
+        "',\"user_properties\":'", "user_properties",
+    ]  # fmt: skip
+    if scope_fields:
+        tail += ["',\"org_id\":'", _q("org_id"), "',\"workspace_id\":'", _q("workspace_id"),
+                 "',\"project_id\":'", _q("project_id"), "',\"tenant\":'", _q("org_id")]  # fmt: skip
+    tail.append("'}'")
+    texts = ", ".join(f"coalesce({c}, '')" for c in _TEXT_COLUMNS)
+    return (f"match(concat({texts}), '{_DIFFERENT}'), concat({head}), start_time, end_time, duration, "
+            f"concat({', '.join(tail)}), toJSONString(event_id)")
+
+
+_SELECT = {True: _line_select(True), False: _line_select(False)}
+
+
+def _num(text: bytes) -> bytes:
+    # As the event path reads it (JSON output parsed, integral doubles as ints), then orjson's text.
+    return orjson.dumps(number(orjson.loads(text)))
+
+
+async def event_lines(ex: Executor, project_id: str, query: EventQuery, *, scope_fields: bool,
+                      settings: str = "", chunk: int = LINE_CHUNK) -> AsyncIterator[list[bytes]]:
+    dumps, newline = orjson.dumps, orjson.OPT_APPEND_NEWLINE
+    after: tuple[float, str] | None = None
+    while True:
+        params = Params()
+        where = where_clause(project_id, query.date_range, query.conditions, params)
+        if after is not None:
+            t, e = params.add(after[0], "Float64"), params.add(after[1], "String")
+            where += f" AND (start_time < {t} OR (start_time = {t} AND event_id < {e}))"
+        n = params.add(chunk, "UInt64")
+        data = await ex.query_raw(
+            f"SELECT {_SELECT[scope_fields]} FROM events FINAL WHERE {where} "
+            f"ORDER BY start_time DESC, event_id DESC LIMIT {n}{settings}",
+            params.values, "TabSeparatedRaw",
+        )
+        rows = data.split(b"\n")
+        if rows and rows[-1] == b"":
+            rows.pop()
+        if not rows:
+            return
+        lines: list[bytes] = []
+        redo: dict[int, str] = {}
+        for i, row in enumerate(rows):
+            flag, head, start, end, duration, tail, quoted_id = row.split(b"\t")
+            if flag != b"0":
+                redo[i] = orjson.loads(quoted_id)
+                lines.append(b"")
+                continue
+            lines.append(b"%b%b,\"end_time\":%b,\"duration\":%b%b\n" % (head, _num(start), _num(end), _num(duration), tail))
+        if redo:
+            found = {r[0]: row_to_event(r) for r in await live_rows(ex, project_id, "event_id", list(redo.values()),
+                                                                    READ_COLUMNS)}
+            for i, event_id in redo.items():
+                event = found.get(event_id)
+                lines[i] = dumps(event.to_dict() if scope_fields else record(event), option=newline) if event else b""
+            lines = [line for line in lines if line]
+        yield lines
+        if len(rows) < chunk:
+            return
+        last = rows[-1].split(b"\t")
+        after = (float(orjson.loads(last[2])), orjson.loads(last[6]))

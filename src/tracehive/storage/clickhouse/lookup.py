@@ -1,0 +1,58 @@
+"""Reading rows by event, session or parent id from the time-keyed ``events`` table.
+
+The table is sorted by ``(project_id, start_time, event_id)``, so a condition on ``session_id``
+alone would scan the project. Each of the three id columns has a projection sorted by it
+(``schema.py``) holding the row keys. A lookup is two reads:
+1. the keys ``(start_time, event_id)`` of every row version whose column holds one of the ids,
+   from the projection (no ``FINAL``: stale versions and tombstones are candidates too);
+2. the caller's statement over ``events FINAL`` restricted to those keys, a primary-key read of
+   the few granules that hold them, with the id condition kept: ``FINAL`` resolves each key to
+   its newest version first (dropping deleted ones), and the condition then applies to that
+   version, so a row that moved to another session or parent since is not returned.
+This is exact: the newest version of a live row whose column holds an id is itself a row in the
+projection, so its key is among the candidates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+from tracehive.storage.clickhouse.compile import Params
+from tracehive.storage.clickhouse.executor import Executor
+
+IdColumn = Literal["event_id", "session_id", "parent_id"]
+
+
+async def keys_condition(ex: Executor, project_id: str, column: IdColumn, ids: Sequence[str],
+                         params: Params) -> str | None:
+    """SQL (with its values added to ``params``) selecting the rows of ``events FINAL`` whose
+    ``column`` is one of ``ids``, by primary key; None when no row version has any of them."""
+    if not ids:
+        return None
+    keys = await ex.query(
+        f"SELECT DISTINCT start_time, event_id FROM events WHERE project_id = {{p:String}} "
+        f"AND {column} IN {{ids:Array(String)}}",
+        {"p": project_id, "ids": list(ids)},
+    )
+    if not keys:
+        return None
+    # Two IN lists rather than a list of pairs: the primary index reads both, and a pair of the
+    # cross product that is not a candidate still has to satisfy the id condition to be returned.
+    p = params.add(project_id, "String")
+    times = params.add(sorted({float(k[0]) for k in keys}), "Array(Float64)")
+    events = params.add(sorted({k[1] for k in keys}), "Array(String)")
+    wanted = params.add(list(ids), "Array(String)")
+    return f"project_id = {p} AND start_time IN {times} AND event_id IN {events} AND {column} IN {wanted}"
+
+
+async def live_rows(ex: Executor, project_id: str, column: IdColumn, ids: Sequence[str], select: str,
+                    tail: str = "", tail_params: dict[str, object] | None = None) -> list[tuple[object, ...]]:
+    """``SELECT select FROM events FINAL`` of the live rows whose ``column`` is one of ``ids``;
+    ``tail`` (ours: more conditions starting with AND, ORDER BY) may use ``tail_params``."""
+    params = Params()
+    where = await keys_condition(ex, project_id, column, ids, params)
+    if where is None:
+        return []
+    values = {**params.values, **(tail_params or {})}
+    return await ex.query(f"SELECT {select} FROM events FINAL WHERE {where}{tail}", values)
