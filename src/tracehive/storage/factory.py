@@ -18,6 +18,7 @@ POSTGRES_SCHEMES = ("postgresql", "postgres")
 
 
 CHDB_SCHEME = "chdb"
+CLICKHOUSE_HTTP_SCHEMES = ("clickhouse", "clickhouses")
 
 
 def store_from_settings(settings: Settings, observer: StoreObserver | None = None) -> Store:
@@ -31,9 +32,12 @@ def store_from_settings(settings: Settings, observer: StoreObserver | None = Non
 
 
 def _events_store(url: str, settings: Settings) -> EventStore:
-    """``chdb:///abs/dir``: ClickHouse in-process on that directory."""
+    """``chdb:///abs/dir``: ClickHouse in-process on that directory; ``clickhouse://user:pw@host:8123/db``
+    (``clickhouses://`` for HTTPS): a ClickHouse server over HTTP."""
     parts = urlsplit(url)
-    if parts.scheme.lower() == CHDB_SCHEME and not parts.netloc and parts.path.startswith("/"):
+    scheme = parts.scheme.lower()
+    read_timeout = settings.clickhouse_read_timeout_seconds or None
+    if scheme == CHDB_SCHEME and not parts.netloc and parts.path.startswith("/"):
         try:
             from tracehive.storage.clickhouse import ClickHouseEventStore
             from tracehive.storage.clickhouse.executor import ChdbExecutor  # noqa: F401 - needs chdb
@@ -41,11 +45,24 @@ def _events_store(url: str, settings: Settings) -> EventStore:
             raise ValidationFailed(
                 f"--events-store {redact_url(url)!r} needs chDB: pip install 'tracehive[clickhouse]' ({exc})"
             ) from None
-        return ClickHouseEventStore.chdb(Path(parts.path),
-                                         read_timeout=settings.clickhouse_read_timeout_seconds or None)
+        return ClickHouseEventStore.chdb(Path(parts.path), read_timeout=read_timeout)
+    if scheme in CLICKHOUSE_HTTP_SCHEMES:
+        try:
+            import clickhouse_connect  # noqa: F401 - the HTTP client
+
+            from tracehive.storage.clickhouse import ClickHouseEventStore
+        except ImportError as exc:
+            raise ValidationFailed(
+                f"--events-store {redact_url(url)!r} needs clickhouse-connect: "
+                f"pip install 'tracehive[clickhouse]' ({exc})"
+            ) from None
+        try:
+            return ClickHouseEventStore.http(url, read_timeout=read_timeout)
+        except ValueError as exc:
+            raise ValidationFailed(f"--events-store {redact_url(url)!r}: {exc}") from None
     raise ValidationFailed(
         f"unsupported events store URL {redact_url(url)!r}: use chdb:///absolute/dir (ClickHouse "
-        "in-process); a ClickHouse server over HTTP is not supported yet"
+        "in-process) or clickhouse://user:password@host:8123/db (a ClickHouse server over HTTP)"
     )
 
 

@@ -53,6 +53,7 @@ from tracehive.storage.base import Capabilities, EventStore, StoreStats
 from tracehive.storage.clickhouse import reads, writes
 from tracehive.storage.clickhouse.chart import run_chart
 from tracehive.storage.clickhouse.executor import ChdbExecutor, Executor
+from tracehive.storage.clickhouse.http_executor import HttpExecutor, HttpTarget
 from tracehive.storage.clickhouse.lines import event_lines
 from tracehive.storage.clickhouse.rows import VersionClock, now_ms
 from tracehive.storage.clickhouse.schema import migrate as apply_migrations
@@ -91,6 +92,15 @@ class ClickHouseEventStore(EventStore):
         """An events store embedded in this process, its data in ``path`` (a directory)."""
         engine = {k: kwargs.pop(k) for k in ("max_server_memory", "max_query_memory", "threads") if k in kwargs}
         return cls(lambda: ChdbExecutor(path, **engine), where=f"chdb://{Path(path)}", **kwargs)
+
+    @classmethod
+    def http(cls, url: str, **kwargs: Any) -> ClickHouseEventStore:
+        """An events store on a ClickHouse server: ``clickhouse[s]://user:password@host:port/db``
+        (``http_executor.py``). The URL is checked here; the server is first reached on open."""
+        target = HttpTarget.from_url(url)
+        engine = {k: kwargs.pop(k) for k in ("max_query_memory", "threads", "connect_timeout",
+                                             "send_receive_timeout") if k in kwargs}
+        return cls(lambda: HttpExecutor(target, **engine), where=target.describe(), **kwargs)
 
     # Lifecycle ---------------------------------------------------------------------------------
 
