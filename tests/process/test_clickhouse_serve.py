@@ -89,7 +89,15 @@ def test_the_api_on_a_chdb_events_store(server: TracehiveServer, events_dir: Pat
 
 
 def test_an_unsupported_events_store_is_one_clear_error(tmp_path: Path) -> None:
-    result = run_cli("keys", "list", "--data-dir", str(tmp_path / "data"), "--events-store", "clickhouse://db:8123/x",
+    result = run_cli("keys", "list", "--data-dir", str(tmp_path / "data"), "--events-store", "cassandra://db:9042/x",
                      check=False)
     assert result.returncode != 0
     assert "unsupported events store URL" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_an_unreachable_clickhouse_server_is_one_clear_error(tmp_path: Path) -> None:
+    result = run_cli("keys", "list", "--data-dir", str(tmp_path / "data"), "--events-store",
+                     "clickhouse://reader:s3cret@127.0.0.1:9/x", check=False)
+    assert result.returncode != 0
+    assert "cannot reach ClickHouse" in result.stderr and "Traceback" not in result.stderr
+    assert "s3cret" not in result.stderr

@@ -10,13 +10,14 @@ alone would scan the project. Each of the three id columns has a projection sort
    its newest version first (dropping deleted ones), and the condition then applies to that
    version, so a row that moved to another session or parent since is not returned.
 This is exact: the newest version of a live row whose column holds an id is itself a row in the
-projection, so its key is among the candidates.
+projection, so its key is among the candidates. ``live_rows`` does the second read without
+``FINAL`` and resolves the versions itself (see there).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 from tracehive.storage.clickhouse.compile import Params
 from tracehive.storage.clickhouse.executor import Executor
@@ -46,13 +47,34 @@ async def keys_condition(ex: Executor, project_id: str, column: IdColumn, ids: S
     return f"project_id = {p} AND start_time IN {times} AND event_id IN {events} AND {column} IN {wanted}"
 
 
-async def live_rows(ex: Executor, project_id: str, column: IdColumn, ids: Sequence[str], select: str,
-                    tail: str = "", tail_params: dict[str, object] | None = None) -> list[tuple[object, ...]]:
-    """``SELECT select FROM events FINAL`` of the live rows whose ``column`` is one of ``ids``;
-    ``tail`` (ours: more conditions starting with AND, ORDER BY) may use ``tail_params``."""
-    params = Params()
-    where = await keys_condition(ex, project_id, column, ids, params)
-    if where is None:
+async def live_rows(ex: Executor, project_id: str, column: IdColumn, ids: Sequence[str],
+                    select: str) -> list[tuple[Any, ...]]:
+    """``select`` (ours) of the live rows whose ``column`` is one of ``ids``, oldest first (ties
+    in arrival order). The second read takes every version of the candidate keys without
+    ``FINAL`` and resolves them here as ``FINAL`` would (the newest version of each key, none if
+    it is a tombstone), then applies the id condition: ``FINAL`` on a key list widens the read
+    to every granule within the keys' time span, where a tree needs the few that hold them."""
+    if not ids:
         return []
-    values = {**params.values, **(tail_params or {})}
-    return await ex.query(f"SELECT {select} FROM events FINAL WHERE {where}{tail}", values)
+    keys = await ex.query(
+        f"SELECT DISTINCT start_time, event_id FROM events WHERE project_id = {{p:String}} "
+        f"AND {column} IN {{ids:Array(String)}}",
+        {"p": project_id, "ids": list(ids)},
+    )
+    if not keys:
+        return []
+    rows = await ex.query(
+        f"SELECT {select}, start_time, seq, event_id, {column}, version, is_deleted FROM events "
+        "WHERE project_id = {p:String} AND start_time IN {t:Array(Float64)} AND event_id IN {e:Array(String)}",
+        {"p": project_id, "t": sorted({float(k[0]) for k in keys}), "e": sorted({k[1] for k in keys})},
+    )
+    newest: dict[tuple[Any, str], tuple[Any, ...]] = {}
+    for row in rows:
+        key = (row[-6], row[-4])
+        held = newest.get(key)
+        if held is None or row[-2] > held[-2]:
+            newest[key] = row
+    wanted = set(ids)
+    live = [r for r in newest.values() if not r[-1] and r[-3] in wanted]
+    live.sort(key=lambda r: (r[-6], r[-5]))
+    return [r[:-6] for r in live]

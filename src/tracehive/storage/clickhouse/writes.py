@@ -328,16 +328,15 @@ async def load_complete(ex: Executor, scope: Scope, event_id: str) -> Event | No
     if not found:
         return None
     event = row_to_event(found[0])
-    children = await live_rows(ex, scope.project_id, "parent_id", [event_id], "event_id",
-                               " AND event_id != {e:String} ORDER BY start_time, seq", {"e": event_id})
-    event.children_ids = complete_children(event.children_ids, [r[0] for r in children])
+    children = await live_rows(ex, scope.project_id, "parent_id", [event_id], "event_id")
+    event.children_ids = complete_children(event.children_ids, [r[0] for r in children if r[0] != event_id])
     return event
 
 
 async def session_events(ex: Executor, scope: Scope, session_id: str) -> list[Event]:
     """Every event of a session, oldest first (ties in arrival order), ``children_ids``
     completed from the parent links among them."""
-    raws = await live_rows(ex, scope.project_id, "session_id", [session_id], READ_COLUMNS, " ORDER BY start_time, seq")
+    raws = await live_rows(ex, scope.project_id, "session_id", [session_id], READ_COLUMNS)
     return complete_session([row_to_event(r) for r in raws])
 
 
