@@ -87,7 +87,7 @@ EXPORT_EVENTS = 100_000
 COST_OVER = 0.005
 TARGETS = {"search_p50_ms": 250.0, "tree_p50_ms": 50.0, "chart_p50_ms": 500.0, "export_events_per_s": 50_000.0}
 RSS_FLAT_MB = 64.0  # "flat": the export may not grow the server by more than this
-FORMAT_VERSION = 1  # bump when the generated data changes, so old caches are not reused
+FORMAT_VERSION = 3  # bump when the generated data changes, so old caches are not reused
 
 
 # ------------------------------------------------------------------------------------------------
@@ -174,8 +174,10 @@ class Generator:
         return out
 
 
-def plan(events: int, seed: int) -> tuple[random.Random, Generator, int, int, list[tuple[str, int]]]:
-    """The seeded generator, the time span and the sessions (id, size) of a data set."""
+def plan(events: int, seed: int) -> tuple[random.Random, Generator, int, list[tuple[str, int, int]]]:
+    """The seeded generator, the anchor time and the sessions (id, size, start) of a data set, in
+    the order they are written: by start time, as live traffic arrives (a backfill in random time
+    order is slower to read on ClickHouse until its parts merge: see BENCHMARKS.md)."""
     rng = random.Random(seed)
     gen = Generator(rng)
     n_sessions = max(1, events // 100)
@@ -187,20 +189,22 @@ def plan(events: int, seed: int) -> tuple[random.Random, Generator, int, int, li
         left = others - i
         sizes.append(rest // left)
         rest -= sizes[-1]
-    sessions = [(_uuid(rng), size) for size in sizes if size > 0]
-    return rng, gen, t_end, t_start, sessions
+    ids = [_uuid(rng) for size in sizes if size > 0]
+    # The big session sits in the middle of the newest 7 days; the rest anywhere.
+    starts = [t_end - 3 * DAY_MS if k == 0 else rng.randint(t_start, t_end - 3_600_000) for k in range(len(ids))]
+    sessions = sorted(zip(ids, [s for s in sizes if s > 0], starts), key=lambda s: s[2])
+    return rng, gen, t_end, sessions
 
 
-def batches(events: int, seed: int) -> tuple[int, list[tuple[str, int]], Any]:
+def batches(events: int, seed: int) -> tuple[int, list[tuple[str, int, int]], Any]:
     """(t_end, sessions, iterator of event batches of >= 5,000 whole sessions), as ``build`` writes them."""
     from tracehive.model.event import Event
 
-    rng, gen, t_end, t_start, sessions = plan(events, seed)
+    rng, gen, t_end, sessions = plan(events, seed)
 
     def each() -> Any:
         batch: list[Event] = []
-        for k, (sid, size) in enumerate(sessions):
-            start = t_end - 3 * DAY_MS if k == 0 else rng.randint(t_start, t_end - 3_600_000)
+        for k, (sid, size, start) in enumerate(sessions):
             for e in gen.session(sid, size, start):
                 e["duration"] = e["end_time"] - e["start_time"]
                 e["session_name_hint"] = "support_chat"
@@ -228,10 +232,10 @@ def chdb_store(tmp: Path) -> Any:
 def build(data_dir: Path, events: int, seed: int, make_store: Any = sqlite_store) -> dict[str, Any]:
     """Write the data set through the store; returns the meta (key, anchor time, big session)."""
     from tracehive.cli import DEFAULT_PROJECT
-    from tracehive.model.event import Event
     from tracehive.model.scope import KeyKind, Scope
 
-    rng, gen, t_end, t_start, sessions = plan(events, seed)
+    t_end, sessions, each = batches(events, seed)
+    tree_session = max(sessions, key=lambda s: s[1])[0]
 
     tmp = data_dir.with_name(data_dir.name + ".building")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -245,32 +249,43 @@ def build(data_dir: Path, events: int, seed: int, make_store: Any = sqlite_store
             record, key = await store.create_key(project.project_id, KeyKind.PROJECT)
             scope = Scope(org_id=project.org_id, workspace_id=project.workspace_id, project_id=project.project_id,
                           project_name=project.name, key_kind=KeyKind.PROJECT, key_id=record.key_id)
-            batch: list[Event] = []
             written, t0 = 0, time.monotonic()
-            for k, (sid, size) in enumerate(sessions):
-                # The big session sits in the middle of the newest 7 days; the rest anywhere.
-                start = t_end - 3 * DAY_MS if k == 0 else rng.randint(t_start, t_end - 3_600_000)
-                for e in gen.session(sid, size, start):
-                    e["duration"] = e["end_time"] - e["start_time"]
-                    e["session_name_hint"] = "support_chat"
-                    batch.append(Event(**e))
-                if len(batch) >= 5000 or k == len(sessions) - 1:
-                    await store.write_events(scope, batch)
-                    written += len(batch)
-                    batch = []
-                    if written % 100_000 < 5000:
-                        rate = written / (time.monotonic() - t0)
-                        log(f"  built {written:,} / {events:,} events ({rate:,.0f}/s)")
+            for batch in each:
+                await store.write_events(scope, batch)
+                written += len(batch)
+                if written % 100_000 < len(batch):
+                    rate = written / (time.monotonic() - t0)
+                    log(f"  built {written:,} / {events:,} events ({rate:,.0f}/s)")
+            settled = await settle(store)
         finally:
             await store.close()
-        return {"key": key, "t_end": t_end, "tree_session": sessions[0][0], "events": events, "seed": seed,
-                "sessions": len(sessions), "format": FORMAT_VERSION}
+        return {"key": key, "t_end": t_end, "tree_session": tree_session, "events": events, "seed": seed,
+                "sessions": len(sessions), "format": FORMAT_VERSION, **settled}
 
     meta = asyncio.run(go())
     (tmp / "bench-meta.json").write_text(json.dumps(meta, indent=2))
     shutil.rmtree(data_dir, ignore_errors=True)
     tmp.rename(data_dir)
     return meta
+
+
+async def settle(store: Any, timeout: float = 1800.0) -> dict[str, Any]:
+    """ClickHouse only: wait until the engine's background merges are done (no merge running for
+    5 s), so the data set is measured as a server holds it once its merges caught up, not while
+    every insert is still a part of its own. Returns the active parts and the time waited."""
+    events = getattr(store, "events", None)
+    if events is None:
+        return {}
+    ex = events._executor()
+    t0, idle = time.monotonic(), 0
+    while time.monotonic() - t0 < timeout and idle < 5:
+        [(running,)] = await ex.query("SELECT count() FROM system.merges")
+        idle = idle + 1 if int(running) == 0 else 0
+        await asyncio.sleep(1)
+    [(parts,)] = await ex.query("SELECT count() FROM system.parts WHERE active AND table = 'events'")
+    waited = round(time.monotonic() - t0, 1)
+    log(f"  merges settled after {waited} s: {parts} active parts")
+    return {"merge_wait_s": waited, "parts": int(parts)}
 
 
 def data_set(events: int, seed: int, rebuild: bool, chdb: bool = False) -> tuple[Path, dict[str, Any], float | None]:
@@ -316,6 +331,7 @@ def build_pg(admin_url: str, name: str, events: int, seed: int, method: str) -> 
     building = f"{name}_building"
     url = pg.create_database(admin_url, building)
     t_end, sessions, each = batches(events, seed)
+    tree_session = max(sessions, key=lambda s: s[1])[0]
 
     async def go() -> dict[str, Any]:
         store = PostgresStore(url, pool_size=4)
@@ -351,7 +367,7 @@ def build_pg(admin_url: str, name: str, events: int, seed: int, method: str) -> 
                     pass  # needs superuser or pg_checkpoint: only settles the WAL
         finally:
             await store.close()
-        return {"key": key, "t_end": t_end, "tree_session": sessions[0][0], "events": events, "seed": seed,
+        return {"key": key, "t_end": t_end, "tree_session": tree_session, "events": events, "seed": seed,
                 "sessions": len(sessions), "format": FORMAT_VERSION, "schema": latest_version(), "build": method,
                 "session_rows": order if method == "copy" else "store"}
 
