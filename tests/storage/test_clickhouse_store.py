@@ -10,6 +10,7 @@ one of ``NOT_YET_EXPECTED`` (reads not built yet, issue #14; none left now), and
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 from pathlib import Path
 
 import pytest
@@ -272,6 +273,98 @@ async def test_engine_built_lines_match_orjson_for_every_character(store: Store,
         lines = [line async for chunk in event_lines(events_store._executor(), scope_a.project_id, q,
                                                      scope_fields=scope_fields, chunk=size) for line in chunk]
         assert lines == expected
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 7, 1000])
+async def test_streams_in_time_windows_return_every_match_once_in_order(store: Store, scope_a: Scope,
+                                                                        chunk: int) -> None:
+    """The stream's time windows (``windows.py``) over sparse times (decades apart), a dense burst
+    (many events in one millisecond), a moved and a deleted event, with and without a filter."""
+    import orjson
+
+    from tracehive.storage.clickhouse import reads
+    from tracehive.storage.clickhouse.lines import event_lines
+
+    sid = new_id()
+    times = [0, 1, 2, 3_600_000, 10**9, 10**12, 1_700_000_000_000, 1_700_000_000_000.5, 4 * 10**12]
+    burst = [1_700_000_003_000 + (i % 3) for i in range(40)]
+    events = [make_event(sid, f"e{i:03d}", start=t, metadata={"n": i}) for i, t in enumerate(times + burst)]
+    await store.write_events(scope_a, events)
+    await store.write_events(scope_a, [make_event(sid, "e001", start=1_700_000_003_001, metadata={"n": 1})])
+    assert await store.delete_event(scope_a, "e005")
+    ex = store.events._executor()  # type: ignore[attr-defined]
+    for q in (contract.query(), contract.query(contract.flt("metadata.n", "less than", 20, "number")),
+              contract.query(dateRange={"$gte": 2, "$lte": 1_700_000_003_001})):
+        expected = sorted((e for e in await store.session_events(scope_a, sid) if _matches(e, q)),
+                          key=lambda e: (e.start_time, e.event_id), reverse=True)
+        streamed = [e async for c in reads.stream(ex, scope_a.project_id, q, chunk=chunk) for e in c]
+        assert [e.event_id for e in streamed] == [e.event_id for e in expected]
+        lines = [line async for c in event_lines(ex, scope_a.project_id, q, scope_fields=True, chunk=chunk)
+                 for line in c]
+        assert lines == [orjson.dumps(e.to_dict(), option=orjson.OPT_APPEND_NEWLINE) for e in streamed]
+
+
+def _matches(event: Any, q: Any) -> bool:
+    """The three queries of the test above, evaluated in Python."""
+    if q.date_range is not None and not (q.date_range.start <= event.start_time <= q.date_range.end):
+        return False
+    if q.conditions and not (event.metadata.get("n", 99) < 20):
+        return False
+    return True
+
+
+async def _inserts_so_far(store: Store) -> int:
+    """The events table's highest block number: every insert takes the next one (merges do not)."""
+    rows = await store.events._executor().query(  # type: ignore[attr-defined]
+        "SELECT max(max_block_number) FROM system.parts WHERE database = currentDatabase() AND table = 'events'")
+    return int(rows[0][0] or 0)
+
+
+async def test_writes_that_queue_are_stored_in_one_insert(store: Store, scope_a: Scope, scope_b: Scope) -> None:
+    """Group commit: writes queued behind a running one (two projects) share one insert; a write
+    refused by the rules fails alone, the others of its group are stored."""
+    import asyncio
+
+    from tracehive.model.errors import IdRoleClash
+
+    taken = new_id()
+    await store.write_events(scope_a, [make_event(taken)])  # `taken` is a session now
+    before = await _inserts_so_far(store)
+    sessions = [new_id() for _ in range(20)]
+    writes = [store.write_events(scope_a if i % 2 else scope_b, [make_event(sid, start=1_000 + i) for _ in range(3)])
+              for i, sid in enumerate(sessions)]
+    clash = store.write_events(scope_a, [make_event(new_id(), taken)])  # a session's id as an event's
+    results = await asyncio.gather(*writes[:10], clash, *writes[10:], return_exceptions=True)
+    assert isinstance(results[10], IdRoleClash)
+    assert [r for i, r in enumerate(results) if i != 10] == [None] * 20
+    inserts = await _inserts_so_far(store) - before
+    assert 1 <= inserts <= 3, f"{inserts} inserts for 20 queued writes"
+    for i, sid in enumerate(sessions):
+        assert len(await contract.non_session_ids(store, scope_a if i % 2 else scope_b, sid)) == 3
+
+
+async def test_a_group_sees_its_own_alias_claims_and_applies_a_kept_update_once(store: Store, scope_a: Scope) -> None:
+    """Within one group, a later write sees the alias an earlier one claimed, and a kept update
+    applied by an earlier write is not applied again over a later rewrite."""
+    import asyncio
+
+    from tracehive.model.event import EventUpdate
+
+    sid, owner, child, kept = new_id(), new_id(), new_id(), new_id()
+    assert not await store.update_event(scope_a, kept, EventUpdate(metadata={"k": "update"}), keep_if_missing=True)
+    before = await _inserts_so_far(store)
+    await asyncio.gather(
+        store.write_events(scope_a, [make_event(sid, start=1)]),  # runs alone; the rest queue behind it
+        store.write_events(scope_a, [make_event(sid, owner, aliases=("alias-1",), start=2)]),
+        store.write_events(scope_a, [make_event(sid, child, parent_id="alias-1", start=3)]),
+        store.write_events(scope_a, [make_event(sid, kept, start=4, metadata={"k": "first"})]),
+        store.write_events(scope_a, [make_event(sid, kept, start=4, metadata={"k": "rewrite"})]),
+    )
+    assert await _inserts_so_far(store) - before == 2
+    stored_child = await store.get_event(scope_a, child)
+    assert stored_child is not None and stored_child.parent_id == owner
+    stored_kept = await store.get_event(scope_a, kept)
+    assert stored_kept is not None and stored_kept.metadata == {"k": "rewrite"}
 
 
 async def test_query_reads_run_under_the_read_timeout(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ one of them is flagged by the query and its line is built from the event instead
 is exact; such rows are rare.
 
 Chunks are keyset pages in the stream's order (newest ``start_time`` first, then ``event_id``
-descending): on the time-keyed table each page is one range of the primary key read in order.
+descending), read in time windows (``windows.py``).
 """
 
 from __future__ import annotations
@@ -23,10 +23,11 @@ from collections.abc import AsyncIterator
 import orjson
 
 from tracehive.query.filters import EventQuery
-from tracehive.storage.clickhouse.compile import Params, where_clause
+from tracehive.storage.clickhouse.compile import Params
 from tracehive.storage.clickhouse.executor import Executor
 from tracehive.storage.clickhouse.lookup import live_rows
 from tracehive.storage.clickhouse.rows import READ_COLUMNS, number, row_to_event
+from tracehive.storage.clickhouse.windows import Page, newest_first
 from tracehive.transfer import record
 
 LINE_CHUNK = 5000
@@ -76,13 +77,8 @@ def _num(text: bytes) -> bytes:
 async def event_lines(ex: Executor, project_id: str, query: EventQuery, *, scope_fields: bool,
                       settings: str = "", chunk: int = LINE_CHUNK) -> AsyncIterator[list[bytes]]:
     dumps, newline = orjson.dumps, orjson.OPT_APPEND_NEWLINE
-    after: tuple[float, str] | None = None
-    while True:
-        params = Params()
-        where = where_clause(project_id, query.date_range, query.conditions, params)
-        if after is not None:
-            t, e = params.add(after[0], "Float64"), params.add(after[1], "String")
-            where += f" AND (start_time < {t} OR (start_time = {t} AND event_id < {e}))"
+
+    async def fetch(where: str, params: Params) -> Page[bytes]:
         n = params.add(chunk, "UInt64")
         data = await ex.query_raw(
             f"SELECT {_SELECT[scope_fields]} FROM events FINAL WHERE {where} "
@@ -92,8 +88,6 @@ async def event_lines(ex: Executor, project_id: str, query: EventQuery, *, scope
         rows = data.split(b"\n")
         if rows and rows[-1] == b"":
             rows.pop()
-        if not rows:
-            return
         lines: list[bytes] = []
         redo: dict[int, str] = {}
         for i, row in enumerate(rows):
@@ -110,8 +104,8 @@ async def event_lines(ex: Executor, project_id: str, query: EventQuery, *, scope
                 event = found.get(event_id)
                 lines[i] = dumps(event.to_dict() if scope_fields else record(event), option=newline) if event else b""
             lines = [line for line in lines if line]
+        last = rows[-1].split(b"\t") if rows else None
+        return Page(lines, len(rows), (float(orjson.loads(last[2])), orjson.loads(last[6])) if last else None)
+
+    async for lines in newest_first(ex, project_id, query, fetch, chunk, settings):
         yield lines
-        if len(rows) < chunk:
-            return
-        last = rows[-1].split(b"\t")
-        after = (float(orjson.loads(last[2])), orjson.loads(last[6]))

@@ -21,6 +21,7 @@ from tracehive.query.schema import MAX_SCHEMA_FIELDS, field_name
 from tracehive.storage.clickhouse.compile import Params, where_clause
 from tracehive.storage.clickhouse.executor import Executor
 from tracehive.storage.clickhouse.rows import READ_COLUMNS, row_to_event
+from tracehive.storage.clickhouse.windows import Page, newest_first
 from tracehive.storage.clickhouse.writes import Batch
 from tracehive.storage.rules import implicit_session, session_spans
 
@@ -48,28 +49,20 @@ async def export_page(ex: Executor, project_id: str, query: EventQuery, settings
 async def stream(ex: Executor, project_id: str, query: EventQuery, settings: str = "",
                  chunk: int = STREAM_CHUNK) -> AsyncIterator[list[Event]]:
     """Every match in chunks, newest first, ties by event_id descending (byte order, so the order
-    depends on the data alone): keyset pages, each a bounded ``ORDER BY ... LIMIT``, so memory
-    stays constant whatever the number of matches."""
-    after: tuple[float, str] | None = None
-    while True:
-        params = Params()
-        where = where_clause(project_id, query.date_range, query.conditions, params)
-        if after is not None:
-            t, e = params.add(after[0], "Float64"), params.add(after[1], "String")
-            where += f" AND (start_time < {t} OR (start_time = {t} AND event_id < {e}))"
+    depends on the data alone): keyset pages in time windows (``windows.py``), so memory stays
+    constant whatever the number of matches."""
+
+    async def fetch(where: str, params: Params) -> Page[Event]:
         n = params.add(chunk, "UInt64")
         rows = await ex.query(
             f"SELECT {READ_COLUMNS} FROM events FINAL WHERE {where} "
             f"ORDER BY start_time DESC, event_id DESC LIMIT {n}{settings}",
             params.values,
         )
-        if not rows:
-            return
-        yield [row_to_event(r) for r in rows]
-        if len(rows) < chunk:
-            return
-        last = rows[-1]
-        after = (float(last[6]), last[0])
+        return Page([row_to_event(r) for r in rows], len(rows), (float(rows[-1][6]), rows[-1][0]) if rows else None)
+
+    async for events in newest_first(ex, project_id, query, fetch, chunk, settings):
+        yield events
 
 
 async def import_events(batch: Batch, events: Sequence[Event]) -> None:

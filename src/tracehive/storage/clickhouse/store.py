@@ -4,12 +4,14 @@ Writes (``write_events``, ``create_session``, ``update_event`` with kept updates
 ``import_events``), reads by id (``get_event``, ``session_events``) and query reads (export pages
 and the keyset stream, schema fields: ``reads.py``; session lists: ``sessions.py``; charts:
 ``chart.py``; the filter compiler: ``compile.py``), over the table design of ``schema.py`` and the
-executor seam of ``executor.py`` (chDB in-process today; clickhouse-connect over HTTP next).
+executor seam (chDB in-process: ``executor.py``; a server over HTTP through clickhouse-connect:
+``http_executor.py``).
 Query reads run with ``max_execution_time`` from ``read_timeout`` (when given).
 
 One writer. Every write runs alone, in order, under ``_write_lock``: it reads the current
 versions of the rows it touches, applies the contract's rules in memory (``writes.py``) and
-inserts the new versions, so read-modify-write is exact, as SQLite's single writer is. The engine
+inserts the new versions, so read-modify-write is exact, as SQLite's single writer is. Event
+writes that queue meanwhile are stored together, in one insert (group commit: ``group.py``). The engine
 is in-process and serialises calls anyway; the lock makes a write's read and its insert one step.
 Reads take no lock: they see each insert whole (one part), but may see a write's events before
 the aliases it claimed or before its kept updates are forgotten (each is idempotent).
@@ -29,8 +31,8 @@ enough; what each rule would need:
 ``capabilities.concurrent_writers`` is False until then: one process per events store.
 
 A write that returns is stored: inserts are synchronous (``async_insert = 0``) and fsynced
-(``fsync_after_insert``); the HTTP executor will also need ``insert_quorum`` on replicated
-tables so that a return means a quorum of replicas has the part.
+(``fsync_after_insert``); on a replicated cluster, ``?quorum=auto`` in the URL adds
+``insert_quorum`` so that a return means a quorum of replicas has the part.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ import asyncio
 import logging
 import math
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -50,7 +53,7 @@ from tracehive.query.chart import ChartQuery, ChartRow
 from tracehive.query.filters import EventQuery
 from tracehive.query.session_list import SessionListQuery, SessionSummary
 from tracehive.storage.base import Capabilities, EventStore, StoreStats
-from tracehive.storage.clickhouse import reads, writes
+from tracehive.storage.clickhouse import group, reads, writes
 from tracehive.storage.clickhouse.chart import run_chart
 from tracehive.storage.clickhouse.executor import ChdbExecutor, Executor
 from tracehive.storage.clickhouse.http_executor import HttpExecutor, HttpTarget
@@ -79,6 +82,7 @@ class ClickHouseEventStore(EventStore):
         self._migrate_on_open = migrate_on_open
         self._ex: Executor | None = None
         self._write_lock = asyncio.Lock()
+        self._queue: deque[group.PendingWrite] = deque()
         self._pending_writes = 0
         self._clock = VersionClock()
         # Query reads stop past the read timeout inside the engine (TIMEOUT_EXCEEDED, answered as
@@ -197,14 +201,16 @@ class ClickHouseEventStore(EventStore):
     # Writes ------------------------------------------------------------------------------------
 
     async def write_events(self, scope: Scope, events: Sequence[Event]) -> None:
+        """Queued, then stored with the writes queued meanwhile in one insert (``group.py``)."""
         if not events:
             return
+        write = group.PendingWrite(scope, events)
+        self._queue.append(write)
 
         async def job(ex: Executor) -> None:
-            batch = writes.Batch(ex, scope)
-            claims: list[tuple[str, str]] = []
-            applied = await writes.write_events(batch, events, claims)
-            await self._finish(ex, scope, batch, applied, claims)
+            while not write.done.done():  # the leader: store the queue's writes, up to this one's
+                await group.write_group(ex, group.take(self._queue), self._clock)
+            await write.done
 
         await self._write(job)
         self._stored(len(events))

@@ -38,6 +38,7 @@ from tracehive.storage.clickhouse.rows import (
 from tracehive.storage.clickhouse.schema import EVENT_COLUMNS
 from tracehive.storage.rules import implicit_session, merge_session_start, role_clash, session_spans
 
+
 @dataclass
 class Row:
     event: Event
@@ -52,7 +53,10 @@ class Row:
 
 @dataclass
 class Batch:
-    """The rows one write has loaded or made, and what it changed."""
+    """The rows the writes of one project in one insert have loaded or made, and what they
+    changed. Several writes may share a batch (the store's group commit): each sees what the
+    earlier ones did, as the statements of one SQL transaction would, including what is not in
+    the tables yet (alias claims, kept updates already applied)."""
 
     ex: Executor
     scope: Scope
@@ -60,6 +64,10 @@ class Batch:
     missing: set[str] = field(default_factory=set)
     # (event_id, event_type) of rows as stored before this write: what a role clash names.
     stored_types: list[tuple[str, str]] = field(default_factory=list)
+    # Aliases claimed by earlier writes of the batch ({alias: owner}), recorded after the insert.
+    claimed: dict[str, str] = field(default_factory=dict)
+    # Events whose kept updates an earlier write of the batch applied (forgotten after the insert).
+    applied: set[str] = field(default_factory=set)
 
     async def load(self, event_ids: Iterable[str]) -> None:
         wanted = [i for i in dict.fromkeys(event_ids) if i not in self.rows and i not in self.missing]
@@ -95,6 +103,14 @@ class Batch:
 
     async def flush(self, clock: VersionClock, now: int) -> int:
         """Insert every changed row as a new version, in one block; return how many."""
+        out = self.versions(clock, now)
+        if out:
+            await self.ex.insert("events", EVENT_COLUMNS, out)
+        return len(out)
+
+    def versions(self, clock: VersionClock, now: int) -> list[list[Any]]:
+        """The rows to insert (``schema.EVENT_COLUMNS``) for every changed row: its new version,
+        after a tombstone under its old key when its start time moved."""
         scope = self.scope
         out: list[list[Any]] = []
         for row in self.rows.values():
@@ -111,9 +127,7 @@ class Batch:
             out.append(event_row(row.event, scope.project_id, scope.org_id, scope.workspace_id,
                                  implicit=row.implicit, seq=row.seq, version=version, now=now))
             row.stored_start, row.stored_session, row.changed = start, row.event.session_id, False
-        if out:
-            await self.ex.insert("events", EVENT_COLUMNS, out)
-        return len(out)
+        return out
 
 
 # Rules ------------------------------------------------------------------------------------------
@@ -231,6 +245,7 @@ async def keep_update(ex: Executor, scope: Scope, event_id: str, update: EventUp
 
 async def apply_pending(batch: Batch, event_ids: list[str]) -> list[str]:
     """Apply the kept updates of these events that exist now; return the ids applied."""
+    event_ids = [i for i in event_ids if i not in batch.applied]
     if not event_ids:
         return []
     pending = await batch.ex.query(
@@ -246,6 +261,7 @@ async def apply_pending(batch: Batch, event_ids: list[str]) -> list[str]:
     for event_id, update in composed.items():
         if await update_row(batch, event_id, update):
             applied.append(event_id)
+    batch.applied.update(applied)
     return applied
 
 
@@ -281,7 +297,7 @@ async def _link_aliases(batch: Batch, aliased: list[Event], rows: list[Event],
         for alias in dict.fromkeys(event.aliases)
         if isinstance(alias, str) and alias and alias != event.event_id
     ]
-    if not claims:
+    if not claims and not batch.claimed:
         probe = await batch.ex.query("SELECT 1 FROM event_aliases WHERE project_id = {p:String} LIMIT 1",
                                      {"p": project_id})
         if not probe:
@@ -290,10 +306,13 @@ async def _link_aliases(batch: Batch, aliased: list[Event], rows: list[Event],
     wanted = list(dict.fromkeys([*(e.parent_id for e in linked if e.parent_id), *(c[0] for c in claims)]))
     if not wanted:
         return None
-    found = await _owners(batch.ex, project_id, wanted)
+    # Stored claims are older than the batch's: they win.
+    found = {a: batch.claimed[a] for a in wanted if a in batch.claimed}
+    found.update(await _owners(batch.ex, project_id, wanted))
     for alias, owner in claims:
         if alias not in found:
             found[alias] = owner
+            batch.claimed[alias] = owner
             claims_out.append((alias, owner))
     for event in linked:
         owner = found.get(event.parent_id)  # type: ignore[arg-type]
