@@ -190,6 +190,19 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_clickhouse_ddl(args: argparse.Namespace) -> int:
+    """Print the DDL of a ClickHouse cluster's tables (run it there, then serve with
+    --events-store clickhouse://...?quorum=auto)."""
+    from tracehive.storage.clickhouse.cluster import cluster_ddl
+
+    try:
+        statements = cluster_ddl(args.cluster, args.database)
+    except ValueError as exc:
+        return _fail("clickhouse-ddl", str(exc), 2)
+    print(";\n\n".join(statements) + ";")
+    return 0
+
+
 # export and import -----------------------------------------------------------------------------
 
 _CLI_OPERATORS = ("exists", "not exists", "is", "is not", "contains", "not contains", "greater than",
@@ -407,7 +420,8 @@ def _data_dir_arg(parser: argparse.ArgumentParser) -> None:
                         help="postgresql://user@host:port/dbname to use PostgreSQL instead of SQLite in the data "
                              "dir (env TRACEHIVE_STORE)")
     parser.add_argument("--events-store", metavar="URL",
-                        help="chdb:///abs/dir to keep events in ClickHouse (in-process; pip install "
+                        help="chdb:///abs/dir (ClickHouse in-process) or clickhouse://user:pw@host:8123/db "
+                             "(a ClickHouse server) to keep events in ClickHouse (pip install "
                              "'tracehive[clickhouse]') while projects, keys and records stay in the store "
                              "(env TRACEHIVE_EVENTS_STORE)")
 
@@ -472,6 +486,12 @@ def build_parser() -> argparse.ArgumentParser:
     mig = sub.add_parser("migrate", help="create or upgrade the store's schema (safe with nodes running)")
     _data_dir_arg(mig)
     mig.set_defaults(func=cmd_migrate)
+
+    ddl = sub.add_parser("clickhouse-ddl", help="print the DDL that creates the events tables on a ClickHouse cluster "
+                         "(replicated, distributed; ON CLUSTER)")
+    ddl.add_argument("--cluster", required=True, help="the cluster's name in the servers' remote_servers")
+    ddl.add_argument("--database", default="tracehive", help="the database to create (default tracehive)")
+    ddl.set_defaults(func=cmd_clickhouse_ddl)
     return parser
 
 

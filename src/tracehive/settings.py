@@ -31,8 +31,9 @@ class Settings:
     # install); ``postgresql://user@host:port/dbname`` = PostgreSQL (many nodes may share it).
     store: str = ""
     # Where events live when not in ``store`` (issue #14): ``chdb:///abs/dir`` = the ClickHouse
-    # engine in-process (pip install 'tracehive[clickhouse]'); projects, keys and records stay in
-    # ``store``. One server process per chDB directory.
+    # engine in-process, ``clickhouse://user:pw@host:8123/db`` = a ClickHouse server (pip install
+    # 'tracehive[clickhouse]'); projects, keys and records stay in ``store``. One server process
+    # per events store (one writer).
     events_store: str = ""
     # The time limit of one read on the ClickHouse event store (max_execution_time); 0 = none.
     clickhouse_read_timeout_seconds: float = 30.0

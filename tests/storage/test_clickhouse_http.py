@@ -231,8 +231,8 @@ async def test_quorum_option_adds_the_cluster_settings(url: str) -> None:
     ex = HttpExecutor(target)
     try:
         rows = dict(await ex.query("SELECT name, value FROM system.settings WHERE name IN "
-                                   "('insert_quorum', 'select_sequential_consistency')"))
-        assert rows == {"insert_quorum": "auto", "select_sequential_consistency": "1"}
+                                   "('insert_quorum', 'select_sequential_consistency', 'distributed_foreground_insert')"))
+        assert rows == {"insert_quorum": "auto", "select_sequential_consistency": "1", "distributed_foreground_insert": "1"}
         await ex.command("CREATE TABLE q (k String) ENGINE = MergeTree ORDER BY k")
         assert await ex.insert("q", ("k",), [["a"]]) == 1  # accepted (a single server ignores it)
     finally:

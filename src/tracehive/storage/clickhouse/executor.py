@@ -1,8 +1,8 @@
 """The executor seam: the only code that talks to a ClickHouse engine.
 
 Everything above this module writes ClickHouse SQL with ``{name:Type}`` query parameters and
-hands the values over separately; an executor runs it on chDB (the engine inside this process) or,
-later, on a server through clickhouse-connect, and nothing else knows which.
+hands the values over separately; an executor runs it on chDB (the engine inside this process,
+here) or on a server through clickhouse-connect (``http_executor.py``), and nothing else knows which.
 
 Parameters are never formatted into SQL. ClickHouse parses each parameter value from text on its
 own (the same way for chDB and for the HTTP interface's ``param_<name>``), so the one thing to get
@@ -234,11 +234,3 @@ def engine_error(exc: BaseException) -> StoreUnavailable:
     if "MEMORY_LIMIT_EXCEEDED" in text:
         return StoreUnavailable("the event store ran out of its memory budget for this request; narrow it or retry")
     return StoreUnavailable(f"the event store could not complete the request: {text[:500]}")
-
-
-# TODO(#14): ``HttpExecutor`` over clickhouse-connect (``clickhouse://user:pw@host:8123/db``): the
-# same four calls, server-side binding of ``{name:Type}`` (clickhouse-connect sends
-# ``param_<name>`` itself), inserts with ``async_insert=0`` (or ``wait_for_async_insert=1``),
-# ``insert_quorum='auto'`` + ``select_sequential_consistency=1`` on replicated clusters so that a
-# return means durable on a quorum and readable, ``lightweight_deletes_sync=2``, and
-# ``max_execution_time``/``max_memory_usage`` per query. clickhouse-connect is not installed here.

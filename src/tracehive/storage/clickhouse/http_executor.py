@@ -16,8 +16,9 @@ It keeps the contract of ``executor.py``, so the store above cannot tell it from
   (``input_format_parallel_parsing=0``), hence one block and one part for a batch below
   ``max_insert_block_size`` rows (about a million; write batches are far smaller).
 - On a replicated cluster, ``?quorum=auto`` adds ``insert_quorum='auto'`` (a returned insert is on
-  a majority of replicas) and ``select_sequential_consistency=1`` (a read sees every insert that
-  returned). Not needed, and not tested here, on a single server.
+  a majority of replicas), ``select_sequential_consistency=1`` (a read sees every insert that
+  returned) and ``distributed_foreground_insert=1`` (an insert into the Distributed table of
+  ``cluster.py`` returns once forwarded to the shards). Not needed, and not tested here, on a single server.
 - Every request carries the per-query limits (``max_memory_usage``, spilling past half of it) and
   the output settings the parser relies on; query reads add ``max_execution_time`` themselves.
 
@@ -113,6 +114,8 @@ def http_settings(max_query_memory: int, quorum: str = "") -> dict[str, str]:
     if quorum:
         settings["insert_quorum"] = quorum
         settings["select_sequential_consistency"] = "1"
+        # Through a Distributed table (cluster.py), an insert returns once the shards have it.
+        settings["distributed_foreground_insert"] = "1"
     return settings
 
 
