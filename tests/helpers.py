@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,10 @@ from tracehive.storage.factory import store_from_settings
 
 def make_key(where: Settings | Path, project: str, kind: KeyKind = KeyKind.PROJECT) -> str:
     """Mint a key the way ``tracehive keys create`` does, through the store contract, on the
-    store the settings name (or SQLite in a data dir)."""
+    store the settings name (or SQLite in a data dir). Keys live in the control store, so an
+    events store (``events_store``) is not opened for it."""
     settings = where if isinstance(where, Settings) else Settings(data_dir=where)
+    settings = dataclasses.replace(settings, events_store="")
 
     async def run() -> str:
         store = store_from_settings(settings)

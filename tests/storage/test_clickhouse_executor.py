@@ -81,3 +81,47 @@ async def test_memory_settings_are_applied(executor: ChdbExecutor) -> None:
         "SELECT value FROM system.server_settings WHERE name = 'max_server_memory_usage'"
     )
     assert server == str(512 * 1024**2)
+
+
+async def test_executors_on_one_directory_share_the_engine_each_in_its_database(tmp_path: Path,
+                                                                                 anyio_backend: str) -> None:
+    """A process runs one chDB engine per directory: executors on it share it, each switching the
+    session to its own database, and the engine closes with its last executor."""
+    first = ChdbExecutor(tmp_path / "ch", database="one")
+    second = ChdbExecutor(tmp_path / "ch", database="two")
+    try:
+        assert first.describe().endswith("?database=one") and ChdbExecutor.describe(second).endswith("two")
+        for ex, value in ((first, "a"), (second, "b")):
+            await ex.command("CREATE TABLE t (v String) ENGINE = MergeTree ORDER BY v")
+            await ex.insert("t", ("v",), [[value]])
+        for _ in range(3):  # interleaved: each statement runs in its executor's database
+            assert await first.query("SELECT v, currentDatabase() FROM t") == [("a", "one")]
+            assert await second.query("SELECT v, currentDatabase() FROM t") == [("b", "two")]
+        await first.close()
+        assert await second.query("SELECT count() FROM t") == [(1,)]
+    finally:
+        await first.close()
+        await second.close()
+    again = ChdbExecutor(tmp_path / "ch", database="one")  # a new engine on the same directory
+    try:
+        assert await again.query("SELECT v FROM t") == [("a",)]
+    finally:
+        await again.close()
+
+
+@pytest.mark.parametrize("name", ["", "a-b", "x; DROP DATABASE default", "1st", "é"])
+def test_a_database_name_must_be_plain(tmp_path: Path, name: str) -> None:
+    with pytest.raises(ValueError, match="database name"):
+        ChdbExecutor(tmp_path / "ch", database=name)
+
+
+@pytest.mark.parametrize("query", ["?database=a-b", "?database=", "?db=x", "?database=ok&x=1"])
+def test_the_events_store_url_accepts_only_a_plain_database(tmp_path: Path, query: str) -> None:
+    from tracehive.model.errors import ValidationFailed
+    from tracehive.settings import Settings
+    from tracehive.storage.factory import store_from_settings
+
+    with pytest.raises(ValidationFailed, match="database"):
+        store_from_settings(Settings(data_dir=tmp_path, events_store=f"chdb://{tmp_path}/ev{query}"))
+    store = store_from_settings(Settings(data_dir=tmp_path, events_store=f"chdb://{tmp_path}/ev?database=ok_1"))
+    assert store.describe().endswith("/ev?database=ok_1)")

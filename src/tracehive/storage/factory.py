@@ -6,8 +6,9 @@ they all open the same one (size cap, timeouts and pool included) without import
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from tracehive.model.errors import ValidationFailed
 from tracehive.settings import Settings
@@ -32,7 +33,8 @@ def store_from_settings(settings: Settings, observer: StoreObserver | None = Non
 
 
 def _events_store(url: str, settings: Settings) -> EventStore:
-    """``chdb:///abs/dir``: ClickHouse in-process on that directory; ``clickhouse://user:pw@host:8123/db``
+    """``chdb:///abs/dir[?database=name]``: ClickHouse in-process on that directory (one engine per
+    directory and process; databases in it are separate stores); ``clickhouse://user:pw@host:8123/db``
     (``clickhouses://`` for HTTPS): a ClickHouse server over HTTP."""
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
@@ -45,7 +47,12 @@ def _events_store(url: str, settings: Settings) -> EventStore:
             raise ValidationFailed(
                 f"--events-store {redact_url(url)!r} needs chDB: pip install 'tracehive[clickhouse]' ({exc})"
             ) from None
-        return ClickHouseEventStore.chdb(Path(parts.path), read_timeout=read_timeout)
+        options = parse_qs(parts.query, keep_blank_values=True)
+        database = options.pop("database", ["default"])[-1]
+        if options or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", database):
+            raise ValidationFailed(f"--events-store {redact_url(url)!r}: the only option of chdb:// is "
+                                   "?database=<name> (letters, digits, _)")
+        return ClickHouseEventStore.chdb(Path(parts.path), database=database, read_timeout=read_timeout)
     if scheme in CLICKHOUSE_HTTP_SCHEMES:
         try:
             import clickhouse_connect  # noqa: F401 - the HTTP client

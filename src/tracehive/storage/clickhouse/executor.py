@@ -29,6 +29,8 @@ import asyncio
 import contextlib
 import math
 import os
+import re
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -139,24 +141,64 @@ def chdb_settings(max_server_memory: int, max_query_memory: int, threads: int) -
     }
 
 
-class ChdbExecutor:
-    """One chDB session over a directory, driven from one dedicated thread."""
+_DATABASE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 
-    def __init__(self, path: str | os.PathLike[str], *, max_server_memory: int = DEFAULT_MAX_SERVER_MEMORY,
-                 max_query_memory: int = DEFAULT_MAX_QUERY_MEMORY, threads: int | None = None) -> None:
+
+class _Engine:
+    """This process's chDB engine on one directory: its session and the one thread that drives
+    it, shared by every executor open on that directory (chDB's engine is global to a process,
+    and a session opened again leaks some of the last one's files: so it is opened once and
+    closed with its last user)."""
+
+    def __init__(self, path: Path, conn: str) -> None:
         from chdb import session as chdb_session  # optional dependency: tracehive[clickhouse]
 
-        self.path = Path(path)
+        self.path = path
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tracehive-chdb")
+        self.session: Any = self.pool.submit(chdb_session.Session, conn).result()
+        self.users = 0
+        self.database = "default"  # the session's current database (``USE``), on the pool's thread
+
+
+_ENGINES: dict[Path, _Engine] = {}
+_ENGINES_LOCK = threading.Lock()
+
+
+class ChdbExecutor:
+    """Statements on one database of the chDB engine over a directory (``default`` unless
+    named), driven from the engine's one thread. Executors on one directory share its engine
+    (the first one's memory settings apply); each switches the session to its database before
+    its statements."""
+
+    def __init__(self, path: str | os.PathLike[str], *, database: str = "default",
+                 max_server_memory: int = DEFAULT_MAX_SERVER_MEMORY, max_query_memory: int = DEFAULT_MAX_QUERY_MEMORY,
+                 threads: int | None = None) -> None:
+        if not _DATABASE.fullmatch(database):
+            raise ValueError(f"not a plain database name: {database!r}")
+        self.path = Path(path).resolve()
+        self.database = database
         self.path.mkdir(parents=True, exist_ok=True)
         settings = chdb_settings(max_server_memory, max_query_memory, threads or min(os.cpu_count() or 2, 8))
         # The connection string carries start-up arguments; the path is ours (not user input) and
         # the values are numbers or fixed words, so no escaping is needed here.
         conn = f"{self.path}?" + "&".join(f"{k}={v}" for k, v in settings.items())
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tracehive-chdb")
-        self._session: Any = self._pool.submit(chdb_session.Session, conn).result()
+        with _ENGINES_LOCK:
+            engine = _ENGINES.get(self.path)
+            if engine is None:
+                engine = _ENGINES[self.path] = _Engine(self.path, conn)
+            engine.users += 1
+        self._engine: _Engine | None = engine
+        self._pool = engine.pool
+        self._session: Any = engine.session
+        if database != "default":
+            try:
+                self._pool.submit(self._session.query, f"CREATE DATABASE IF NOT EXISTS {database}", "JSONCompact").result()
+            except BaseException:
+                self._release()
+                raise
 
     def describe(self) -> str:
-        return f"chdb://{self.path}"
+        return f"chdb://{self.path}" + (f"?database={self.database}" if self.database != "default" else "")
 
     async def _run(self, fn: Any, *args: Any) -> Any:
         if self._session is None:
@@ -170,6 +212,10 @@ class ChdbExecutor:
             raise engine_error(exc) from exc
 
     def _guarded(self, fn: Any, *args: Any) -> Any:
+        engine = self._engine
+        if engine is not None and engine.database != self.database:
+            self._session.query(f"USE {self.database}", "JSONCompact")  # a checked name
+            engine.database = self.database
         try:
             return fn(*args)
         except Exception:
@@ -207,6 +253,18 @@ class ChdbExecutor:
             result = ins.finish()
         return int(getattr(result, "rows_written", len(rows)))
 
+    def _release(self) -> _Engine | None:
+        """Drop this executor's use of the engine; the engine when this was its last user."""
+        engine, self._engine, self._session = self._engine, None, None
+        if engine is None:
+            return None
+        with _ENGINES_LOCK:
+            engine.users -= 1
+            if engine.users > 0:
+                return None
+            del _ENGINES[engine.path]
+        return engine
+
     async def query(self, sql: str, params: Params | None = None) -> list[tuple[Any, ...]]:
         return await self._run(self._query_sync, sql, params)  # type: ignore[no-any-return]
 
@@ -222,10 +280,10 @@ class ChdbExecutor:
         return await self._run(self._insert_sync, table, columns, rows)  # type: ignore[no-any-return]
 
     async def close(self) -> None:
-        session, self._session = self._session, None
-        if session is not None:
-            await asyncio.get_running_loop().run_in_executor(self._pool, session.close)
-        self._pool.shutdown(wait=True)
+        engine = self._release()
+        if engine is not None:
+            await asyncio.get_running_loop().run_in_executor(engine.pool, engine.session.close)
+            engine.pool.shutdown(wait=True)
 
 
 def engine_error(exc: BaseException) -> StoreUnavailable:

@@ -49,7 +49,7 @@ disk, not in the page cache, as SQLite's and PostgreSQL's commits are.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
 from tracehive.storage.clickhouse.executor import Executor
 
@@ -238,15 +238,26 @@ async def current_version(executor: Executor) -> int:
 
 
 async def migrate(executor: Executor) -> int:
-    """Apply the migrations above the recorded version; return the schema's version."""
+    """Apply the migrations above the recorded version; return the schema's version. A new
+    database gets the current tables at once (the same end state, without rebuilding)."""
     version = await current_version(executor)
+    # (An events table without a recorded version is a first migration that stopped midway:
+    # it takes the steps below.)
+    if version == 0 and not (await executor.query("EXISTS TABLE events"))[0][0]:
+        for statement in (events_v2("events"), _PENDING_UPDATES, _ALIASES):
+            await executor.command(statement)
+        await _record(executor, range(1, SCHEMA_VERSION + 1))
+        return SCHEMA_VERSION
     for number, statements in enumerate(MIGRATIONS[version:], start=version + 1):
         for step in statements:
             if isinstance(step, str):
                 await executor.command(step)
             else:
                 await step(executor)
-        await executor.command(
-            "INSERT INTO schema_migrations VALUES ({v:UInt32}, now64(3))", {"v": number}
-        )
+        await _record(executor, [number])
     return SCHEMA_VERSION
+
+
+async def _record(executor: Executor, versions: Iterable[int]) -> None:
+    for number in versions:
+        await executor.command("INSERT INTO schema_migrations VALUES ({v:UInt32}, now64(3))", {"v": number})

@@ -93,9 +93,13 @@ class ClickHouseEventStore(EventStore):
 
     @classmethod
     def chdb(cls, path: str | Path, **kwargs: Any) -> ClickHouseEventStore:
-        """An events store embedded in this process, its data in ``path`` (a directory)."""
-        engine = {k: kwargs.pop(k) for k in ("max_server_memory", "max_query_memory", "threads") if k in kwargs}
-        return cls(lambda: ChdbExecutor(path, **engine), where=f"chdb://{Path(path)}", **kwargs)
+        """An events store embedded in this process, its data in ``path`` (a directory), in the
+        engine's database ``database`` (``default``; created if missing)."""
+        engine = {k: kwargs.pop(k) for k in ("database", "max_server_memory", "max_query_memory", "threads")
+                  if k in kwargs}
+        database = engine.get("database", "default")
+        where = f"chdb://{Path(path)}" + (f"?database={database}" if database != "default" else "")
+        return cls(lambda: ChdbExecutor(path, **engine), where=where, **kwargs)
 
     @classmethod
     def http(cls, url: str, **kwargs: Any) -> ClickHouseEventStore:
