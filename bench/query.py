@@ -270,22 +270,29 @@ def build(data_dir: Path, events: int, seed: int, make_store: Any = sqlite_store
 
 
 async def settle(store: Any, timeout: float = 1800.0) -> dict[str, Any]:
-    """ClickHouse only: wait until the engine's background merges are done (no merge running for
-    5 s), so the data set is measured as a server holds it once its merges caught up, not while
-    every insert is still a part of its own. Returns the active parts and the time waited."""
+    """ClickHouse only: wait until the engine's background merges caught up, as a server's have
+    after a while: no merge running for 5 s and every day but the newest a single part (the
+    table force-merges a day a minute after its last insert). Returns the active parts, the
+    days with more than one part left and the time waited."""
     events = getattr(store, "events", None)
     if events is None:
         return {}
     ex = events._executor()
+    parts_per_day = ("SELECT countIf(n > 1) FROM (SELECT partition, count() AS n FROM system.parts WHERE active "
+                     "AND database = currentDatabase() AND table = 'events' GROUP BY partition "
+                     "ORDER BY partition DESC LIMIT 1000000 OFFSET 1)")
     t0, idle = time.monotonic(), 0
     while time.monotonic() - t0 < timeout and idle < 5:
         [(running,)] = await ex.query("SELECT count() FROM system.merges")
-        idle = idle + 1 if int(running) == 0 else 0
+        [(split_days,)] = await ex.query(parts_per_day)
+        idle = idle + 1 if int(running) == 0 and int(split_days) == 0 else 0
         await asyncio.sleep(1)
-    [(parts,)] = await ex.query("SELECT count() FROM system.parts WHERE active AND table = 'events'")
+    [(parts,)] = await ex.query("SELECT count() FROM system.parts WHERE active AND database = currentDatabase() "
+                                "AND table = 'events'")
+    [(split_days,)] = await ex.query(parts_per_day)
     waited = round(time.monotonic() - t0, 1)
-    log(f"  merges settled after {waited} s: {parts} active parts")
-    return {"merge_wait_s": waited, "parts": int(parts)}
+    log(f"  merges settled after {waited} s: {parts} active parts, {split_days} past days in more than one part")
+    return {"merge_wait_s": waited, "parts": int(parts), "split_days": int(split_days)}
 
 
 def data_set(events: int, seed: int, rebuild: bool, chdb: bool = False) -> tuple[Path, dict[str, Any], float | None]:

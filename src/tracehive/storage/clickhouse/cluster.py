@@ -22,15 +22,21 @@ from __future__ import annotations
 
 import re
 
-from tracehive.storage.clickhouse.schema import _ALIASES, _MIGRATIONS_TABLE, _PENDING_UPDATES, SCHEMA_VERSION, events_v2
+from tracehive.storage.clickhouse.schema import (
+    ALIASES_DDL,
+    MIGRATIONS_TABLE_DDL,
+    PENDING_UPDATES_DDL,
+    SCHEMA_VERSION,
+    events_v2,
+)
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 # table -> (its local DDL, sharding key of the Distributed table)
 _TABLES = {
     "events": (events_v2("events"), "cityHash64(project_id, event_id)"),
-    "pending_updates": (_PENDING_UPDATES, "cityHash64(project_id, event_id)"),
-    "event_aliases": (_ALIASES, "cityHash64(project_id, alias_id)"),
-    "schema_migrations": (_MIGRATIONS_TABLE, "0"),
+    "pending_updates": (PENDING_UPDATES_DDL, "cityHash64(project_id, event_id)"),
+    "event_aliases": (ALIASES_DDL, "cityHash64(project_id, alias_id)"),
+    "schema_migrations": (MIGRATIONS_TABLE_DDL, "0"),
 }
 
 

@@ -119,25 +119,37 @@ DEFAULT_MAX_SERVER_MEMORY = 2 * 1024**3
 DEFAULT_MAX_QUERY_MEMORY = 1024**3
 
 
-def chdb_settings(max_server_memory: int, max_query_memory: int, threads: int) -> dict[str, str]:
-    """Start-up arguments for the embedded engine (server and default query settings)."""
+def query_settings(max_query_memory: int) -> dict[str, str]:
+    """Settings of every statement, on chDB and on a server: the per-query memory budget, and
+    what the store's SQL relies on."""
     spill = max_query_memory // 2
     return {
-        "max_server_memory_usage": str(max_server_memory),
         "max_memory_usage": str(max_query_memory),
         # Past half the per-query budget, big GROUP BYs and sorts spill to disk instead of failing.
         "max_bytes_before_external_group_by": str(spill),
         "max_bytes_before_external_sort": str(spill),
-        # Caches are sized for a server, not a laptop: bound them to a slice of the budget.
-        "mark_cache_size": str(max_server_memory // 8),
-        "index_mark_cache_size": str(max_server_memory // 16),
-        "max_threads": str(threads),
         "async_insert": "0",
         "input_format_parallel_parsing": "0",
         # Deletes return once rows are hidden from every query (see schema.py).
         "lightweight_deletes_sync": "2",
         "output_format_json_quote_64bit_integers": "0",
         "output_format_json_quote_64bit_floats": "0",
+        # FINAL resolves each day's partition alone, and skips the ones that are a single part.
+        "do_not_merge_across_partitions_select_final": "1",
+        # A batch spanning many days writes a part per day rather than failing (days are bounded).
+        "max_partitions_per_insert_block": "0",
+    }
+
+
+def chdb_settings(max_server_memory: int, max_query_memory: int, threads: int) -> dict[str, str]:
+    """Start-up arguments for the embedded engine (server and default query settings)."""
+    return {
+        "max_server_memory_usage": str(max_server_memory),
+        # Caches are sized for a server, not a laptop: bound them to a slice of the budget.
+        "mark_cache_size": str(max_server_memory // 8),
+        "index_mark_cache_size": str(max_server_memory // 16),
+        "max_threads": str(threads),
+        **query_settings(max_query_memory),
     }
 
 
@@ -244,12 +256,8 @@ class ChdbExecutor:
         self._session.query(sql, "JSONCompact", params=rendered)
 
     def _insert_sync(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> int:
-        # Identifiers come from schema.py, never from a request; the data goes through the
-        # JSONCompactEachRow parser, one JSON array per row.
-        dumps = orjson.dumps
-        body = b"".join(dumps(list(row)) + b"\n" for row in rows)
         with self._session.send_insert(f"INSERT INTO {table} ({', '.join(columns)})", "JSONCompactEachRow") as ins:
-            ins.append(body)
+            ins.append(insert_body(rows))
             result = ins.finish()
         return int(getattr(result, "rows_written", len(rows)))
 
@@ -284,6 +292,14 @@ class ChdbExecutor:
         if engine is not None:
             await asyncio.get_running_loop().run_in_executor(engine.pool, engine.session.close)
             engine.pool.shutdown(wait=True)
+
+
+def insert_body(rows: Sequence[Sequence[Any]]) -> bytes:
+    """Rows to insert as ``JSONCompactEachRow`` (one JSON array a line): data goes through the
+    engine's input format parser, never through the SQL parser; the table's and the columns'
+    names in the INSERT come from ``schema.py``, never from a request."""
+    dumps = orjson.dumps
+    return b"".join(dumps(list(row)) + b"\n" for row in rows)
 
 
 def engine_error(exc: BaseException) -> StoreUnavailable:

@@ -43,7 +43,14 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import orjson
 
 from tracehive.model.errors import StoreUnavailable
-from tracehive.storage.clickhouse.executor import DEFAULT_MAX_QUERY_MEMORY, Params, engine_error, render_param
+from tracehive.storage.clickhouse.executor import (
+    DEFAULT_MAX_QUERY_MEMORY,
+    Params,
+    engine_error,
+    insert_body,
+    query_settings,
+    render_param,
+)
 
 HTTP_SCHEMES = {"clickhouse": ("http", 8123), "clickhouses": ("https", 8443)}
 # Few threads: each holds one HTTP connection; the store has one writer and reads are bounded by
@@ -100,17 +107,7 @@ class HttpTarget:
 def http_settings(max_query_memory: int, quorum: str = "") -> dict[str, str]:
     """Settings sent with every request: the per-query part of ``chdb_settings`` (a server's own
     memory and caches are its operator's), plus the quorum on a replicated cluster."""
-    spill = max_query_memory // 2
-    settings = {
-        "max_memory_usage": str(max_query_memory),
-        "max_bytes_before_external_group_by": str(spill),
-        "max_bytes_before_external_sort": str(spill),
-        "async_insert": "0",
-        "input_format_parallel_parsing": "0",
-        "lightweight_deletes_sync": "2",
-        "output_format_json_quote_64bit_integers": "0",
-        "output_format_json_quote_64bit_floats": "0",
-    }
+    settings = query_settings(max_query_memory)
     if quorum:
         settings["insert_quorum"] = quorum
         settings["select_sequential_consistency"] = "1"
@@ -227,11 +224,8 @@ class HttpExecutor:
         self._connected().raw_query(sql, parameters=bind(params))
 
     def _insert_sync(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> int:
-        # Identifiers come from schema.py, never from a request; the data goes through the
-        # JSONCompactEachRow parser, one JSON array per row, in the body after the INSERT.
-        dumps = orjson.dumps
-        body = b"".join(dumps(list(row)) + b"\n" for row in rows)
-        summary = self._connected().raw_insert(table, list(columns), body, fmt="JSONCompactEachRow")
+        # The rows in the request body, after the INSERT (see ``insert_body``).
+        summary = self._connected().raw_insert(table, list(columns), insert_body(rows), fmt="JSONCompactEachRow")
         return summary.written_rows or len(rows)
 
     async def query(self, sql: str, params: Params | None = None) -> list[tuple[Any, ...]]:

@@ -8,11 +8,13 @@ whatever merges have run).
 The ordering key is ``(project_id, start_time, event_id)`` (schema version 2; version 1 led with
 ``session_id``, and its time-range reads scanned the whole project):
 - search, export, charts and session lists read a project's time range: one range of the primary
-  index, read in order for ``ORDER BY start_time DESC LIMIT n`` (a search page stops after n
-  matches), and the export streams in key order. ``FINAL`` costs nothing on ranges that no two
-  parts share (``split_parts_ranges_into_intersecting_and_non_intersecting_final``): background
-  merges leave old time ranges in one part, and new parts cover recent times only, so only the
-  newest range is merged at read;
+  index in each day's partition (``PARTITION BY`` the start's day, ``DAY_PARTITION``);
+- ``FINAL`` is what costs at volume (it reads the key columns of every row in range and merges
+  them). So each day is a partition, versions of a row never span two (the day derives from the
+  key), ``FINAL`` resolves each partition alone (``do_not_merge_across_partitions_select_final``)
+  and reads a partition that is one part without merging at all; and a day no longer written to
+  is merged into one part a minute after its last insert (``min_age_to_force_merge_seconds`` on
+  the partition), so only today's rows (and late arrivals) are merged at read;
 - lookups by event, session or parent go through *projections* (narrow copies of a few columns,
   sorted by ``event_id``, ``session_id`` or ``parent_id``, stored inside each part, so written
   atomically with it): ``lookup.py`` reads there the keys (start_time, event_id) that may hold the
@@ -21,7 +23,9 @@ The ordering key is ``(project_id, start_time, event_id)`` (schema version 2; ve
 - every version of a row shares its key while its start time is unchanged. A rewrite that moves
   ``start_time`` writes a tombstone (``is_deleted = 1``) under the old key and the row under the
   new one; a delete writes tombstones under the live keys (see "Deletes").
-Skip indexes for the filter language's common fields: ``event_type`` (set), ``event_name`` (bloom).
+No skip indexes: under ``FINAL`` (every query read) a skip index widens the read to every granule
+that intersects the ones it kept (``use_skip_indexes_if_final``'s exact mode), which at 10^7 rows
+read the whole table; the time key and the narrow hot columns serve the filters instead.
 
 Hot JSON paths (``HOT_PATHS``: model, cost, tokens, user id, rating) are ``MATERIALIZED`` columns
 holding ``JSONExtractRaw`` of the path, computed once at insert: the filter compiler and the charts
@@ -61,10 +65,8 @@ EVENT_COLUMNS = (
     "is_deleted", "updated_at",
 )  # fmt: skip
 
-# Version 1 (kept as the first migration: stores written by it upgrade through version 2).
-_EVENTS = """
-CREATE TABLE IF NOT EXISTS events (
-    project_id String,
+# The events table's columns, the same in every version of the table.
+_EVENT_COLUMNS_DDL = """    project_id String,
     session_id String,
     event_id String,
     parent_id Nullable(String),
@@ -92,7 +94,12 @@ CREATE TABLE IF NOT EXISTS events (
     version UInt64,
     is_deleted UInt8,
     updated_at Int64,
-    INDEX by_event_id event_id TYPE bloom_filter(0.001) GRANULARITY 1,
+"""
+
+# Version 1 (kept as the first migration: stores written by it upgrade through version 2).
+_EVENTS = """
+CREATE TABLE IF NOT EXISTS events (
+""" + _EVENT_COLUMNS_DDL + """    INDEX by_event_id event_id TYPE bloom_filter(0.001) GRANULARITY 1,
     INDEX by_parent parent_id TYPE bloom_filter(0.01) GRANULARITY 1,
     INDEX by_start start_time TYPE minmax GRANULARITY 1,
     INDEX by_type event_type TYPE set(16) GRANULARITY 4,
@@ -121,56 +128,36 @@ HOT_PATHS: dict[tuple[str, str], str] = {
 }
 
 
+# The day of an event's start (days since 1970, the time clamped to 1970..2200 so that odd times
+# cannot make unbounded partitions). Derived from the sorting key, so every version of a row is in
+# one partition, which lets ``FINAL`` leave partitions alone (``do_not_merge_across_partitions_
+# select_final``) and skip the merge of any partition that is a single part.
+DAY_PARTITION = "intDiv(toInt64(least(greatest(start_time, 0.), 7258118400000.)), 86400000)"
+
+
 def events_v2(table: str) -> str:
     """The version-2 events table (see the module's text), named ``table`` (ours)."""
     hot = "".join(f"    {name} String MATERIALIZED JSONExtractRaw({column}, '{member}'),\n"
                   for (column, member), name in HOT_PATHS.items())
     return f"""
 CREATE TABLE IF NOT EXISTS {table} (
-    project_id String,
-    session_id String,
-    event_id String,
-    parent_id Nullable(String),
-    event_type LowCardinality(String),
-    event_name String,
-    source LowCardinality(String),
-    start_time Float64,
-    end_time Float64,
-    duration Float64,
-    error Nullable(String) CODEC(ZSTD(1)),
-    config String CODEC(ZSTD(1)),
-    inputs String CODEC(ZSTD(1)),
-    outputs Nullable(String) CODEC(ZSTD(1)),
-    metadata String CODEC(ZSTD(1)),
-    feedback String CODEC(ZSTD(1)),
-    metrics String CODEC(ZSTD(1)),
-    user_properties String CODEC(ZSTD(1)),
-    children_ids String CODEC(ZSTD(1)),
-    org_id LowCardinality(String),
-    workspace_id LowCardinality(String),
-    -- A session made up from its events (no session start seen yet).
-    implicit UInt8,
-    -- Arrival order, kept across versions: ties in start_time go by it, as rowid does in SQLite.
-    seq UInt64,
-    version UInt64,
-    is_deleted UInt8,
-    updated_at Int64,
-{hot}    INDEX by_type event_type TYPE set(16) GRANULARITY 4,
-    INDEX by_name event_name TYPE bloom_filter(0.01) GRANULARITY 4,
-    PROJECTION by_id (SELECT project_id, event_id, start_time ORDER BY project_id, event_id),
+{_EVENT_COLUMNS_DDL}{hot}    PROJECTION by_id (SELECT project_id, event_id, start_time ORDER BY project_id, event_id),
     PROJECTION by_session (SELECT project_id, session_id, start_time, event_id ORDER BY project_id, session_id),
     PROJECTION by_parent (SELECT project_id, parent_id, start_time, event_id ORDER BY project_id, parent_id)
 )
 ENGINE = ReplacingMergeTree(version, is_deleted)
+PARTITION BY {DAY_PARTITION}
 ORDER BY (project_id, start_time, event_id)
 SETTINGS index_granularity = 2048, fsync_after_insert = 1, fsync_part_directory = 1,
     -- Merges of a ReplacingMergeTree drop rows, so its projections are rebuilt from the merged rows.
     deduplicate_merge_projection_mode = 'rebuild', lightweight_mutation_projection_mode = 'rebuild',
-    allow_nullable_key = 1
+    allow_nullable_key = 1,
+    -- A day no longer written to is merged into one part a minute after its last insert.
+    min_age_to_force_merge_seconds = 60, min_age_to_force_merge_on_partition_only = 1
 """
 
 
-_PENDING_UPDATES = """
+PENDING_UPDATES_DDL = """
 CREATE TABLE IF NOT EXISTS pending_updates (
     project_id String,
     event_id String,
@@ -182,7 +169,7 @@ ORDER BY (project_id, event_id, version)
 SETTINGS fsync_after_insert = 1, fsync_part_directory = 1
 """
 
-_ALIASES = """
+ALIASES_DDL = """
 CREATE TABLE IF NOT EXISTS event_aliases (
     project_id String,
     alias_id String,
@@ -194,7 +181,7 @@ ORDER BY (project_id, alias_id, version)
 SETTINGS fsync_after_insert = 1, fsync_part_directory = 1
 """
 
-_MIGRATIONS_TABLE = """
+MIGRATIONS_TABLE_DDL = """
 CREATE TABLE IF NOT EXISTS schema_migrations (
     version UInt32,
     applied_at DateTime64(3)
@@ -225,14 +212,14 @@ async def _to_time_key(executor: Executor) -> None:
 # once, from one process, before starting nodes on a shared server.
 Step = str | Callable[[Executor], Awaitable[None]]
 MIGRATIONS: list[list[Step]] = [
-    [_EVENTS, _PENDING_UPDATES, _ALIASES],
+    [_EVENTS, PENDING_UPDATES_DDL, ALIASES_DDL],
     [_to_time_key],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
 async def current_version(executor: Executor) -> int:
-    await executor.command(_MIGRATIONS_TABLE)
+    await executor.command(MIGRATIONS_TABLE_DDL)
     rows = await executor.query("SELECT max(version) FROM schema_migrations")
     return int(rows[0][0] or 0) if rows else 0
 
@@ -244,7 +231,7 @@ async def migrate(executor: Executor) -> int:
     # (An events table without a recorded version is a first migration that stopped midway:
     # it takes the steps below.)
     if version == 0 and not (await executor.query("EXISTS TABLE events"))[0][0]:
-        for statement in (events_v2("events"), _PENDING_UPDATES, _ALIASES):
+        for statement in (events_v2("events"), PENDING_UPDATES_DDL, ALIASES_DDL):
             await executor.command(statement)
         await _record(executor, range(1, SCHEMA_VERSION + 1))
         return SCHEMA_VERSION
