@@ -304,6 +304,27 @@ async def test_streams_in_time_windows_return_every_match_once_in_order(store: S
         assert lines == [orjson.dumps(e.to_dict(), option=orjson.OPT_APPEND_NEWLINE) for e in streamed]
 
 
+@pytest.mark.parametrize("limit", [1, 2, 5, 40])
+async def test_pages_read_from_the_days_that_hold_them(store: Store, scope_a: Scope, limit: int) -> None:
+    """Export pages sort only the days (partitions) holding their rows: every page, across day
+    boundaries, ties in start time (by arrival) and a filter, is the matching slice of the whole
+    newest-first order."""
+    day = 86_400_000
+    sid = new_id()
+    starts = [0, 5, day - 1, day, day, day + 1, 3 * day, 3 * day, 3 * day, 10 * day, 10 * day + 7, 400 * day]
+    await store.write_events(scope_a, [make_event(sid, f"e{i:02d}", start=t, metadata={"n": i}) for i, t in enumerate(starts)])
+    for filters in ((), (contract.flt("metadata.n", "less than", 9, "number"),)):
+        everything, total = await store.export_events(scope_a, contract.query(*filters, limit=1000))
+        assert total == len(everything)
+        paged = []
+        for page in range(1, total // limit + 3):
+            events, count = await store.export_events(scope_a, contract.query(*filters, limit=limit, page=page))
+            assert count == total
+            paged += events
+        assert [e.event_id for e in paged] == [e.event_id for e in everything]
+        assert [e.start_time for e in everything] == sorted((e.start_time for e in everything), reverse=True)
+
+
 def _matches(event: Any, q: Any) -> bool:
     """The three queries of the test above, evaluated in Python."""
     if q.date_range is not None and not (q.date_range.start <= event.start_time <= q.date_range.end):

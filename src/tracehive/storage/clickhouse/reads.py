@@ -21,6 +21,7 @@ from tracehive.query.schema import MAX_SCHEMA_FIELDS, field_name
 from tracehive.storage.clickhouse.compile import Params, where_clause
 from tracehive.storage.clickhouse.executor import Executor
 from tracehive.storage.clickhouse.rows import READ_COLUMNS, row_to_event
+from tracehive.storage.clickhouse.schema import DAY_PARTITION
 from tracehive.storage.clickhouse.windows import Page, newest_first
 from tracehive.storage.clickhouse.writes import Batch
 from tracehive.storage.rules import implicit_session, session_spans
@@ -30,20 +31,55 @@ STREAM_CHUNK = 1000
 
 async def export_page(ex: Executor, project_id: str, query: EventQuery, settings: str = "") -> tuple[list[Event], int]:
     """One page, newest first (``seq``, the arrival order, breaks ties as SQLite's rowid does),
-    and the number of matches."""
+    and the number of matches. The count is taken per day (the table's partitions), which tells
+    which days hold the page's rows: the page is then sorted from those days alone, not from
+    every match (a day only holds rows whose start is within it, so days are in the page's order)."""
     params = Params()
     where = where_clause(project_id, query.date_range, query.conditions, params)
-    [(total,)] = await ex.query(f"SELECT count() FROM events FINAL WHERE {where}{settings}", params.values)
-    total = int(total)
+    days = await ex.query(
+        f"SELECT {DAY_PARTITION} AS day, count() FROM events FINAL WHERE {where} GROUP BY day ORDER BY day DESC{settings}",
+        params.values,
+    )
+    total = sum(int(n) for _, n in days)
     if total <= query.offset:
         return [], total
-    order = "" if query.ignore_order else " ORDER BY start_time DESC, seq DESC"
-    limit, offset = params.add(query.limit, "UInt64"), params.add(query.offset, "UInt64")
+    if query.ignore_order:
+        order, skip = "", query.offset
+    else:
+        first, last, skip = _days_of_page(days, query.offset, query.limit)
+        lo, hi = params.add(last, "Int64"), params.add(first, "Int64")
+        where += f" AND {DAY_PARTITION} BETWEEN {lo} AND {hi}"
+        order = " ORDER BY start_time DESC, seq DESC"
+    limit, offset = params.add(query.limit, "UInt64"), params.add(skip, "UInt64")
     rows = await ex.query(
         f"SELECT {READ_COLUMNS} FROM events FINAL WHERE {where}{order} LIMIT {limit} OFFSET {offset}{settings}",
         params.values,
     )
     return [row_to_event(r) for r in rows], total
+
+
+def _days_of_page(days: Sequence[tuple[Any, Any]], offset: int, limit: int) -> tuple[int, int, int]:
+    """(newest day, oldest day, offset within them) of the rows at ``offset``.. in a newest-first
+    order, from the match counts of each day (newest first)."""
+    first: int | None = None
+    last = 0
+    skip, wanted = offset, limit
+    for day, count in days:
+        n = int(count)
+        if first is None:
+            if skip >= n:
+                skip -= n
+                continue
+            first, last = int(day), int(day)
+            wanted -= n - skip
+        else:
+            last = int(day)
+            wanted -= n
+        if wanted <= 0:
+            break
+    if first is None:  # offset past every match: the caller returned before
+        return 0, 0, skip
+    return first, last, skip
 
 
 async def stream(ex: Executor, project_id: str, query: EventQuery, settings: str = "",
