@@ -364,6 +364,30 @@ async def test_writes_that_queue_are_stored_in_one_insert(store: Store, scope_a:
         assert len(await contract.non_session_ids(store, scope_a if i % 2 else scope_b, sid)) == 3
 
 
+async def test_a_leader_that_goes_away_fails_its_group_retryably(store: Store, scope_a: Scope) -> None:
+    """When the write that stores a group is cancelled (its client went away), the other writes
+    of the group get a retryable StoreUnavailable, not the cancellation, and a retry stores them."""
+    import asyncio
+
+    from tracehive.model.errors import StoreUnavailable
+
+    events_store = store.events  # type: ignore[attr-defined]
+    first, leader, follower = ([make_event(new_id())] for _ in range(3))
+    a = asyncio.create_task(store.write_events(scope_a, first))
+    await asyncio.sleep(0)  # a holds the writer
+    b = asyncio.create_task(store.write_events(scope_a, leader))
+    c = asyncio.create_task(store.write_events(scope_a, follower))
+    await a
+    while events_store._queue:  # b takes the queue (b and c) and starts storing it
+        await asyncio.sleep(0)
+    b.cancel()
+    outcomes = await asyncio.gather(b, c, return_exceptions=True)
+    assert isinstance(outcomes[0], asyncio.CancelledError)
+    assert isinstance(outcomes[1], StoreUnavailable)
+    await store.write_events(scope_a, follower)  # the retry
+    assert await store.get_event(scope_a, follower[0].event_id) is not None
+
+
 async def test_a_group_sees_its_own_alias_claims_and_applies_a_kept_update_once(store: Store, scope_a: Scope) -> None:
     """Within one group, a later write sees the alias an earlier one claimed, and a kept update
     applied by an earlier write is not applied again over a later rewrite."""

@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from tracehive.model.errors import BadRequest
+from tracehive.model.errors import BadRequest, StoreUnavailable
 from tracehive.model.event import Event
 from tracehive.model.scope import Scope
 from tracehive.storage.clickhouse import writes
@@ -75,9 +75,13 @@ async def write_group(ex: Executor, group: list[PendingWrite], clock: VersionClo
             write.done.set_exception(error)
             live.remove(write)
     except BaseException as exc:
+        # The leader's own cancellation (its client went away) is not the others' error: theirs
+        # is a retryable one (their rows may be stored; a write sent again is idempotent).
+        error = (StoreUnavailable("the write was interrupted before it was confirmed; retry it")
+                 if isinstance(exc, asyncio.CancelledError) else exc)
         for write in live:
             if not write.done.done():
-                write.done.set_exception(exc)
+                write.done.set_exception(error)
         raise
 
 

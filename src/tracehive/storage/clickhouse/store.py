@@ -213,7 +213,10 @@ class ClickHouseEventStore(EventStore):
 
         async def job(ex: Executor) -> None:
             while not write.done.done():  # the leader: store the queue's writes, up to this one's
-                await group.write_group(ex, group.take(self._queue), self._clock)
+                queued = group.take(self._queue)
+                if not queued:  # cannot happen: an unsettled write is queued until a leader takes it
+                    raise StoreUnavailable("a queued write was lost before it was stored; retry it")
+                await group.write_group(ex, queued, self._clock)
             await write.done
 
         await self._write(job)
