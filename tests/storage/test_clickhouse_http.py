@@ -41,9 +41,8 @@ from tests.process.server import TracehiveServer, free_port, run_cli
 from tests.storage import test_clickhouse_executor as executor_tests
 from tests.storage import test_clickhouse_store as chdb_store_tests
 from tests.storage import test_contract as contract
-from tests.storage.test_contract import make_event, new_id, scope_for
+from tests.storage.test_contract import make_event, new_id, scope_a, scope_b, scope_for  # noqa: F401 - fixtures too
 from tracehive.model.errors import StoreUnavailable, ValidationFailed
-from tracehive.model.scope import Scope
 from tracehive.settings import Settings
 from tracehive.storage.base import Store
 from tracehive.storage.clickhouse import ClickHouseEventStore, CombinedStore
@@ -160,26 +159,6 @@ def make_store(directory: Path, url: str, **kwargs: object) -> Store:
 @pytest.fixture
 def store_factory(tmp_path: Path, url: str) -> Callable[[], Store]:
     return lambda: make_store(tmp_path / "store", url)
-
-
-@pytest.fixture
-async def store(store_factory: Callable[[], Store], anyio_backend: str) -> AsyncIterator[Store]:
-    instance = store_factory()
-    await instance.open()
-    try:
-        yield instance
-    finally:
-        await instance.close()
-
-
-@pytest.fixture
-async def scope_a(store: Store) -> Scope:
-    return await scope_for(store, "project-a")
-
-
-@pytest.fixture
-async def scope_b(store: Store) -> Scope:
-    return await scope_for(store, "project-b")
 
 
 @pytest.fixture

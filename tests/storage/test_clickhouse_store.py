@@ -1,17 +1,17 @@
 """The storage contract on the ClickHouse event store (chDB), combined with a SQLite control
 store (projects and keys) through ``CombinedStore``.
 
-The contract's test functions are imported unchanged and run here against this module's
-``store`` fixture. ``SUPPORTED`` names the ones run; any contract test not named there must be
+The contract's test functions are imported unchanged and run here on this module's
+``store_factory`` (the ``store`` fixture is the storage conftest's). ``SUPPORTED`` names the ones run; any contract test not named there must be
 one of ``NOT_YET_EXPECTED`` (reads not built yet, issue #14; none left now), and
 ``test_the_split_covers_the_whole_contract`` keeps the two lists honest as the contract grows.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,7 +20,7 @@ from tests.chdb import require_chdb
 require_chdb()
 
 from tests.storage import test_contract as contract
-from tests.storage.test_contract import make_event, new_id, scope_for
+from tests.storage.test_contract import make_event, new_id, scope_a, scope_b, scope_for  # noqa: F401 - fixtures too
 from tracehive.model.scope import Scope
 from tracehive.query.session_list import SessionListQuery
 from tracehive.storage.base import Store
@@ -143,26 +143,6 @@ def make_store(directory: Path) -> Store:
 @pytest.fixture
 def store_factory(tmp_path: Path) -> Callable[[], Store]:
     return lambda: make_store(tmp_path / "store")
-
-
-@pytest.fixture
-async def store(store_factory: Callable[[], Store], anyio_backend: str) -> AsyncIterator[Store]:
-    instance = store_factory()
-    await instance.open()
-    try:
-        yield instance
-    finally:
-        await instance.close()
-
-
-@pytest.fixture
-async def scope_a(store: Store) -> Scope:
-    return await scope_for(store, "project-a")
-
-
-@pytest.fixture
-async def scope_b(store: Store) -> Scope:
-    return await scope_for(store, "project-b")
 
 
 # ClickHouse specifics ---------------------------------------------------------------------------

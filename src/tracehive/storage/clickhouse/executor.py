@@ -176,7 +176,41 @@ _ENGINES: dict[Path, _Engine] = {}
 _ENGINES_LOCK = threading.Lock()
 
 
-class ChdbExecutor:
+class ThreadedExecutor:
+    """The four calls of ``Executor`` over a blocking client: each runs its ``_*_sync`` method
+    through ``_run`` (off the event loop, engine errors as ``StoreUnavailable``)."""
+
+    async def _run(self, fn: Any, *args: Any) -> Any:
+        raise NotImplementedError
+
+    def _query_sync(self, sql: str, params: Params | None) -> list[tuple[Any, ...]]:
+        raise NotImplementedError
+
+    def _raw_sync(self, sql: str, params: Params | None, fmt: str) -> bytes:
+        raise NotImplementedError
+
+    def _command_sync(self, sql: str, params: Params | None) -> None:
+        raise NotImplementedError
+
+    def _insert_sync(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> int:
+        raise NotImplementedError
+
+    async def query(self, sql: str, params: Params | None = None) -> list[tuple[Any, ...]]:
+        return await self._run(self._query_sync, sql, params)  # type: ignore[no-any-return]
+
+    async def query_raw(self, sql: str, params: Params | None, fmt: str) -> bytes:
+        return await self._run(self._raw_sync, sql, params, fmt)  # type: ignore[no-any-return]
+
+    async def command(self, sql: str, params: Params | None = None) -> None:
+        await self._run(self._command_sync, sql, params)
+
+    async def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> int:
+        if not rows:
+            return 0
+        return await self._run(self._insert_sync, table, columns, rows)  # type: ignore[no-any-return]
+
+
+class ChdbExecutor(ThreadedExecutor):
     """Statements on one database of the chDB engine over a directory (``default`` unless
     named), driven from the engine's one thread. Executors on one directory share its engine
     (the first one's memory settings apply); each switches the session to its database before
@@ -272,20 +306,6 @@ class ChdbExecutor:
                 return None
             del _ENGINES[engine.path]
         return engine
-
-    async def query(self, sql: str, params: Params | None = None) -> list[tuple[Any, ...]]:
-        return await self._run(self._query_sync, sql, params)  # type: ignore[no-any-return]
-
-    async def query_raw(self, sql: str, params: Params | None, fmt: str) -> bytes:
-        return await self._run(self._raw_sync, sql, params, fmt)  # type: ignore[no-any-return]
-
-    async def command(self, sql: str, params: Params | None = None) -> None:
-        await self._run(self._command_sync, sql, params)
-
-    async def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> int:
-        if not rows:
-            return 0
-        return await self._run(self._insert_sync, table, columns, rows)  # type: ignore[no-any-return]
 
     async def close(self) -> None:
         engine = self._release()

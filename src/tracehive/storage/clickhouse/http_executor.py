@@ -46,6 +46,7 @@ from tracehive.model.errors import StoreUnavailable
 from tracehive.storage.clickhouse.executor import (
     DEFAULT_MAX_QUERY_MEMORY,
     Params,
+    ThreadedExecutor,
     engine_error,
     insert_body,
     query_settings,
@@ -140,7 +141,7 @@ _SERVER_PREFIX = re.compile(r"^Received ClickHouse exception, code: \d+, server 
 _SERVER_SUFFIX = re.compile(r"(\s*\(version\s+(?:[^()]|\([^()]*\))*\))?(\s*\(for url [^()]*\))?\s*$")
 
 
-class HttpExecutor:
+class HttpExecutor(ThreadedExecutor):
     """One ClickHouse database over HTTP, its blocking client driven from a few threads."""
 
     def __init__(self, target: HttpTarget, *, max_query_memory: int = DEFAULT_MAX_QUERY_MEMORY,
@@ -227,20 +228,6 @@ class HttpExecutor:
         # The rows in the request body, after the INSERT (see ``insert_body``).
         summary = self._connected().raw_insert(table, list(columns), insert_body(rows), fmt="JSONCompactEachRow")
         return summary.written_rows or len(rows)
-
-    async def query(self, sql: str, params: Params | None = None) -> list[tuple[Any, ...]]:
-        return await self._run(self._query_sync, sql, params)  # type: ignore[no-any-return]
-
-    async def query_raw(self, sql: str, params: Params | None, fmt: str) -> bytes:
-        return await self._run(self._raw_sync, sql, params, fmt)  # type: ignore[no-any-return]
-
-    async def command(self, sql: str, params: Params | None = None) -> None:
-        await self._run(self._command_sync, sql, params)
-
-    async def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> int:
-        if not rows:
-            return 0
-        return await self._run(self._insert_sync, table, columns, rows)  # type: ignore[no-any-return]
 
     async def close(self) -> None:
         if self._closed:

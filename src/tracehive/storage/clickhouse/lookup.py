@@ -25,10 +25,12 @@ from tracehive.storage.clickhouse.executor import Executor
 IdColumn = Literal["event_id", "session_id", "parent_id"]
 
 
-async def keys_condition(ex: Executor, project_id: str, column: IdColumn, ids: Sequence[str],
-                         params: Params) -> str | None:
-    """SQL (with its values added to ``params``) selecting the rows of ``events FINAL`` whose
-    ``column`` is one of ``ids``, by primary key; None when no row version has any of them."""
+async def _candidates(ex: Executor, project_id: str, column: IdColumn,
+                      ids: Sequence[str]) -> tuple[list[float], list[str]] | None:
+    """The first read: the start times and event ids of the row versions whose ``column`` is
+    one of ``ids`` (from the column's projection); None when there is none. Two lists rather
+    than a list of pairs: the primary index reads both, and a pair of the cross product that is
+    not a candidate still has to pass the id condition to be returned."""
     if not ids:
         return None
     keys = await ex.query(
@@ -38,11 +40,19 @@ async def keys_condition(ex: Executor, project_id: str, column: IdColumn, ids: S
     )
     if not keys:
         return None
-    # Two IN lists rather than a list of pairs: the primary index reads both, and a pair of the
-    # cross product that is not a candidate still has to satisfy the id condition to be returned.
+    return sorted({float(k[0]) for k in keys}), sorted({k[1] for k in keys})
+
+
+async def keys_condition(ex: Executor, project_id: str, column: IdColumn, ids: Sequence[str],
+                         params: Params) -> str | None:
+    """SQL (with its values added to ``params``) selecting the rows of ``events FINAL`` whose
+    ``column`` is one of ``ids``, by primary key; None when no row version has any of them."""
+    found = await _candidates(ex, project_id, column, ids)
+    if found is None:
+        return None
     p = params.add(project_id, "String")
-    times = params.add(sorted({float(k[0]) for k in keys}), "Array(Float64)")
-    events = params.add(sorted({k[1] for k in keys}), "Array(String)")
+    times = params.add(found[0], "Array(Float64)")
+    events = params.add(found[1], "Array(String)")
     wanted = params.add(list(ids), "Array(String)")
     return f"project_id = {p} AND start_time IN {times} AND event_id IN {events} AND {column} IN {wanted}"
 
@@ -54,19 +64,13 @@ async def live_rows(ex: Executor, project_id: str, column: IdColumn, ids: Sequen
     ``FINAL`` and resolves them here as ``FINAL`` would (the newest version of each key, none if
     it is a tombstone), then applies the id condition: ``FINAL`` on a key list widens the read
     to every granule within the keys' time span, where a tree needs the few that hold them."""
-    if not ids:
-        return []
-    keys = await ex.query(
-        f"SELECT DISTINCT start_time, event_id FROM events WHERE project_id = {{p:String}} "
-        f"AND {column} IN {{ids:Array(String)}}",
-        {"p": project_id, "ids": list(ids)},
-    )
-    if not keys:
+    found = await _candidates(ex, project_id, column, ids)
+    if found is None:
         return []
     rows = await ex.query(
         f"SELECT {select}, start_time, seq, event_id, {column}, version, is_deleted FROM events "
         "WHERE project_id = {p:String} AND start_time IN {t:Array(Float64)} AND event_id IN {e:Array(String)}",
-        {"p": project_id, "t": sorted({float(k[0]) for k in keys}), "e": sorted({k[1] for k in keys})},
+        {"p": project_id, "t": found[0], "e": found[1]},
     )
     newest: dict[tuple[Any, str], tuple[Any, ...]] = {}
     for row in rows:
