@@ -32,11 +32,56 @@ STOP_TIMEOUT = 15.0  # the server's own graceful shutdown is bounded at 10 s
 CLI_TIMEOUT = 60.0
 
 
+# Ports this process has handed out: the kernel may give the same free port to two binds in a
+# row once the first socket is closed, and two servers started on it would share one URL.
+_handed_out: set[int] = set()
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A port that was free a moment ago (the server may still lose a race for it: see start())."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+    """A port that was free a moment ago and that this process has not handed out before (the
+    server may still lose a race for it to another process: see start())."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+            port = int(s.getsockname()[1])
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
+
+
+def _listening_inodes(port: int) -> set[str]:
+    """The socket inodes listening on TCP ``port`` in this network namespace (Linux /proc)."""
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if len(fields) > 9 and fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(fields[9])
+    return inodes
+
+
+def holds_listener(pid: int, port: int) -> bool | None:
+    """Whether process ``pid`` holds the socket listening on ``port``: a /healthz answer on the
+    port proves nothing when another server took it first. None where /proc cannot tell."""
+    if not Path("/proc/net/tcp").exists():
+        return None
+    inodes = _listening_inodes(port)
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return None
+    for fd in fds:
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if link.startswith("socket:[") and link[8:-1] in inodes:
+            return True
+    return False
 
 
 def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -208,8 +253,10 @@ class TracehiveServer:
             if not healthy:
                 try:
                     r = httpx.get(self.url + "/healthz", timeout=2.0, verify=self._verify())
-                    healthy = r.status_code == 200
+                    healthy = r.status_code == 200 and holds_listener(self.proc.pid, self.port) is not False
                     last_error = f"/healthz answered {r.status_code}: {r.text[:200]}"
+                    if r.status_code == 200 and not healthy:
+                        last_error = f"another process answers on port {self.port}"
                 except httpx.HTTPError as exc:
                     last_error = repr(exc)
             # The banner is printed (and flushed) before uvicorn starts; wait until our reader

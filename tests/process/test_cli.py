@@ -12,8 +12,10 @@ import pytest
 from tests.process.server import (
     INGESTION_KEY_RE,
     PROJECT_KEY_RE,
+    ServerError,
     TracehiveServer,
     free_port,
+    holds_listener,
     run_cli,
 )
 from tracehive import __version__
@@ -263,3 +265,15 @@ def test_no_command_is_a_usage_error() -> None:
     result = run_cli(check=False)
     assert result.returncode == 2
     assert "usage: tracehive" in result.stderr
+
+
+def test_a_second_server_on_a_taken_port_fails_to_start_rather_than_pass_for_the_first(tmp_path: Path) -> None:
+    """The test harness's own guard: a /healthz answer from the server already on the port must
+    not count as the new server being up (CI once ran two nodes of a test on one port)."""
+    port = free_port()
+    with TracehiveServer(tmp_path / "first", port=port) as first:
+        second = TracehiveServer(tmp_path / "second", port=port)
+        with pytest.raises(ServerError, match="address already in use|another process answers"):
+            second.start()
+        assert not second.running
+        assert first.running and holds_listener(first.pid, port)
