@@ -88,4 +88,4 @@ def test_children_of_one_event_are_found_through_the_parent_index(tmp_path: Path
     conn = sqlite3.connect(tmp_path / "plan.db")
     migrate(conn)
     plan = " ".join(row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + CHILDREN_SQL, ("p", "x", "x")))
-    assert "events_by_parent" in plan and "events_by_time" not in plan, plan
+    assert "events_by_parent" in plan and "events_chart_duration" not in plan, plan

@@ -131,6 +131,16 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE INDEX records_by_name ON records (project_id, kind, name) WHERE name IS NOT NULL;
         """,
     ),
+    (
+        6,
+        """
+        -- Ingest (issue #15): every index is one more B-tree each event write touches.
+        -- events_chart_duration (project_id, start_time, event_type, duration) starts with the
+        -- columns of events_by_time and serves every time range and time order it served, so the
+        -- narrower index only cost writes (bench/ingest.py, BENCHMARKS.md).
+        DROP INDEX IF EXISTS events_by_time;
+        """,
+    ),
 ]
 
 

@@ -92,7 +92,7 @@ def load(conn: sqlite3.Connection, scope: Scope, event_id: str) -> tuple[Event, 
     return row_to_event(row[:-1]), bool(row[-1])
 
 
-# ``+start_time``: with a plain ``start_time`` SQLite walks events_by_time over the whole project
+# ``+start_time``: with a plain ``start_time`` SQLite walks a time index over the whole project
 # to skip the sort (14 ms per read at 12k events, found by bench/peers.py); the few children of
 # one parent are found through events_by_parent and sorted instead.
 CHILDREN_SQL = (
