@@ -288,7 +288,9 @@ def cmd_export(args: argparse.Namespace) -> int:
         try:
             if args.format == "csv":
                 text = io.TextIOWrapper(raw, encoding="utf-8", newline="", write_through=False)
-                writer = csv.writer(text, lineterminator="\n")
+                # RFC 4180's CRLF: the writer quotes a field holding any character of the line
+                # terminator, so a bare carriage return in a value stays inside its cell.
+                writer = csv.writer(text, lineterminator="\r\n")
                 writer.writerow(transfer.COLUMNS)
                 async for chunk in store.iter_events(scope, query):
                     writer.writerows(transfer.csv_row(e) for e in chunk)

@@ -17,12 +17,16 @@ events.
 
 CSV: the same columns, flattened: text and number columns as they are (null = empty), the JSON
 columns (``config``, ``inputs``, ``outputs``, ``metadata``, ``feedback``, ``metrics``,
-``user_properties``, ``children_ids``) as their JSON text. CSV is for reading; only JSONL imports.
-CSV holds events only.
+``user_properties``, ``children_ids``) as their JSON text. A cell a spreadsheet would run as a
+formula (one that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return and is not a
+plain number: OWASP's "CSV injection" list) gets a leading ``'``, which spreadsheets show as text;
+so an event named ``=HYPERLINK(...)`` exports as ``'=HYPERLINK(...)``. CSV is for reading; only
+JSONL imports. CSV holds events only.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from typing import IO, TYPE_CHECKING, Any
@@ -66,15 +70,28 @@ def jsonl(events: list[Event]) -> bytes:
     return b"".join(dumps(record(e), option=option) for e in events)
 
 
+# What spreadsheets take as the start of a formula, and the numbers among such cells (a negative
+# number is data, not a formula, and stays a number).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+
+
+def csv_cell(text: str) -> str:
+    """``text`` as a CSV cell that no spreadsheet runs as a formula."""
+    if text.startswith(_FORMULA_START) and not _PLAIN_NUMBER.fullmatch(text):
+        return "'" + text
+    return text
+
+
 def csv_row(event: Event) -> list[str]:
     out = []
     for name, value in record(event).items():
         if name in JSON_COLUMNS:
-            out.append(orjson.dumps(value).decode())
+            out.append(csv_cell(orjson.dumps(value).decode()))
         elif value is None:
             out.append("")
         elif isinstance(value, str):
-            out.append(value)
+            out.append(csv_cell(value))
         else:
             out.append(orjson.dumps(value).decode())  # numbers as JSON writes them
     return out

@@ -5,7 +5,6 @@ import lines, and the progress bar (only when stderr is a terminal)."""
 from __future__ import annotations
 
 import csv
-import io
 import json
 import os
 import pty
@@ -19,6 +18,7 @@ from typing import Any
 import pytest
 
 from tests.process.server import CLI_TIMEOUT, TracehiveServer, clean_env, run_cli
+from tracehive.transfer import csv_cell
 
 DAY = 86_400_000
 
@@ -252,3 +252,27 @@ def test_import_honours_the_size_cap_and_fails_cleanly(tmp_path: Path) -> None:
     assert (data_dir / "tracehive.db").stat().st_size <= 1_000_000
     exported = run_cli("export", "--data-dir", str(data_dir), env={"TRACEHIVE_MAX_DB_BYTES": "1000000"})
     assert 0 < len(exported.stdout.splitlines()) < 3000
+
+
+def test_csv_cells_a_spreadsheet_would_run_are_neutralised(server: TracehiveServer, key: str,
+                                                          tmp_path: Path) -> None:
+    """Text that starts like a formula gets a leading quote; numbers, even negative, do not."""
+    formulas = ['=HYPERLINK("http://evil.example","click")', "@SUM(A1)", "+1+1", "-1+cmd|' /C calc'!A0",
+                "\t=1", "\r=1"]
+    sid = str(uuid.uuid4())
+    with server.client(key) as c:
+        reply = c.post(f"/v1/sessions/{sid}/events/batch", json={"events": [
+            {"event_type": "tool", "event_name": text, "error": text, "source": "safe -1", "inputs": {},
+             "start_time": now_ms(), "duration": 5}
+            for text in formulas]})  # fmt: skip
+        assert reply.status_code == 200, reply.text
+    out = tmp_path / "events.csv"
+    export(server.data_dir, "--format", "csv", "-o", str(out))
+    with out.open(newline="", encoding="utf-8") as handle:
+        rows = [r for r in csv.DictReader(handle) if r["event_type"] == "tool"]
+    assert sorted(r["event_name"] for r in rows) == sorted("'" + text for text in formulas)
+    for row in rows:
+        assert row["error"] == row["event_name"] and row["source"] == "safe -1"
+        assert row["duration"] == "5"
+    # A number stays a number (times and durations are written by the same function).
+    assert [csv_cell(t) for t in ("-5", "-1.5e3", "+5", "-")] == ["-5", "-1.5e3", "'+5", "'-"]
