@@ -574,7 +574,7 @@ def test_plain_bodies_over_the_cap_and_too_many_spans(small_client: TestClient, 
     ("body", "encoding", "message"),
     [
         (b"\x1f\x8b\x08\x00garbage-after-a-gzip-magic", "gzip", "not valid gzip data"),
-        (gzip.compress(b"{}" * 1000)[:-12], "gzip", "truncated gzip stream"),
+        (gzip.compress(b"{}" * 1000, mtime=0)[:-12], "gzip", "truncated gzip stream"),
         (b"plain text", "gzip", "not valid gzip data"),
         (zlib.compress(b"{}") + b"tail", "deflate", "data after the end of the deflate stream"),
         (b"x", "deflate", "truncated deflate stream"),
