@@ -5,17 +5,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import os
 import re
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from tracehive import __version__
-from tracehive.model.errors import ValidationFailed
+from tracehive.model.errors import ApiError, ValidationFailed
 from tracehive.model.event import Event
 from tracehive.model.scope import KeyKind, Scope
 from tracehive.query.filters import EventQuery, parse_export_request
-from tracehive.model.errors import ApiError
 from tracehive.settings import Settings
 from tracehive.storage.base import Project, Store
 
@@ -95,39 +95,54 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from tracehive.api.http_limits import guarded_protocol
     from tracehive.app import create_app
     from tracehive.observability.logging import log_config
+    from tracehive.serve_guard import DataDirLock, GuardError, bind_listener, prepare_data_dir
 
     settings = _settings(args)
     problem = tls_problem(settings)
     if problem:
         return _fail("serve", problem, 2)
-    key = _with_store(settings, _bootstrap)
-    if key is not None:
-        print(f"Created project '{DEFAULT_PROJECT}'. Its API key is shown only this once:", flush=True)
-        print(key, flush=True)
-    print(
-        f"tracehive {__version__} serving on {'https' if settings.tls_cert else 'http'}://{settings.host}:{settings.port} "
-        f"(data in {_where(settings)})",
-        flush=True,
-    )
-    if settings.otlp_grpc_port:
-        print(f"OTLP/gRPC on {settings.host}:{settings.otlp_grpc_port}", flush=True)
-    app = create_app(settings)
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        # JSON lines on stderr; the access line is tracehive's own (request id, no query string).
-        log_config=log_config(settings.log_level),
-        access_log=False,
-        loop="auto",
-        # httptools with bounds on the request head (size, time), checked while parsing.
-        http=guarded_protocol(settings.max_header_bytes, settings.header_timeout_seconds),
-        timeout_graceful_shutdown=10,
-        ssl_certfile=settings.tls_cert or None,
-        ssl_keyfile=settings.tls_key or None,
-    )
-    return 0
+    scheme = "https" if settings.tls_cert else "http"
+    # The data dir and the port are ours before anything is printed or opened (serve_guard.py).
+    try:
+        data_dir = prepare_data_dir(settings.data_dir)
+        lock = DataDirLock(data_dir)
+        lock.acquire(f"pid {os.getpid()}, {scheme}://{settings.host}:{settings.port}")
+        listener = bind_listener(settings.host, settings.port)
+    except GuardError as exc:
+        return _fail("serve", str(exc), 1)
+    try:
+        key = _with_store(settings, _bootstrap)
+        if key is not None:
+            print(f"Created project '{DEFAULT_PROJECT}'. Its API key is shown only this once:", flush=True)
+            print(key, flush=True)
+        port = listener.getsockname()[1]
+        print(f"tracehive {__version__} serving on {scheme}://{settings.host}:{port} (data in {_where(settings)})",
+              flush=True)
+        if settings.otlp_grpc_port:
+            print(f"OTLP/gRPC on {settings.host}:{settings.otlp_grpc_port}", flush=True)
+        config = uvicorn.Config(
+            create_app(settings),
+            host=settings.host,
+            port=port,
+            log_level=settings.log_level,
+            # JSON lines on stderr; the access line is tracehive's own (request id, no query string).
+            log_config=log_config(settings.log_level),
+            access_log=False,
+            loop="auto",
+            # httptools with bounds on the request head (size, time), checked while parsing.
+            http=guarded_protocol(settings.max_header_bytes, settings.header_timeout_seconds),
+            timeout_graceful_shutdown=10,
+            ssl_certfile=settings.tls_cert or None,
+            ssl_keyfile=settings.tls_key or None,
+        )
+        server = uvicorn.Server(config)
+        server.run(sockets=[listener])
+        # uvicorn.run's rule: a server that never finished starting (e.g. the app's start-up
+        # failed) exits with 3.
+        return 0 if server.started else 3
+    finally:
+        listener.close()
+        lock.release()
 
 
 # keys and projects -----------------------------------------------------------------------------
@@ -208,6 +223,22 @@ def cmd_clickhouse_ddl(args: argparse.Namespace) -> int:
 _CLI_OPERATORS = ("exists", "not exists", "is", "is not", "contains", "not contains", "greater than",
                   "less than", "after", "before")
 _RELATIVE_SINCE = re.compile(r"\d{1,9}[mhdw]")
+
+
+MAX_PROJECT_NAME = 200
+
+
+def project_name(text: str) -> str:
+    """``--project``: the name without surrounding spaces; blank, overlong or control characters
+    are refused (argparse prints the reason and exits 2), so no project is named by accident."""
+    name = text.strip()
+    if not name:
+        raise argparse.ArgumentTypeError("a project name cannot be empty or blank")
+    if len(name) > MAX_PROJECT_NAME:
+        raise argparse.ArgumentTypeError(f"a project name is at most {MAX_PROJECT_NAME} characters")
+    if any(not ch.isprintable() for ch in name):
+        raise argparse.ArgumentTypeError("a project name cannot hold control characters")
+    return name
 
 
 def _fail(command: str, message: str, code: int = 1) -> int:
@@ -446,7 +477,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     keys = sub.add_parser("keys", help="manage API keys").add_subparsers(dest="keys_command", required=True)
     create = keys.add_parser("create", help="mint a key; it is printed alone on the last line")
-    create.add_argument("--project", required=True, help="project name (created if needed)")
+    create.add_argument("--project", required=True, type=project_name, help="project name (created if needed)")
     create.add_argument("--kind", choices=[k.value for k in KeyKind], default=KeyKind.PROJECT.value)
     _data_dir_arg(create)
     create.set_defaults(func=cmd_keys_create)
@@ -465,7 +496,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = sub.add_parser("export", help="stream a project's events (and its datasets, runs...) to JSONL, or its "
                                            "events to CSV (reads the data dir directly)")
-    export.add_argument("--project", default=DEFAULT_PROJECT, help=f"project name (default {DEFAULT_PROJECT})")
+    export.add_argument("--project", default=DEFAULT_PROJECT, type=project_name,
+                        help=f"project name (default {DEFAULT_PROJECT})")
     export.add_argument("--filter", nargs="+", action="append", metavar="TERM",
                         help="FIELD OPERATOR [VALUE], e.g. --filter event_type is model --filter metadata.cost 'greater than' 0.01 "
                              "(repeatable, ANDed; same language as POST /v1/events/export)")
@@ -480,7 +512,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     imp = sub.add_parser("import", help="load a JSONL export (events and records) into a project (created if needed)")
     imp.add_argument("file", metavar="FILE.jsonl", help="a file written by 'tracehive export', or - for stdin")
-    imp.add_argument("--project", default=DEFAULT_PROJECT, help=f"project name (default {DEFAULT_PROJECT})")
+    imp.add_argument("--project", default=DEFAULT_PROJECT, type=project_name,
+                     help=f"project name (default {DEFAULT_PROJECT})")
     imp.add_argument("--batch-size", type=int, default=IMPORT_BATCH, help=argparse.SUPPRESS)
     _data_dir_arg(imp)
     imp.set_defaults(func=cmd_import)

@@ -131,6 +131,21 @@ def test_keys_create_rejects_unknown_kind(data_dir: Path) -> None:
     assert "admin" in result.stderr
 
 
+@pytest.mark.parametrize("name", ["", "   ", "\t", "a\nb", "x" * 201])
+def test_keys_create_refuses_a_blank_or_unprintable_project_name(data_dir: Path, name: str) -> None:
+    result = run_cli("keys", "create", "--project", name, "--data-dir", str(data_dir), check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "--project: a project name" in result.stderr
+    assert not (data_dir / "tracehive.db").exists()
+
+
+def test_project_names_are_kept_as_given_around_inner_spaces(data_dir: Path) -> None:
+    created = run_cli("keys", "create", "--project", "  my app  ", "--data-dir", str(data_dir)).stdout
+    assert "Created project 'my app' (" in created
+    again = run_cli("keys", "create", "--project", "my app", "--data-dir", str(data_dir)).stdout
+    assert "Created project 'my app'" not in again and "for project 'my app'" in again  # the same project
+
+
 # keys list / revoke ----------------------------------------------------------------------------
 
 
