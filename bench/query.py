@@ -619,6 +619,25 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         result["chart"] = c
         log(f"(c) chart: {c}")
 
+        # (e)-(g): reads an index change moves (issue #15), no targets of their own: the sessions
+        # list's first page, a search by event name and one by model (the filter indexes' users).
+        extra = {
+            "sessions_list": ("POST", "/v1/sessions/search", {"dateRange": iso, "limit": 50}),
+            "search_name": ("POST", "/v1/events/search", {
+                "filters": [{"field": "event_name", "operator": "is", "value": TOOLS[0][0], "type": "string"}],
+                "dateRange": iso, "limit": 50}),
+            "search_model": ("POST", "/v1/events/search", {
+                "filters": [{"field": "config.model", "operator": "is", "value": MODELS[1][0], "type": "string"}],
+                "limit": 50}),
+        }
+        for name, (method, path, body) in extra.items():
+            m = timed(client, method, path, body, args.reps)
+            if m.get("status") == 200:
+                sample = m.pop("sample")
+                m["count"] = sample.get("count", sample.get("totalSessions"))
+            result[name] = m
+            log(f"{name}: {m}")
+
         # (d) export
         n = min(EXPORT_EVENTS, meta["events"])
         d = export_run(client, server, port, meta["key"], n)
@@ -658,6 +677,16 @@ def print_table(r: dict[str, Any]) -> None:
     line(f"(b) tree of a {TREE_EVENTS:,}-event session", b, TARGETS["tree_p50_ms"])
     line("(c) chart 7 d hourly p95 duration by type", c, TARGETS["chart_p50_ms"],
          f"  ({c.get('rows')} rows)" if c.get("status") == 200 else "")
+    for key, label in (("sessions_list", "(e) sessions list, 7 days, first 50"),
+                       ("search_name", "(f) search event_name is x + 7 days, 50"),
+                       ("search_model", "(g) search config.model is x, all time, 50")):
+        m = r.get(key)
+        if m is None:
+            continue
+        if m.get("status") != 200:
+            print(f"{label:<44}HTTP {m.get('status')}")
+            continue
+        print(f"{label:<44}{m['p50_ms']:>8} ms{m['p95_ms']:>7} ms   (no target; {m.get('count', '?')} matches)")
     flat = d["rss_peak_mb"] - d["rss_before_mb"] <= RSS_FLAT_MB
     print(f"(d) export {d['events']:,} events: {d['events_per_s']:,} events/s ({d['wall_s']} s, {d['mb']} MB)   "
           f"target >= {TARGETS['export_events_per_s']:,.0f}/s: {_verdict(d['events_per_s'] >= TARGETS['export_events_per_s'])}")

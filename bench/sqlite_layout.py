@@ -10,8 +10,10 @@ payload, and the file's size per event. No server, no upserts: a ceiling per lay
 which indexes a write should pay for. The read side of a choice is ``bench/query.py``.
 
 Layouts: ``release`` is the events table and indexes of migrations 1-5; ``without-<index>`` drops
-one of them; ``core`` keeps the key, session, parent and chart indexes only; ``int-core`` is
-``core`` with a small integer project key instead of the 36-character project id.
+one of them; ``migration-6`` is the release without ``by_time``; ``wide`` serves type and name
+filters from one time index that carries both (and session rows from a partial index) instead of
+an index each; ``core`` keeps the key, session, parent and chart indexes only; ``int-<layout>``
+is a layout with a small integer project key instead of the 36-character project id.
 
     python bench/sqlite_layout.py                              # every layout, 500 bodies, group 8
     python bench/sqlite_layout.py --bodies 1000 --group 1 release core
@@ -55,30 +57,47 @@ _INDEXES = {
     "by_model": "({p}, json_extract(config, '$.\"model\"')) WHERE json_extract(config, '$.\"model\"') IS NOT NULL",
     "by_user_id": "({p}, json_extract(user_properties, '$.\"user_id\"')) "
                   "WHERE json_extract(user_properties, '$.\"user_id\"') IS NOT NULL",
-    "by_rating": "({p}, json_extract(feedback, '$.\"rating\"')) WHERE json_extract(feedback, '$.\"rating\"') IS NOT NULL",
+    "by_rating": "({p}, json_extract(feedback, '$.\"rating\"')) "
+                 "WHERE json_extract(feedback, '$.\"rating\"') IS NOT NULL",
     "chart_duration": "({p}, start_time, event_type, duration)",
+    # Candidates, not in a release:
+    "by_time_wide": "({p}, start_time, event_type, event_name, duration)",
+    "sessions": "({p}, start_time) WHERE event_type = 'session'",
 }  # fmt: skip
+_RELEASE = ("by_session", "by_parent", "by_time", "by_type", "by_name", "by_model", "by_user_id", "by_rating",
+            "chart_duration")  # fmt: skip
 _CORE = ("by_session", "by_parent", "chart_duration")
+# Type and name filters served by one wide time index (in-index checks) instead of two indexes
+# of their own, and the session rows by a partial index.
+_WIDE = ("by_session", "by_parent", "by_model", "by_user_id", "by_rating", "by_time_wide", "sessions")
 
 
 def layout(name: str) -> tuple[str, str, Any]:
-    """(DDL, project column, project value) of a layout."""
-    if name == "int-core":
-        ddl = [f"CREATE TABLE events (id INTEGER PRIMARY KEY, project INTEGER NOT NULL, {_TABLE})",
-               "CREATE UNIQUE INDEX events_key ON events (project, event_id)"]
-        ddl += [f"CREATE INDEX events_{i} ON events {_INDEXES[i].format(p='project')}" for i in _CORE]
-        return ";".join(ddl), "project", 1
-    if name == "release":
-        keep = list(_INDEXES)
-    elif name == "core":
+    """(DDL, project column, project value) of a layout; ``int-<layout>`` is ``<layout>`` with a
+    small integer project key (rows in arrival order, the event id unique per project)."""
+    integer = name.startswith("int-")
+    base = name[4:] if integer else name
+    if base == "release":
+        keep = list(_RELEASE)
+    elif base == "migration-6":
+        keep = [i for i in _RELEASE if i != "by_time"]
+    elif base == "core":
         keep = list(_CORE)
-    elif name.startswith("without-") and name[8:] in _INDEXES:
-        keep = [i for i in _INDEXES if i != name[8:]]
+    elif base == "wide":
+        keep = list(_WIDE)
+    elif base.startswith("without-") and base[8:] in _RELEASE:
+        keep = [i for i in _RELEASE if i != base[8:]]
     else:
         raise SystemExit(f"unknown layout {name!r}")
-    ddl = [f"CREATE TABLE events (project_id TEXT NOT NULL, {_TABLE}, PRIMARY KEY (project_id, event_id))"]
-    ddl += [f"CREATE INDEX events_{i} ON events {_INDEXES[i].format(p='project_id')}" for i in keep]
-    return ";".join(ddl), "project_id", str(uuid.uuid4())
+    if integer:
+        ddl = [f"CREATE TABLE events (id INTEGER PRIMARY KEY, project INTEGER NOT NULL, {_TABLE})",
+               "CREATE UNIQUE INDEX events_key ON events (project, event_id)"]
+        column, value = "project", 1
+    else:
+        ddl = [f"CREATE TABLE events (project_id TEXT NOT NULL, {_TABLE}, PRIMARY KEY (project_id, event_id))"]
+        column, value = "project_id", str(uuid.uuid4())
+    ddl += [f"CREATE INDEX events_{i} ON events {_INDEXES[i].format(p=column)}" for i in keep]
+    return ";".join(ddl), column, value
 
 
 def bodies(n: int, seed: int) -> list[tuple[str, bytes]]:
@@ -147,7 +166,8 @@ def main() -> None:
     parser.add_argument("--group", type=int, default=8, help="bodies per transaction (default 8)")
     parser.add_argument("--seed", type=int, default=4)
     args = parser.parse_args()
-    names = args.layouts or ["release", *(f"without-{i}" for i in _INDEXES), "core", "int-core"]
+    names = args.layouts or ["release", *(f"without-{i}" for i in _RELEASE), "migration-6", "wide", "core",
+                             "int-migration-6", "int-wide", "int-core"]
     data = bodies(args.bodies, args.seed)
     print(f"{args.bodies * 100:,} events, {args.group} bodies per transaction, "
           f"{sum(len(b) for _, b in data) / args.bodies / 100:.0f} B of JSON per event")

@@ -101,16 +101,44 @@ def test_hot_path_sql_carries_only_our_constant() -> None:
         assert "'$." not in compiled.count_sql and compiled.count_sql.count("?") == len(compiled.count_params)
 
 
-def test_type_and_name_searches_use_their_index(conn: sqlite3.Connection) -> None:
-    for field, index in (("event_type", "events_by_type"), ("event_name", "events_by_name")):
-        body = {"filters": [{"field": field, "operator": "is", "value": "model"},
-                            {"field": "metadata.cost", "operator": "greater than", "value": 0.01}],
+def test_type_and_name_searches_are_checked_inside_the_time_index(conn: sqlite3.Connection) -> None:
+    """Migration 6: no index of their own (each cost every write); the time range's slice of
+    events_timeline carries type and name, so the count never reads the table and the page is in
+    time order (only ties on start_time are sorted, by rowid)."""
+    for field in ("event_type", "event_name"):
+        body = {"filters": [{"field": field, "operator": "is", "value": "model"}],
                 "dateRange": {"$gte": 1, "$lte": 2}}
         compiled = compile_export("p", parse_export_request(body))
-        rows = conn.execute("EXPLAIN QUERY PLAN " + compiled.select_sql, compiled.select_params).fetchall()
-        plan = " | ".join(str(r[-1]) for r in rows)
-        assert f"USING INDEX {index} (project_id=? AND {field}=? AND start_time>? AND start_time<?)" in plan, plan
-        assert "TEMP B-TREE" not in plan, plan  # newest first straight from the index
+        select = " | ".join(str(r[-1]) for r in conn.execute("EXPLAIN QUERY PLAN " + compiled.select_sql,
+                                                              compiled.select_params))
+        count = " | ".join(str(r[-1]) for r in conn.execute("EXPLAIN QUERY PLAN " + compiled.count_sql,
+                                                             compiled.count_params))
+        assert "USING INDEX events_timeline (project_id=? AND start_time>? AND start_time<?)" in select, select
+        assert "TEMP B-TREE FOR ORDER BY" not in select, select  # "RIGHT PART OF ORDER BY": ties only
+        assert count == "SEARCH e USING COVERING INDEX events_timeline (project_id=? AND start_time>? AND start_time<?)"
+
+
+@pytest.mark.parametrize("sort_by", ["start_time", "event_name", "duration", "num_events", "cost", "total_tokens"])
+@pytest.mark.parametrize("date_range", [None, {"start_time": "2026-01-01T00:00:00Z",
+                                                "end_time": "2026-02-01T00:00:00Z"}])
+def test_the_sessions_list_reads_session_rows_from_their_partial_index(
+    conn: sqlite3.Connection, sort_by: str, date_range: dict[str, str] | None
+) -> None:
+    """Whatever the sort and filters, the sessions are found through events_sessions (the
+    session rows only), never by walking every event of the project or of the range."""
+    from tracehive.query.session_list import parse_session_list_request
+    from tracehive.storage.sqlite.session_list import compile_page
+
+    body: dict[str, Any] = {"sort_by": sort_by, "filters": [
+        {"field": "event_name", "operator": "is not", "value": "x"},
+        {"field": "metadata.cost", "operator": "greater than", "value": 0}]}
+    if date_range:
+        body["dateRange"] = date_range
+    count_sql, page_sql, count_params, page_params = compile_page("p", parse_session_list_request(body))
+    for sql, params in ((count_sql, count_params), (page_sql, page_params)):
+        plan = " | ".join(str(r[-1]) for r in conn.execute("EXPLAIN QUERY PLAN " + sql, params))
+        assert "USING INDEX events_sessions (project_id=?" in plan, plan
+        assert "events_timeline" not in plan and "events_by_parent" not in plan, plan
 
 
 @pytest.mark.parametrize("value", ["gpt-4o", "5", "5.0", "true", "[\"a\"]", "{\"a\": 1}", "", " x"])

@@ -23,9 +23,9 @@ The aggregation runs inside SQLite; Python only reads the aggregated rows (at mo
      time.
   The earlier form ranked every value with three windows partitioned by (bucket, group),
   which buffered each partition twice: 2.3 s for a 7-day hourly p95 at 200k events.
-* Index: ``events_chart_duration`` (migration 4) covers ``(project_id, start_time, event_type,
-  duration)``: the common chart (duration, optionally by event_type, over a time range) reads
-  only the range's slice of that index, never the table.
+* Index: ``events_timeline`` (migration 6) covers ``(project_id, start_time, event_type,
+  event_name, duration)``: the common chart (duration or a count, optionally by event_type or
+  event_name, over a time range) reads only the range's slice of that index, never the table.
 """
 
 from __future__ import annotations
