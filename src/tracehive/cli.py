@@ -63,10 +63,11 @@ def tls_problem(settings: Settings) -> str | None:
 
 
 def _where(settings: Settings) -> str:
-    """Where the data lives, for messages: the store URL (password hidden) or the data dir."""
+    """Where the data lives, for messages: the store URL (password hidden) or the data dir's
+    absolute path (a relative one depends on where the command ran)."""
     from tracehive.storage.factory import redact_url
 
-    return redact_url(settings.store) if settings.store else str(settings.data_dir)
+    return redact_url(settings.store) if settings.store else str(settings.data_dir.expanduser().absolute())
 
 
 def _when(ms: int | None) -> str:
@@ -295,9 +296,6 @@ def cmd_export(args: argparse.Namespace) -> int:
     from tracehive.experiments import transfer_records
 
     settings = _settings(args)
-    if not settings.store and not settings.database_path.exists():
-        return _fail("export", f"no database in {settings.data_dir} (use --data-dir or TRACEHIVE_DATA_DIR, "
-                               "or --store for PostgreSQL)")
     if args.records and args.format == "csv":
         return _fail("export", "--records: a CSV export holds events only (use --format jsonl)", 2)
     try:
@@ -530,11 +528,48 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Commands that only read: on a data dir with no database they stop instead of making an empty
+# one (a mistyped --data-dir would otherwise list nothing, or mint a key the server never sees).
+_READERS = frozenset({"keys list", "keys revoke", "projects list", "export"})
+
+
+def _command_name(args: argparse.Namespace) -> str:
+    sub = getattr(args, "keys_command", None) or getattr(args, "projects_command", None)
+    return f"{args.command} {sub}" if sub else str(args.command)
+
+
+def _announce(args: argparse.Namespace) -> int | None:
+    """Say on stderr which data dir or store a command works on (``serve`` says it in its
+    banner); refuse a reading command on a data dir with no database. An exit code, or None."""
+    if not hasattr(args, "data_dir") or args.command == "serve":
+        return None
+    name = _command_name(args)
+    settings = _settings(args)
+    where = _where(settings)
+    if not settings.store and settings.data_dir.exists() and not settings.data_dir.is_dir():
+        return _fail(name, f"the data dir {where} is a file, not a directory")
+    if not settings.store and not settings.database_path.exists():
+        if name in _READERS:
+            return _fail(name, f"no database in {where} (use --data-dir or TRACEHIVE_DATA_DIR, "
+                               "or --store for PostgreSQL)")
+        print(f"tracehive {name}: creating a new database in {where}", file=sys.stderr)
+    else:
+        print(f"tracehive {name}: using {where}", file=sys.stderr)
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     func: Callable[[argparse.Namespace], Any] = args.func
+    refused = _announce(args)
+    if refused is not None:
+        return refused
     try:
         return int(func(args) or 0)
     except ApiError as exc:  # e.g. the store cannot be reached: one clear line, not a traceback
         print(f"tracehive {args.command}: {exc.message}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # e.g. a data dir that cannot be made: one clear line, not a traceback
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"tracehive {_command_name(args)}: {exc.strerror or exc}{where}", file=sys.stderr)
         return 1

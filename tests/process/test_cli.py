@@ -208,7 +208,8 @@ def test_revoke_unknown_key_on_empty_data_dir_exits_non_zero(data_dir: Path) -> 
 
 
 def test_projects_list(data_dir: Path) -> None:
-    assert project_names(data_dir) == []
+    create_key(data_dir, "zeta")
+    assert project_names(data_dir) == ["zeta"]
     for name in ("zeta", "alpha", "mid"):
         create_key(data_dir, name)
     create_key(data_dir, "alpha", "ingestion")
@@ -217,6 +218,39 @@ def test_projects_list(data_dir: Path) -> None:
     listing = run_cli("projects", "list", "--data-dir", str(data_dir)).stdout.splitlines()
     ids = [line.split()[0] for line in listing[1:]]
     assert len(ids) == 3 and all(uuid.UUID(i) for i in ids)
+
+
+@pytest.mark.parametrize("command", [["keys", "list"], ["projects", "list"], ["keys", "revoke", "k"], ["export"]])
+def test_reading_commands_refuse_a_data_dir_with_no_database(tmp_path: Path, command: list[str]) -> None:
+    """A mistyped --data-dir names the path it looked at and makes nothing there."""
+    mistyped = tmp_path / "tracehive-dat"
+    result = run_cli(*command, "--data-dir", str(mistyped), check=False)
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.startswith(f"tracehive {' '.join(command[:2]) if command[0] != 'export' else 'export'}: "
+                                    f"no database in {mistyped} ")
+    assert not mistyped.exists()
+
+
+def test_every_store_command_says_which_data_dir_it_uses_as_an_absolute_path(tmp_path: Path) -> None:
+    created = run_cli("keys", "create", "--project", "p", "--data-dir", "rel-data", cwd=tmp_path)
+    assert created.stderr == f"tracehive keys create: creating a new database in {tmp_path / 'rel-data'}\n"
+    assert PROJECT_KEY_RE.match(created.stdout.splitlines()[-1])  # the key is still the last line
+    for command in (["keys", "list"], ["projects", "list"], ["migrate"]):
+        result = run_cli(*command, "--data-dir", "rel-data", cwd=tmp_path)
+        assert result.stderr.splitlines()[0] == f"tracehive {' '.join(command)}: using {tmp_path / 'rel-data'}"
+
+
+def test_a_data_dir_that_is_a_file_is_one_line_for_every_command(tmp_path: Path) -> None:
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("x")
+    for command in (["keys", "create", "--project", "p"], ["keys", "list"], ["import", "-"], ["migrate"]):
+        result = run_cli(*command, "--data-dir", str(not_a_dir), check=False)
+        assert result.returncode == 1 and "Traceback" not in result.stderr
+        assert result.stderr.strip().endswith(f"the data dir {not_a_dir} is a file, not a directory")
+    below = not_a_dir / "data"
+    result = run_cli("keys", "create", "--project", "p", "--data-dir", str(below), check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr and len(result.stderr.splitlines()) == 2
+    assert "Not a directory" in result.stderr  # the OS's reason, on the line after "creating a new database"
 
 
 # serve -----------------------------------------------------------------------------------------

@@ -183,7 +183,8 @@ def test_bad_import_lines_are_reported_and_good_ones_imported(tmp_path: Path) ->
     result = run_cli("import", str(source), "--data-dir", str(target), check=False)
     assert result.returncode == 1
     assert "Imported 2 events" in result.stdout
-    errors = result.stderr.splitlines()
+    announced, *errors = result.stderr.splitlines()
+    assert announced == f"tracehive import: creating a new database in {target}"
     assert errors[0].startswith(f"{source}:2: not valid JSON")
     assert errors[1] == f"{source}:3: start_time must be a number (Unix ms)"
     assert errors[2] == f"{source}:6: unknown field 'surprise'"
@@ -222,7 +223,8 @@ def run_with_pty_stderr(args: list[str]) -> tuple[int, bytes, bytes]:
 
 def test_progress_bar_only_on_a_terminal(server: TracehiveServer, populated: dict[str, Any], tmp_path: Path) -> None:
     piped = export(server.data_dir)
-    assert piped.stderr == ""  # not a terminal: no progress line at all
+    # Not a terminal: no progress line at all, only which data dir was read.
+    assert piped.stderr == f"tracehive export: using {server.data_dir.absolute()}\n"
     rc, out, tty = run_with_pty_stderr(["export", "--data-dir", str(server.data_dir)])
     assert rc == 0 and len(out.splitlines()) == 8
     assert b"\rexported 8 events" in tty and b"/s" in tty and b"{" not in tty  # data never goes to stderr
