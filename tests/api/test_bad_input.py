@@ -249,6 +249,10 @@ def build_cases() -> list[Case]:
         ("duration-bool", {"duration": True}, "duration"),
         ("duration-obj", {"duration": {"ms": 5}}, "duration"),
         ("duration-huge", {"duration": 2**64}, "duration"),
+        # Issue 16, point 3: no negative duration is stored.
+        ("duration-negative", {"duration": -5}, "duration: must not be negative"),
+        ("end_time-before-start_time", {"start_time": 2_000, "end_time": 1_000},
+         "end_time: must not be before start_time"),
         ("start_time-huge", {"start_time": 2**63}, "start_time"),
         ("end_time-huge", {"end_time": -(10**300)}, "end_time"),
         ("event_id-num", {"event_id": 5}, "event_id"),
@@ -493,6 +497,21 @@ def test_string_times_are_replaced_by_now_but_string_durations_rejected(world: W
     assert response.status_code == 200, response.text
     stored = world.api.get(f"/v1/events/{response.json()['event_id']}").json()["event"]
     assert stored["start_time"] != 1_700_000_000_000 and stored["start_time"] > 1_700_000_000_000
+
+
+def test_create_session_never_stores_a_negative_duration(world: World) -> None:
+    """POST /v1/sessions has a fallback for every field (the seed): a negative duration counts as
+    not sent, and so does an end before the start; the duration then comes from the times."""
+    for sent, expected in [
+        ({"start_time": 1_000, "end_time": 3_000, "duration": -5}, (1_000, 3_000, 2_000)),
+        ({"start_time": 1_000, "duration": -5}, (1_000, 1_000, 0)),
+        ({"start_time": 5_000, "end_time": 1_000}, (5_000, 5_000, 0)),
+        ({"start_time": 5_000, "end_time": 1_000, "duration": 250}, (5_000, 5_250, 250)),
+    ]:
+        response = world.api.post("/v1/sessions", json={"session_name": "times", **sent})
+        assert response.status_code == 200, response.text
+        stored = world.api.get(f"/v1/events/{response.json()['session_id']}").json()["event"]
+        assert (stored["start_time"], stored["end_time"], stored["duration"]) == expected, sent
 
 
 def test_longest_allowed_strings_are_accepted(world: World) -> None:

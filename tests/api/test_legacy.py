@@ -233,6 +233,15 @@ def test_non_numeric_times_become_now(api: Api) -> None:
     assert (e["start_time"], e["end_time"], e["duration"]) == (1000, 1250.5, 250.5)
 
 
+def test_legacy_events_never_store_a_negative_duration(api: Api) -> None:
+    """The legacy routes read every field leniently: a negative duration or an end before the
+    start counts as not sent (README, "Legacy routes"), as on POST /v1/sessions."""
+    e = get_event(api, create(api, ev(start_time=1000, end_time=4000, duration=-5)))
+    assert (e["start_time"], e["end_time"], e["duration"]) == (1000, 4000, 3000)
+    e = get_event(api, create(api, ev(start_time=5000, end_time=1000)))
+    assert (e["start_time"], e["end_time"], e["duration"]) == (5000, 5000, 0)
+
+
 # ------------------------------------------------------------------------------------------------
 # PUT /events
 # ------------------------------------------------------------------------------------------------

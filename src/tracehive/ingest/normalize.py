@@ -75,9 +75,18 @@ def event_from_request(req: PostEventRequest, *, session_id: str | None = None, 
 
 def _times(start: Any, end: Any, duration: Any, now: int) -> tuple[Any, Any, Any]:
     """A time that was sent but is not a number is *now* (the getInt64-style reader of the
-    contract); a time that was not sent is derived from the others (contract 5.4)."""
+    contract); a time that was not sent is derived from the others (contract 5.4). The routes
+    where every field has a fallback (``POST /v1/sessions``, the legacy routes) never store a
+    negative duration: a negative one counts as not sent, and so does an end before the start
+    (the strict event routes refuse both: ``PostEventRequest``)."""
     if start is not None and numeric_or_none(start) is None:
         start = now
     if end is not None and numeric_or_none(end) is None:
         end = now
+    d = numeric_or_none(duration)
+    if d is not None and d < 0:
+        duration = None
+    s, e = numeric_or_none(start), numeric_or_none(end)
+    if s is not None and e is not None and e < s:
+        end = None
     return derive_times(start, end, duration, now=now)

@@ -7,11 +7,21 @@ Strict bodies (contract 5.1) forbid unknown keys; ``UpdateEventRequest`` ignores
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
-import math
-
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator, StrictBool, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    StrictBool,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+)
 
 from tracehive.model.ids import is_uuid
 
@@ -44,6 +54,16 @@ def _time(value: Any) -> Any:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return _number(value)
     return value
+
+
+def _not_negative(value: Any) -> Any:
+    if value is not None and value < 0:
+        raise ValueError("must not be negative")
+    return value
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _lower_enum(value: Any) -> Any:
@@ -100,7 +120,9 @@ class PostEventRequest(StrictBody):
     error: ErrorText | None = None
     start_time: LenientTime = None
     end_time: LenientTime = None
-    duration: Number | None = None
+    # Never negative, and an end before the start is refused (the sessions list showed "-5 ms").
+    duration: Annotated[Number | None, AfterValidator(_not_negative),
+                        Field(json_schema_extra={"minimum": 0, "description": "ms; end_time - start_time"})] = None
     metadata: JsonObject | None = None
     feedback: JsonObject | None = None
     metrics: JsonObject | None = None
@@ -108,6 +130,14 @@ class PostEventRequest(StrictBody):
     project_id: Annotated[str, Field(max_length=MAX_ID_LENGTH)] | None = Field(
         None, description="Accepted and ignored: the API key decides the project."
     )
+
+    @field_validator("end_time")
+    @classmethod
+    def _end_not_before_start(cls, end: Any, info: ValidationInfo) -> Any:
+        start = info.data.get("start_time")
+        if _is_number(start) and _is_number(end) and end < start:
+            raise ValueError("must not be before start_time")
+        return end
 
 
 class SessionEventBatchRequest(StrictBody):
