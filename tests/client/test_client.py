@@ -125,10 +125,30 @@ def test_client_side_validation_names_the_field(client: Client) -> None:
     assert info.value.field == "inputs"
     with pytest.raises(ValidationError) as info:
         client.sessions.create_event_batch("00000000-0000-4000-8000-000000000001", [{"event_type": "model", "inputs": {}, "bogus": 1}])
-    assert info.value.field == "events.0.bogus"
+    assert info.value.field == "events[0].bogus"
     with pytest.raises(ValidationError) as info:
         client.events.search(limit=0)
     assert info.value.field == "limit"
+
+
+@pytest.mark.parametrize("event", [
+    {"event_type": "model", "inputs": {}, "bogus": 1},
+    {"event_type": "model", "inputs": {}, "duration": -5},
+    {"event_type": "model", "inputs": {}, "children_ids": ["00000000-0000-4000-8000-000000000001", "nope"]},
+    {"event_type": "model"},
+])
+def test_client_and_server_spell_a_validation_failure_alike(client: Client, server: TracehiveServer, key: str,
+                                                           event: dict[str, object]) -> None:
+    """The client refuses before sending with the server's own words (issue 16, point 12)."""
+    sid = "00000000-0000-4000-8000-000000000002"
+    with pytest.raises(ValidationError) as info:
+        client.sessions.create_event_batch(sid, [{"event_type": "tool", "inputs": {}}, event])
+    with server.client(key) as raw:
+        reply = raw.post(f"/v1/sessions/{sid}/events/batch", json={"events": [{"event_type": "tool", "inputs": {}},
+                                                                              event]})
+    assert reply.status_code == 400
+    assert info.value.message == reply.json()["message"]
+    assert info.value.field == reply.json()["message"].split(":")[0]
 
 
 def test_server_errors_map_to_classes(server: TracehiveServer, client: Client) -> None:

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tracehive.model.error_paths import error_message, format_location
 from tracehive.model.errors import (
     MalformedBody,
     Overloaded,
@@ -262,16 +263,6 @@ def _path_to_depth(data: Any, limit: int) -> str:
     return format_location(path[: min(len(path), 8)]) + ("..." if len(path) > 8 else "")
 
 
-def format_location(loc: tuple[Any, ...] | list[Any]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out or "body"
-
-
 def validate(model: type[M], data: Any) -> M:
     try:
         return model.model_validate(data)
@@ -282,15 +273,7 @@ def validate(model: type[M], data: Any) -> M:
 def validation_failed(exc: ValidationError, prefix: tuple[Any, ...] = ()) -> ValidationFailed:
     details = []
     for err in exc.errors(include_url=False, include_input=False, include_context=False):
-        where = format_location(prefix + tuple(err["loc"]))
-        message = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            message = "unknown field"
-        elif err["type"] in ("model_type", "dict_type", "model_attributes_type"):
-            message = "must be a JSON object"
-        elif err["type"] == "missing":
-            message = "field required"
-        details.append({"field": where, "message": message})
+        details.append({"field": format_location(prefix + tuple(err["loc"])), "message": error_message(err)})
     first = details[0] if details else {"field": "body", "message": "invalid"}
     more = f" (and {len(details) - 1} more)" if len(details) > 1 else ""
     return ValidationFailed(f"{first['field']}: {first['message']}{more}", details=details)

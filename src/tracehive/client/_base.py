@@ -15,6 +15,7 @@ import pydantic
 from pydantic import BaseModel
 
 from tracehive.client.errors import ConfigurationError, ValidationError, error_from_response
+from tracehive.model.error_paths import error_message, format_location
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8520"
 DEFAULT_TIMEOUT = 30.0
@@ -43,10 +44,6 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
-def _field_of(error: Mapping[str, Any]) -> str:
-    return ".".join(str(p) for p in error.get("loc", ())) or "<body>"
-
-
 def validate(model: type[M], data: Any) -> M:
     """Validate with the server's own model; a failure names the field before anything is sent."""
     if isinstance(data, model):
@@ -58,11 +55,12 @@ def validate(model: type[M], data: Any) -> M:
     except pydantic.ValidationError as exc:
         errors = exc.errors(include_url=False, include_context=False, include_input=False)
         first = errors[0]
-        field = _field_of(first)
+        # Spelled as the server spells it (model/error_paths.py): "events[0].bogus: unknown field".
+        field = format_location(first.get("loc", ()))
         raise ValidationError(
             0,
             "CLIENT_VALIDATION_ERROR",
-            f"{field}: {first.get('msg')}",
+            f"{field}: {error_message(first)}",
             field=field,
             details=[{"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")} for e in errors],
         ) from None
