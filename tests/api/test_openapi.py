@@ -45,3 +45,14 @@ def test_docs_page_renders_with_bundled_assets(client: TestClient) -> None:
     assert "/docs/static/docs-init.js" in page.text and "<script>" not in page.text
     js = client.get("/docs/static/swagger-ui-bundle.js")
     assert js.status_code == 200 and len(js.content) > 100_000
+
+
+def test_the_session_id_rules_are_documented_where_clients_look(client: TestClient) -> None:
+    """Issue 16, point 2: POST /v1/sessions replaces a non-UUID session_id; the path routes refuse
+    one. Both are in /openapi.json (the behaviour itself: test_bad_input.py)."""
+    doc = client.get("/openapi.json").json()
+    start = doc["paths"]["/v1/sessions"]["post"]["description"]
+    assert "not a UUID is replaced by a new UUIDv4" in start and "makes two sessions" in start
+    assert "answer 400" in start
+    assert "400" in doc["paths"]["/v1/sessions/{session_id}/events/batch"]["post"]["responses"]
+    assert doc["components"]["schemas"]["PostEventRequest"]["properties"]["duration"]["minimum"] == 0

@@ -50,7 +50,12 @@ async def start_session(request: Request, scope: Scope, session: Event) -> dict[
 async def create_session(request: Request) -> Response:
     """Create a session event, or merge metadata/user_properties into an existing one with the same
     ``session_id`` and return it (idempotent). An ingestion key, which may not read, gets back the
-    session as it sent it, never what was stored before."""
+    session as it sent it, never what was stored before.
+
+    A ``session_id`` that is missing or not a UUID is replaced by a new UUIDv4 (the contract's
+    rule, kept for the SDKs): use the ``session_id`` of the reply. Sending the same non-UUID string
+    twice makes two sessions. The routes with a session id in their path answer 400 to it instead.
+    A negative ``duration``, or an ``end_time`` before ``start_time``, counts as not sent."""
     scope = await authenticate(request, write=True)
     body = validate(StartSessionRequest, await read_json(request, settings_of(request)))
     return JSONResponse(await start_session(request, scope, session_from_request(body)))
