@@ -102,7 +102,7 @@ def test_filters_are_anded(api: Api, seeded: Seeded) -> None:
                  f("event_type", "is", "tool")) == ["retrieve"]
 
 
-# Date range: {start_time, end_time}, both required, inclusive ----------------------------------
+# Date range: {start_time, end_time} both required, or export's forms; inclusive -------------------
 
 
 def test_date_range_is_inclusive(api: Api, seeded: Seeded) -> None:
@@ -119,14 +119,30 @@ def test_date_range_is_inclusive(api: Api, seeded: Seeded) -> None:
     assert names(api, by_session, dateRange=offset) == ["export-session"]
 
 
+def test_every_date_range_form_of_export_works_here_too(api: Api, seeded: Seeded) -> None:
+    """Issue 16, point 7: search takes export's {$gte, $lte} (ms or ISO, either bound optional)
+    and {relative} as well as the SDK's {start_time, end_time}."""
+    by_session = f("session_id", "is", seeded.sid)
+    expected = ["retrieve", "generate"]
+    assert names(api, by_session, dateRange={"start_time": iso(T + 1000), "end_time": iso(T + 2000)}) == expected
+    assert names(api, by_session, dateRange={"$gte": T + 1000, "$lte": T + 2000}) == expected
+    assert names(api, by_session, dateRange={"$gte": iso(T + 1000), "$lte": iso(T + 2000)}) == expected
+    assert names(api, by_session, dateRange={"$gte": T + 3000}) == ["answer"]
+    assert names(api, by_session, dateRange={"relative": "1h"}) == []  # seeded in 2023
+    export = api.post("/v1/events/export", json={"filters": [by_session], "dateRange": {"$lte": T + 1000}}).json()
+    assert names(api, by_session, dateRange={"$lte": T + 1000}) == [e["event_name"] for e in export["events"]]
+
+
 @pytest.mark.parametrize(
     ("date_range", "fragment"),
     [
         ({"start_time": iso(T)}, "dateRange.end_time: field required"),
         ({"end_time": iso(T)}, "dateRange.start_time: field required"),
-        ({"$gte": iso(T), "$lte": iso(T)}, "dateRange.$gte: unknown field"),
+        ({"$gte": "yesterday", "$lte": iso(T)}, "dateRange.$gte: 'yesterday' is not a datetime"),
+        ({"$gte": iso(T), "start_time": iso(T)}, "dateRange"),
         ({"start_time": iso(T), "end_time": iso(T), "x": 1}, "dateRange.x: unknown field"),
-        ({"relative": "7d"}, "dateRange.relative: unknown field"),
+        ({"relative": "7d", "$gte": iso(T)}, "dateRange: relative cannot be combined"),
+        ({"relative": "a week"}, "dateRange.relative"),
         ({"start_time": T, "end_time": iso(T)}, "dateRange.start_time: must be an ISO 8601"),
         ({"start_time": str(T), "end_time": iso(T)}, "dateRange.start_time: must be an ISO 8601"),
         ({"start_time": "yesterday", "end_time": iso(T)}, "dateRange.start_time: 'yesterday' is not"),

@@ -151,6 +151,19 @@ def test_filters_and_date_range(api: Api, seeded: Seeded) -> None:
     assert names(api, dateRange={"start_time": iso(T + 1), "end_time": iso(T + 59_999)}) == []
 
 
+def test_every_date_range_form_of_export_works_here_too(api: Api, seeded: Seeded) -> None:
+    """Issue 16, point 7: {$gte, $lte} (ms or ISO, either optional) and {relative}, as on export."""
+    window = names(api, dateRange={"start_time": iso(T), "end_time": iso(T + 60_000)})
+    assert window == ["batch", "chat"]
+    assert names(api, dateRange={"$gte": T, "$lte": T + 60_000}) == window
+    assert names(api, dateRange={"$gte": iso(T), "$lte": iso(T + 60_000)}) == window
+    assert names(api, dateRange={"$lte": T + 60_000}) == names(api, dateRange={"$lte": iso(T + 60_000)})
+    assert names(api, dateRange={"relative": "7d"}) == []  # the seeded sessions are from 2023
+    reply = api.post("/v1/sessions", json={"session_name": "recent"})  # starts now
+    assert reply.status_code == 200, reply.text
+    assert names(api, dateRange={"relative": "7d"}) == ["recent"]
+
+
 def test_a_session_made_up_from_its_events_is_listed(api: Api) -> None:
     reply = api.post("/v1/events", json={"event_type": "model", "inputs": {}, "event_name": "lonely",
                                          "start_time": T, "end_time": T + 7, "metadata": {"total_tokens": 3}})
@@ -174,7 +187,9 @@ BAD_BODIES: list[tuple[str, Any, str]] = [
      "filters[0].operator"),
     ("missing value", {"filters": [{"field": "event_name", "operator": "is"}]}, "filters[0].value"),
     ("date range not an object", {"dateRange": "7d"}, "dateRange"),
-    ("date range old shape", {"dateRange": {"$gte": T}}, "dateRange.$gte"),
+    ("date range bad $gte", {"dateRange": {"$gte": "soon"}}, "dateRange.$gte"),
+    ("date range relative and more", {"dateRange": {"relative": "7d", "$lte": T}}, "dateRange"),
+    ("date range bad relative", {"dateRange": {"relative": "7 days"}}, "dateRange.relative"),
     ("date range missing end", {"dateRange": {"start_time": iso(T)}}, "dateRange.end_time"),
     ("date range epoch", {"dateRange": {"start_time": T, "end_time": T}}, "dateRange.start_time"),
     ("date range reversed", {"dateRange": {"start_time": iso(T + 1), "end_time": iso(T)}}, "dateRange"),

@@ -46,10 +46,16 @@ class SearchFilter(BaseModel):
 
 
 class SearchDateRange(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """One of the forms every date range takes: ``{start_time, end_time}`` (both, ISO 8601),
+    ``{$gte, $lte}`` (ISO 8601 or Unix ms, either optional) or ``{relative: "7d"}`` (m, h, d, w)."""
 
-    start_time: str = Field(description="ISO 8601 date-time, inclusive.")
-    end_time: str = Field(description="ISO 8601 date-time, inclusive.")
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    start_time: str | None = Field(None, description="ISO 8601 date-time, inclusive; with end_time.")
+    end_time: str | None = Field(None, description="ISO 8601 date-time, inclusive; with start_time.")
+    gte: str | int | None = Field(None, alias="$gte", description="From (inclusive): ISO 8601 or Unix ms.")
+    lte: str | int | None = Field(None, alias="$lte", description="Until (inclusive): ISO 8601 or Unix ms.")
+    relative: str | None = Field(None, description="The last 30m, 12h, 7d, 2w...; alone.")
 
 
 class SearchEventsRequest(BaseModel):

@@ -20,6 +20,7 @@ from tracehive.query.filters import (
     DateRange,
     EventQuery,
     evaluation_condition,
+    parse_date_range,
     parse_datetime,
     parse_filters,
     parse_number,
@@ -29,6 +30,7 @@ SEARCH_MAX_LIMIT = 1000
 SEARCH_KEYS = ("filters", "dateRange", "limit", "page", "ignore_order", "evaluation_id")
 FILTER_KEYS = ("field", "operator", "value", "type")
 DATE_RANGE_KEYS = ("start_time", "end_time")
+OTHER_DATE_RANGE_KEYS = ("$gte", "$lte", "relative")  # export's forms, accepted here too
 
 
 def field_error(where: str, message: str) -> ValidationFailed:
@@ -68,12 +70,17 @@ def _strict_moment(raw: Any, where: str) -> int | float:
     return moment
 
 
-def parse_search_date_range(raw: Any, where: str = "dateRange") -> DateRange | None:
+def parse_search_date_range(raw: Any, where: str = "dateRange", *, now: int | None = None) -> DateRange | None:
+    """Every documented form, as on export: ``{start_time, end_time}`` (here both required, ISO
+    8601, the SDK's shape), ``{$gte, $lte}`` (ISO or Unix ms, either bound optional) and
+    ``{relative: "7d"}``; unknown keys are a 400 naming them."""
     if raw is None:
         return None
     if not isinstance(raw, dict):
-        raise field_error(where, "must be an object {start_time, end_time}")
-    reject_unknown(raw, DATE_RANGE_KEYS, where)
+        raise field_error(where, "must be an object: {start_time, end_time}, {$gte, $lte} or {relative}")
+    reject_unknown(raw, DATE_RANGE_KEYS + OTHER_DATE_RANGE_KEYS, where)
+    if any(key in raw for key in OTHER_DATE_RANGE_KEYS):
+        return parse_date_range(raw, where, now=now)
     start = _strict_moment(raw.get("start_time"), f"{where}.start_time")
     end = _strict_moment(raw.get("end_time"), f"{where}.end_time")
     if start > end:
