@@ -690,6 +690,19 @@ def test_x_source_is_the_default_source(api: Api) -> None:
     assert sources == {"staging"}
 
 
+def test_a_stock_exporter_s_service_name_is_the_source(api: Api) -> None:
+    """Issue 16, point 10: a plain OTel SDK names its service; nothing else names a source."""
+    doc = document(one_span(name="svc-op"), resource={"attributes": [attr("service.name", {"stringValue": "billing"})]})
+    r = post(api, "/v1/traces", orjson.dumps(doc), JSON)
+    assert r.status_code == 200, r.text
+    found = api.post("/v1/events/export", json={"filters": [
+        {"field": "event_name", "operator": "is", "value": "svc-op"}]}).json()["events"]
+    # The span's event, and the session made up from its trace (named after its root span).
+    assert sorted((e["event_type"], e["source"]) for e in found) == [("session", "billing"), ("tool", "billing")]
+    span_event = next(e for e in found if e["event_type"] == "tool")
+    assert span_event["metadata"]["resource"]["service.name"] == "billing"
+
+
 def test_otlp_routes_are_documented(client: TestClient) -> None:
     doc = client.get("/openapi.json").json()
     for path in PATHS:

@@ -305,6 +305,19 @@ def test_source_priority():
     assert one(span(attributes={"honeyhive.source": ["dev"]})).source == "unknown"
 
 
+def test_service_name_is_the_source_when_nothing_else_names_one():
+    """Issue 16, point 10: stock OTel exporters name their service, not a HoneyHive source."""
+    svc = {"service.name": "checkout-api", "telemetry.sdk.language": "python"}
+    assert one(span(attributes={}, resource_attributes=svc)).source == "checkout-api"
+    assert one(span(attributes={}, resource_attributes=svc), default_source="header").source == "header"
+    assert one(span(attributes=hh(), resource_attributes=svc)).source == "dev"
+    for placeholder in ("unknown_service", "unknown_service:python", "  ", ""):
+        assert one(span(attributes={}, resource_attributes={"service.name": placeholder})).source == "unknown"
+    assert one(span(attributes={}, resource_attributes={"service.name": 7})).source == "unknown"
+    event = one(span(attributes={}, resource_attributes=svc))
+    assert event.metadata["resource"] == svc  # still kept whole
+
+
 # Event type ---------------------------------------------------------------------------------------
 
 

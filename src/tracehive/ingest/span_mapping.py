@@ -27,7 +27,8 @@ Identity
   so using it everywhere would flatten the tree. Otherwise the parent is the session. A span is never
   its own parent.
 - ``source``: ``honeyhive.source`` → ``honeyhive_source`` → ``traceloop.association.properties.
-  source`` → ``default_source`` (X-Source) → ``"unknown"``.
+  source`` → ``default_source`` (X-Source) → the resource's ``service.name`` (not the SDKs'
+  ``unknown_service...`` placeholder) → ``"unknown"``.
 
 Type and name
 - ``event_type``: a HoneyHive type present (``honeyhive_event_type``, ``honeyhive_event_type_raw``,
@@ -261,6 +262,15 @@ class _Draft:
     otel: dict[str, Any] = field(default_factory=dict)
 
 
+def _service_name(resource: Mapping[str, Any] | None) -> str | None:
+    """The resource's ``service.name``, unless it is the SDKs' placeholder for an unset one
+    (``unknown_service``, ``unknown_service:python``...), which names nothing."""
+    name = resource.get("service.name") if resource else None
+    if not isinstance(name, str) or not name.strip() or name.startswith("unknown_service"):
+        return None
+    return name
+
+
 def _draft(span: Any, default_source: str | None, resources: dict[int, tuple[Any, dict[str, Any]]]) -> _Draft:
     trace_id = _hex_id(getattr(span, "trace_id", None), 32)
     if trace_id is None:
@@ -297,7 +307,20 @@ def _draft(span: Any, default_source: str | None, resources: dict[int, tuple[Any
     session_id, session_from_trace, fallback_name = _session(attrs, consumed, trace_id)
     hint = _first_str(attrs, _SESSION_NAME_KEYS, consumed)
 
-    source = _capped(_first_str(attrs, _SOURCE_KEYS, consumed) or default_source or "unknown")
+    resource_attrs: dict[str, Any] | None = None
+    resource = getattr(span, "resource_attributes", None)
+    if isinstance(resource, Mapping) and resource:
+        cached = resources.get(id(resource))
+        if cached is None or cached[0] is not resource:
+            cached = resources[id(resource)] = (
+                resource,
+                _clean_attrs(resource),
+            )
+        resource_attrs = cached[1]
+
+    source = _capped(
+        _first_str(attrs, _SOURCE_KEYS, consumed) or default_source or _service_name(resource_attrs) or "unknown"
+    )
 
     event_type = _event_type(attrs, consumed, span_name)
     event_name = _capped(_first_str(attrs, _NAME_KEYS, consumed) or (span_name if span_name.strip() else "unknown"))
@@ -351,15 +374,8 @@ def _draft(span: Any, default_source: str | None, resources: dict[int, tuple[Any
         otel["status"] = status
 
     sections: dict[str, Any] = {}
-    resource = getattr(span, "resource_attributes", None)
-    if isinstance(resource, Mapping) and resource:
-        cached = resources.get(id(resource))
-        if cached is None or cached[0] is not resource:
-            cached = resources[id(resource)] = (
-                resource,
-                _clean_attrs(resource),
-            )
-        sections["resource"] = dict(cached[1])
+    if resource_attrs is not None:
+        sections["resource"] = dict(resource_attrs)
     scope: dict[str, Any] = {}
     for attr, key in (("scope_name", "name"), ("scope_version", "version")):
         value = getattr(span, attr, "")
