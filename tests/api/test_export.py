@@ -377,6 +377,11 @@ BAD_FILTERS: list[tuple[Any, str]] = [
     ([f("event_name", 5, "x")], "filters[0].operator: must be a string"),  # type: ignore[arg-type]
     ([f("metadata." + "a." * 40 + "b", "exists")], "filters[0].field: path has more than 32 segments"),
     ([f("metadata.1234567890", "exists")], "filters[0].field: array index 1234567890 is too large"),
+    ([f('metadata."service.name', "exists")], "filters[0].field: unclosed quote"),
+    ([f('"metadata".x', "exists")], "filters[0].field: the column 'metadata' is not quoted"),
+    ([f('metadata."a"b', "exists")], "filters[0].field: a quoted key must be followed by '.'"),
+    ([f('metadata."a\\\\b"', "exists")], "filters[0].field: quoted key"),
+    ([f("metadata.service name", "exists")], "filters[0].field: path segment 'service name' may only contain"),
     ([f("event_name", "is", "x")] * 101, "filters: at most 100 filters"),
     ({"field": "event_name"}, "filters: must be an array"),
 ]

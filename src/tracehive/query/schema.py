@@ -1,26 +1,24 @@
 """``GET /v1/events/schema`` (contract 4.10): which field names a schema may report, and the reply.
 
 A reported name is one the filter language accepts (``parse_field``) and that addresses what was
-seen: a top-level column, or a dot path of object keys inside a JSON column. Keys a dot path cannot
-address (with dots, spaces or other characters outside ``[A-Za-z0-9_-]``, or all digits, which the
-filter language reads as array indexes) are left out with everything under them, and paths are not
-followed into arrays (the array itself is reported).
+seen: a top-level column, or a dot path of object keys inside a JSON column. A key with characters
+outside ``[A-Za-z0-9_-]`` (``service.name``, a space) or of digits only (which a bare segment reads
+as an array index) is written quoted, ``metadata."service.name"``, as the filter language takes it,
+so a suggested name always filters; keys no segment can hold (a double quote, a backslash, a
+control character) are left out with everything under them. Paths are not followed into arrays
+(the array itself is reported).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from tracehive.model.errors import ValidationFailed
-from tracehive.query.filters import JSON_FIELDS, MAX_PATH_SEGMENTS, parse_field
+from tracehive.query.filters import JSON_FIELDS, MAX_PATH_SEGMENTS, format_segment, parse_field
 
 SCHEMA_SAMPLE = 1000  # newest matching events looked at
 MAX_SCHEMA_FIELDS = 10_000
-
-_SEGMENT = re.compile(r"[A-Za-z0-9_\-]+")  # as in the filter language
-
 
 def field_name(column: str, path: Sequence[str]) -> str | None:
     """``column.seg.seg`` if the filter language can address it, else None."""
@@ -28,9 +26,10 @@ def field_name(column: str, path: Sequence[str]) -> str | None:
         return None
     if len(path) > MAX_PATH_SEGMENTS:
         return None
-    if any(not _SEGMENT.fullmatch(segment) or segment.isdigit() for segment in path):
+    segments = [format_segment(segment) for segment in path]
+    if any(segment is None for segment in segments):
         return None
-    name = ".".join((column, *path))
+    name = ".".join((column, *segments))  # type: ignore[arg-type]
     try:
         parse_field(name, "field")
     except ValidationFailed:
