@@ -759,23 +759,44 @@ def test_openinference_llm_span():
     )
     assert event.event_type == "model"
     assert event.session_id == SID
+    # Each attribute lands once (issue 16, point 11): the messages are the inputs and outputs;
+    # the raw request and response blobs, which say the same, stay as sent in the attributes.
     assert event.inputs == {
         "chat_history": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}],
-        "messages": [{"role": "user", "content": "hi"}],
-        "model": "gpt-4o",
     }
-    assert event.outputs == {"role": "assistant", "content": "Hello!", "output": "Hello!"}
+    assert event.outputs == {"role": "assistant", "content": "Hello!"}
+    # No model among the invocation parameters: the answering model stands in for config.model.
     assert event.config == {
         "model": "gpt-4o-2024",
         "provider": "openai",
         "temperature": 0.1,
         "max_tokens": 50,
     }
+    assert event.metadata["response_model"] == "gpt-4o-2024"
     assert event.metadata["prompt_tokens"] == 12
     assert event.metadata["completion_tokens"] == 3
     assert event.metadata["total_tokens"] == 15
     assert event.user_properties == {"user_id": "u-9"}
-    assert attrs_of(event) == {"openinference.span.kind": "LLM"}
+    assert attrs_of(event) == {
+        "openinference.span.kind": "LLM",
+        "input.value": '{"messages": [{"role": "user", "content": "hi"}], "model": "gpt-4o"}',
+        "input.mime_type": "application/json",
+        "output.value": "Hello!",
+        "output.mime_type": "text/plain",
+    }
+
+
+def test_config_model_is_the_requested_model_for_every_convention():
+    """The model asked for is config.model; the one that answered (a dated variant) is
+    metadata.response_model: OpenInference as OpenLLMetry and the GenAI conventions."""
+    openinference = one(span(attributes={
+        "openinference.span.kind": "LLM", "llm.model_name": "gpt-4o-2024-08-06",
+        "llm.invocation_parameters": '{"model": "gpt-4o", "temperature": 0}',
+    }))
+    genai = one(span(attributes={"gen_ai.request.model": "gpt-4o", "gen_ai.response.model": "gpt-4o-2024-08-06"}))
+    for event in (openinference, genai):
+        assert event.config["model"] == "gpt-4o"
+        assert event.metadata["response_model"] == "gpt-4o-2024-08-06"
 
 
 def test_openinference_values_and_mime_types():
@@ -1209,7 +1230,8 @@ def test_wrong_types_where_strings_are_expected():
     assert event.event_type == "tool"
     assert event.event_name == "n"
     assert event.error == '["e"]'
-    assert event.inputs == {"input": 12, "chat_history": {"x": {"role": "user"}}}
+    assert event.inputs == {"chat_history": {"x": {"role": "user"}}}
+    assert attrs_of(event)["input.value"] == 12  # not beside the messages: kept as sent
     dumpable(event)
 
 

@@ -1008,7 +1008,11 @@ def _map_conventions(
     """Fill what the HoneyHive keys left free from third-party conventions. Reads only the keys under
     ``_CONVENTION_PREFIXES`` (given as ``prefixed``) and those in ``_CONVENTION_KEYS`` (the caller
     skips spans with neither)."""
-    # Messages first: they outrank the raw input/output blobs.
+    # Messages first: they outrank the raw input/output blobs. Each attribute lands in one place:
+    # where the messages were mapped, the raw blob (OpenInference's input.value holds the whole
+    # request: the same messages, the model...) is not spread beside them and stays, as sent, in
+    # metadata.attributes.
+    had_history = "chat_history" in inputs
     for prefix in ("llm.input_messages", "gen_ai.prompt"):
         members = prefixed.get(prefix)
         if members:
@@ -1018,7 +1022,9 @@ def _map_conventions(
     parsed = _json_value(messages)
     if isinstance(parsed, list):
         fill(inputs, "chat_history", [_semconv_message(m) for m in parsed], ["gen_ai.input.messages"])
+    input_messages = not had_history and "chat_history" in inputs
 
+    outputs_before = len(outputs)
     for prefix in ("llm.output_messages", "gen_ai.completion"):
         members = prefixed.get(prefix)
         if members:
@@ -1027,28 +1033,34 @@ def _map_conventions(
     parsed = _json_value(attrs.get("gen_ai.output.messages"))
     if isinstance(parsed, list) and parsed:
         _fill_outputs(fill, outputs, [_semconv_message(m) for m in parsed], ["gen_ai.output.messages"])
+    output_messages = len(outputs) > outputs_before
 
-    # Raw input/output blobs.
-    _fill_blob(fill, inputs, "input", attrs, "input.value", "input.mime_type")
-    _fill_blob(fill, outputs, "output", attrs, "output.value", "output.mime_type")
-    _fill_blob(fill, inputs, "input", attrs, "traceloop.entity.input", None)
-    _fill_blob(fill, outputs, "output", attrs, "traceloop.entity.output", None)
+    # Raw input/output blobs, where no messages say the same.
+    if not input_messages:
+        _fill_blob(fill, inputs, "input", attrs, "input.value", "input.mime_type")
+        _fill_blob(fill, inputs, "input", attrs, "traceloop.entity.input", None)
+    if not output_messages:
+        _fill_blob(fill, outputs, "output", attrs, "output.value", "output.mime_type")
+        _fill_blob(fill, outputs, "output", attrs, "traceloop.entity.output", None)
 
-    # Config.
+    # Config. config.model is the model asked for (gen_ai.request.model, or the model among
+    # OpenInference's invocation parameters); the model that answered (gen_ai.response.model,
+    # OpenInference's llm.model_name, often a dated variant) goes to metadata.response_model,
+    # and is config.model too only when the request's model is unknown.
     _fill_prefix(fill, config, prefixed.get("gen_ai.request"))
-    for key in ("llm.model_name",):
-        if _nonempty_str(attrs.get(key)):
-            fill(config, "model", attrs[key], [key])
     for key in ("gen_ai.provider.name", "gen_ai.system", "llm.provider", "llm.system"):
         if _nonempty_str(attrs.get(key)):
             fill(config, "provider", attrs[key], [key])
     params = _json_value(attrs.get("llm.invocation_parameters"))
     if isinstance(params, dict):
         fill.spread(config, params, ["llm.invocation_parameters"])
-    response_model = attrs.get("gen_ai.response.model")
-    if _nonempty_str(response_model):
-        fill(metadata, "response_model", response_model, ["gen_ai.response.model"])
-        fill(config, "model", response_model)
+    for key in ("gen_ai.response.model", "llm.model_name"):
+        answered = attrs.get(key)
+        if not _nonempty_str(answered):
+            continue
+        if "model" not in config:
+            fill(config, "model", answered)
+        fill(metadata, "response_model", answered, [key])
 
     # Usage.
     _fill_prefix(fill, metadata, prefixed.get("gen_ai.usage"), _GENAI_USAGE_NAMES)
