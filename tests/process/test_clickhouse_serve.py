@@ -89,14 +89,15 @@ def test_the_api_on_a_chdb_events_store(server: TracehiveServer, events_dir: Pat
 
 
 def test_an_unsupported_events_store_is_one_clear_error(tmp_path: Path) -> None:
-    result = run_cli("keys", "list", "--data-dir", str(tmp_path / "data"), "--events-store", "cassandra://db:9042/x",
-                     check=False)
+    # keys create: a reading command on a data dir with no database stops before opening anything.
+    result = run_cli("keys", "create", "--project", "p", "--data-dir", str(tmp_path / "data"), "--events-store",
+                     "cassandra://db:9042/x", check=False)
     assert result.returncode != 0
     assert "unsupported events store URL" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_an_unreachable_clickhouse_server_is_one_clear_error(tmp_path: Path) -> None:
-    result = run_cli("keys", "list", "--data-dir", str(tmp_path / "data"), "--events-store",
+    result = run_cli("keys", "create", "--project", "p", "--data-dir", str(tmp_path / "data"), "--events-store",
                      "clickhouse://reader:s3cret@127.0.0.1:9/x", check=False)
     assert result.returncode != 0
     assert "cannot reach ClickHouse" in result.stderr and "Traceback" not in result.stderr
