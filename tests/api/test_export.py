@@ -442,7 +442,9 @@ SQL_FIELDS = [
     "event_name; DROP TABLE events",
     "event_name OR 1=1",
     "metadata.cost') OR 1=1 --",
-    'metadata."cost"',
+    'metadata."cost" OR 1=1',  # a quoted key ends at its quote: then only '.' or the end
+    'metadata."cost\\"',  # no backslash inside a quoted key
+    'metadata."cost',
     "metadata.cost[0]",
     "metadata.$.cost",
     "metadata.a b",
@@ -458,6 +460,16 @@ SQL_FIELDS = [
 def test_sql_looking_fields_are_400(api: Api, seeded: Seeded, field: str) -> None:
     assert_error(api.post("/v1/events/export", json={"filters": [f(field, "is", "x")]}), 400, "filters[0].field")
     assert_error(api.post("/v1/events/export", json={"projections": [field]}), 400, "projections[0]")
+    assert export(api)["count"] == 4
+
+
+def test_a_quoted_key_is_data_never_sql(api: Api, seeded: Seeded) -> None:
+    """Whatever a quoted key holds, it is a key to look up (a bound parameter), not SQL."""
+    for key in ("cost') OR 1=1 --", "x'; DROP TABLE events; --", "$.cost", "a b.c", "*"):
+        body = export(api, filters=[f(f'metadata."{key}"', "exists")])
+        assert body["count"] == 0, key
+    assert export(api, filters=[f('metadata."cost"', "exists")])["count"] == export(
+        api, filters=[f("metadata.cost", "exists")])["count"] > 0  # the same key, quoted or bare
     assert export(api)["count"] == 4
 
 

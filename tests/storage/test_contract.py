@@ -1476,12 +1476,16 @@ async def test_schema_fields_follow_the_query_and_the_sample(store: Store, scope
     assert await store.schema_fields(scope_a, query(flt("event_name", "is", "none"))) == []
 
 
-async def test_schema_fields_skip_unaddressable_keys(store: Store, scope_a: Scope) -> None:
+async def test_schema_fields_quote_keys_a_bare_segment_cannot_hold(store: Store, scope_a: Scope) -> None:
+    """Keys with other characters, or of digits only, are reported quoted (the filter language's
+    form); a key no segment can hold (a double quote) is left out."""
     sid = new_id()
     await store.write_events(scope_a, [make_event(sid, metadata={
-        "a.b": {"c": 1}, "sp ace": 1, "7": 1, 'q"uote': 1, "fine_-1": {"x": [1]}, "Ünï": 1})])
+        "a.b": {"c": 1}, "sp ace": 1, "7": 1, 'q"uote': {"under": 1}, "fine_-1": {"x": [1]}, "Ünï": 1})])
     names = {n for n, t in await store.schema_fields(scope_a, query()) if t == "tool"}
-    assert {n for n in names if n.startswith("metadata")} == {"metadata", "metadata.fine_-1", "metadata.fine_-1.x"}
+    assert {n for n in names if n.startswith("metadata")} == {
+        "metadata", "metadata.fine_-1", "metadata.fine_-1.x", 'metadata."a.b"', 'metadata."a.b".c',
+        'metadata."sp ace"', 'metadata."7"', 'metadata."Ünï"'}
 
 
 async def test_schema_fields_are_confined_to_the_project(store: Store, scope_a: Scope, scope_b: Scope) -> None:
