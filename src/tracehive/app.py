@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -35,6 +36,7 @@ from tracehive.api import (
 from tracehive.api.auth import KeyResolver, rate_limiter
 from tracehive.api.bodies import BodyBudget, InflightBodyLimit
 from tracehive.api.read_gate import ReadGate
+from tracehive.ingest.decode_pool import DecodePool
 from tracehive.observability import middleware
 from tracehive.observability.instruments import ServerMetrics
 from tracehive.settings import Settings
@@ -56,6 +58,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             async with otlp_journal.journal_serving(app), otlp_grpc.serving(app):
                 yield
         finally:
+            await asyncio.to_thread(app.state.decode_pool.close)
             await store.close()
 
     app = FastAPI(
@@ -69,6 +72,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.state.settings = settings
     app.state.store = store
     app.state.metrics = server_metrics
+    # Large OTLP exports are decoded and mapped in worker processes, started on first use.
+    app.state.decode_pool = DecodePool(settings.otlp_decode_processes)
     # The OTLP ingest journal, when settings.otlp_journal is on. Its applier runs in a process of
     # its own, opening the store from the settings, unless the store was handed in.
     # The applier may open the store in a process of its own only where several processes may

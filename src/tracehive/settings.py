@@ -26,6 +26,9 @@ class Settings:
     # the store commit. Past otlp_journal_max_bytes of unindexed requests: 503 + Retry-After.
     otlp_journal: bool = False
     otlp_journal_max_bytes: int = 512 * 1024 * 1024
+    # Worker processes that decode and map large OTLP exports (ingest/decode_pool.py), so that
+    # this work does not share the server's GIL with HTTP and the writer; 0 = a thread instead.
+    otlp_decode_processes: int = 1
     data_dir: Path = Path("./tracehive-data")
     # Where projects, keys and events live: empty = SQLite in data_dir (the default, nothing to
     # install); ``postgresql://user@host:port/dbname`` = PostgreSQL (many nodes may share it).

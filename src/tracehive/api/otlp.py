@@ -270,7 +270,8 @@ async def export(request: Request) -> Response:
         else:
             result = await ingest(store_of(request), scope, body, protobuf=is_protobuf,
                                   limits=DecodeLimits.from_settings(settings),
-                                  default_source=default_source(request.headers.get("x-source")))
+                                  default_source=default_source(request.headers.get("x-source")),
+                                  pool=request.app.state.decode_pool)
     except ApiError as exc:
         if is_protobuf:
             return _protobuf_error(exc)

@@ -86,7 +86,8 @@ class TraceService:
             else:
                 result = await ingest(state.store, scope, request, protobuf=True,
                                       limits=DecodeLimits.from_settings(state.settings),
-                                      default_source=default_source(metadata.get("x-source")))
+                                      default_source=default_source(metadata.get("x-source")),
+                                      pool=state.decode_pool)
         except ApiError as exc:
             code = grpc_code(exc)
             trailers: tuple[tuple[str, Any], ...] = ()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from tracehive.ingest.otlp_decode import DecodeLimits, decode_json, decode_protobuf
 from tracehive.ingest.span_mapping import spans_to_events
@@ -12,6 +13,9 @@ from tracehive.model.errors import IdRoleClash
 from tracehive.model.event import Event
 from tracehive.model.scope import Scope
 from tracehive.storage.base import Store
+
+if TYPE_CHECKING:  # decode_pool imports this module
+    from tracehive.ingest.decode_pool import DecodePool
 
 MAX_REASONS_IN_MESSAGE = 5
 MAX_REASON_CHARS = 300
@@ -47,19 +51,22 @@ def prepare(body: bytes, *, protobuf: bool, limits: DecodeLimits, default_source
 
 
 async def ingest(store: Store, scope: Scope, body: bytes, *, protobuf: bool, limits: DecodeLimits,
-                 default_source: str | None) -> Prepared:
+                 default_source: str | None, pool: DecodePool | None = None) -> Prepared:
     """Decode, map and write in one atomic commit (HTTP and gRPC)."""
-    prepared = await prepare_off_loop(body, protobuf=protobuf, limits=limits, default_source=default_source)
+    prepared = await prepare_off_loop(body, protobuf=protobuf, limits=limits, default_source=default_source,
+                                      pool=pool)
     return await write_prepared(store, scope, prepared)
 
 
 async def prepare_off_loop(body: bytes, *, protobuf: bool, limits: DecodeLimits,
-                           default_source: str | None) -> Prepared:
-    """``prepare``; bodies past ``INLINE_BODY_BYTES`` are decoded and mapped in a worker thread
-    (about 0.2 ms of CPU per span), so that a large batch does not stall the event loop and every
-    other request with it."""
+                           default_source: str | None, pool: DecodePool | None = None) -> Prepared:
+    """``prepare``; bodies past ``INLINE_BODY_BYTES`` are decoded and mapped off the event loop
+    (about 0.1 ms of CPU per span), so that a large batch does not stall it and every other
+    request with it: in ``pool``'s worker processes when given, else in a thread."""
     if len(body) <= INLINE_BODY_BYTES:
         return prepare(body, protobuf=protobuf, limits=limits, default_source=default_source)
+    if pool is not None:
+        return await pool.prepare(body, protobuf=protobuf, limits=limits, default_source=default_source)
     return await asyncio.to_thread(prepare, body, protobuf=protobuf, limits=limits, default_source=default_source)
 
 
