@@ -502,7 +502,7 @@ def test_same_ids_through_batches_and_session_types_stay_apart(api: Api, api_b: 
     assert snapshot_a(api, a_data) == before
     b_tool = api_b.get(f"/v1/events/{a_data.tool_id}").json()["event"]
     assert b_tool["inputs"] == {"who": "b"} and b_tool["project_id"] != a_data.project_id
-    assert b_tool["feedback"] == {} and b_tool["outputs"] is None  # nothing of A's tool leaked in
+    assert b_tool["feedback"] == {} and b_tool["outputs"] == {}  # nothing of A's tool leaked in
 
 
 def test_b_sees_none_of_a_in_its_own_reads(api_b: Api, a_data: AData) -> None:

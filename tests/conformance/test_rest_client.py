@@ -8,6 +8,7 @@ read back through tracehive's own ``GET /v1/sessions/{id}`` and ``GET /v1/events
 from __future__ import annotations
 
 import datetime as dt
+import math
 import time
 import uuid
 import warnings
@@ -164,7 +165,8 @@ def test_session_events_update_and_tree(server: TracehiveServer, key: str, api: 
     assert sorted(answer["children_ids"]) == sorted([model_id, tool_id])
 
     assert answer["event_type"] == "chain" and answer["outputs"] == {"a": "4"}
-    assert (answer["start_time"], answer["end_time"], answer["duration"]) == (t0, t0 + 30, 30.0)
+    # end_time is read back in whole milliseconds (what the TypeScript client's schema wants).
+    assert (answer["start_time"], answer["end_time"], answer["duration"]) == (t0, math.floor(t0 + 30.5), 30.0)
     assert generate["event_type"] == "model"
     assert generate["inputs"] == {"chat_history": [{"role": "user", "content": "2+2?"}]}
     assert generate["metrics"] == {"tokens": 42}

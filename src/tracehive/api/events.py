@@ -89,7 +89,7 @@ async def get_event(request: Request, event_id: str) -> Response:
     event = await store_of(request).get_event(scope, eid)
     if event is None:
         raise NotFound(f"event {eid} not found")
-    return JSONResponse({"event": event.to_dict()})
+    return JSONResponse({"event": event.to_read_dict()})
 
 
 def update_from_request(body: UpdateEventRequest) -> EventUpdate:

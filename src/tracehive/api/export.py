@@ -23,7 +23,7 @@ from tracehive.api.context import settings_of, store_of
 from tracehive.api.read_gate import heavy_read
 from tracehive.api.documented import errors, request_body
 from tracehive.api.responses import JSONResponse
-from tracehive.model.event import Event
+from tracehive.model.event import Event, for_readers
 from tracehive.model.scope import Scope
 from tracehive.model.wire import ResponseBody
 from tracehive.query.filters import (
@@ -129,9 +129,9 @@ async def _export(request: Request) -> Response:
         return await _ndjson(request, scope, query, body)
     events, total = await heavy_read(request, scope, store_of(request).export_events(scope, query))
     if query.projections is None:
-        rows = [event.to_dict() for event in events]
+        rows = [event.to_read_dict() for event in events]
     else:
-        rows = [project_event(event.to_dict(), query.projections) for event in events]
+        rows = [for_readers(project_event(event.to_dict(), query.projections)) for event in events]
     return JSONResponse({"events": rows, "count": total, "totalEvents": total})
 
 

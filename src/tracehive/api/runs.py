@@ -145,7 +145,7 @@ async def compare_run_events(request: Request) -> Response:
     picked_2 = _pick(events_2, params.get("event_name"), params.get("event_type"))
     # In the first run's event order; datapoints whose events started together, by id.
     common = sorted((dp for dp in picked_1 if dp in picked_2), key=lambda dp: (picked_1[dp].start_time, dp))
-    rows = [{"datapoint_id": dp, "event_1": picked_1[dp].to_dict(), "event_2": picked_2[dp].to_dict()}
+    rows = [{"datapoint_id": dp, "event_1": picked_1[dp].to_read_dict(), "event_2": picked_2[dp].to_read_dict()}
             for dp in common[(page - 1) * limit: page * limit]]
     return JSONResponse({"events": rows, "totalEvents": len(common)})
 

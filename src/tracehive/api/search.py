@@ -21,6 +21,7 @@ from tracehive.api.context import settings_of, store_of
 from tracehive.api.read_gate import heavy_read
 from tracehive.api.documented import errors, request_body
 from tracehive.api.responses import JSONResponse
+from tracehive.model.event import for_readers
 from tracehive.model.wire import ResponseBody
 from tracehive.query.filters import DEFAULT_LIMIT, EXPORT_MAX_LIMIT, EventQuery, project_event
 from tracehive.query.params import parse_events_params
@@ -111,8 +112,8 @@ EVENTS_PARAMETERS = [
 async def _rows(request: Request, query: EventQuery, scope: Any) -> tuple[list[dict[str, Any]], int]:
     events, total = await heavy_read(request, scope, store_of(request).export_events(scope, query))
     if query.projections is None:
-        return [event.to_dict() for event in events], total
-    return [project_event(event.to_dict(), query.projections) for event in events], total
+        return [event.to_read_dict() for event in events], total
+    return [for_readers(project_event(event.to_dict(), query.projections)) for event in events], total
 
 
 @router.post("/v1/events/search", response_model=SearchEventsResponse, responses=errors(400, 401, 403, 413, 415),

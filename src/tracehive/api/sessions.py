@@ -40,9 +40,9 @@ async def start_session(request: Request, scope: Scope, session: Event) -> dict[
     sent = copy.deepcopy(session) if not scope.can_read else None
     stored = await store_of(request).create_session(scope, session)
     if sent is None:
-        return stored.to_dict()
+        return stored.to_read_dict()
     sent.org_id, sent.workspace_id, sent.project_id = scope.org_id, scope.workspace_id, scope.project_id
-    return sent.to_dict()
+    return sent.to_read_dict()
 
 
 @router.post("/v1/sessions", response_model=EventRecord, responses=WRITE_ERRORS, summary="Start a session")

@@ -3,6 +3,7 @@ whose ``event_id`` equals its ``session_id`` (contract 2.1)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +42,9 @@ class Event:
     # explicit event id): children whose parent_id is one of them are linked here (storage/base.py).
     # Not stored on the event itself and never read back.
     aliases: tuple[str, ...] = ()
+    # Sent without a source ("unknown" above is only the fallback): at write, the event takes its
+    # session's source (storage/rules.inherit_sources). Not stored and never read back.
+    inherit_source: bool = False
 
     @property
     def is_session(self) -> bool:
@@ -72,6 +76,29 @@ class Event:
             "project_id": self.project_id,
             "tenant": self.org_id,
         }
+
+    def to_read_dict(self) -> dict[str, Any]:
+        """``to_dict`` as the JSON read routes answer it (:func:`for_readers`)."""
+        return for_readers(self.to_dict())
+
+
+def for_readers(event: dict[str, Any]) -> dict[str, Any]:
+    """An event's wire dict (whole or projected) in the shape every client's response schema
+    accepts, changed in place: a JSON object field that holds null (``outputs`` never sent) is
+    ``{}``, and ``end_time`` is whole milliseconds, rounded half up.
+
+    The HoneyHive TypeScript SDK validates reads with zod and rejects ``"outputs": null`` and a
+    fractional ``end_time`` (``start_time + duration`` of a float duration); the Python SDK's
+    models take ``Optional[dict]`` and ``Optional[float]``, so this shape suits both. Only the read
+    answers change: the stored event, and the NDJSON export made from it, keep what was sent.
+    """
+    for name in JSON_OBJECT_FIELDS:
+        if name in event and event[name] is None:
+            event[name] = {}
+    end = event.get("end_time")
+    if isinstance(end, float) and math.isfinite(end):
+        event["end_time"] = math.floor(end + 0.5)
+    return event
 
 
 @dataclass(slots=True)

@@ -193,7 +193,10 @@ class ResponseBody(BaseModel):
 
 
 class EventRecord(ResponseBody):
-    """A stored event as returned by reads (passthrough: more keys may appear)."""
+    """A stored event as returned by reads (passthrough: more keys may appear). Every JSON object
+    field is an object (an event never given outputs reads ``{}``) and ``end_time`` is whole
+    milliseconds, the shape both HoneyHive SDKs (Python and TypeScript) accept; the NDJSON
+    export keeps the stored values as sent."""
 
     event_id: str
     session_id: str
@@ -207,7 +210,7 @@ class EventRecord(ResponseBody):
     outputs: JsonObject | None = None
     error: str | None = None
     start_time: float | None = None
-    end_time: float | None = None
+    end_time: int | None = None
     duration: float | None = None
     metadata: JsonObject | None = None
     feedback: JsonObject | None = None

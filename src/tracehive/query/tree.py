@@ -48,12 +48,12 @@ def build_tree(root: Event, events: list[Event], project_name: str) -> dict[str,
     nodes: dict[str, dict[str, Any]] = {}
     members = [e for e in events if e.event_id != root.event_id]
     for event in members:
-        node = event.to_dict()
+        node = event.to_read_dict()
         node["children"] = []
         nodes[event.event_id] = node
     parent_of = {e.event_id: e.parent_id for e in members}
 
-    root_node = root.to_dict()
+    root_node = root.to_read_dict()
     root_node["children"] = []
     root_node["metadata"] = {**root.metadata, **rollups(events, project_name)}
 
