@@ -30,6 +30,21 @@ def test_create_event_fills_every_default_and_creates_its_session(api: Api) -> N
     assert {"org_id", "workspace_id", "project_id"} <= event.keys()
 
 
+def test_an_event_sent_without_a_source_takes_its_session_s(api: Api) -> None:
+    """Issue 16, point 10: the session's source, whichever route wrote the event; a sent one wins."""
+    sid = api.post("/v1/sessions", json={"session_name": "s", "source": "web-app"}).json()["session_id"]
+    bare = _create(api, session_id=sid, event_name="bare")
+    own = _create(api, session_id=sid, event_name="own", source="worker")
+    legacy = api.post("/events", json={"event": {"event_type": "tool", "event_name": "legacy", "session_id": sid,
+                                                 "inputs": {}}})
+    assert legacy.status_code == 200, legacy.text
+    batch = api.post(f"/v1/sessions/{sid}/events/batch", json={"events": [{"event_type": "chain", "inputs": {}}]})
+    assert batch.status_code == 200, batch.text
+    sources = {e["event_id"]: e["source"] for e in api.get(f"/v1/sessions/{sid}").json()["children"]}
+    assert sources[bare] == "web-app" and sources[own] == "worker"
+    assert sorted(sources.values()) == ["web-app", "web-app", "web-app", "worker"]
+
+
 def test_contract_vectors_for_post_event(api: Api) -> None:
     assert_error(api.post("/v1/events", json={"event_type": "tool"}), 400, "inputs")
     assert_error(api.post("/v1/events", json={"event_type": "tool", "inputs": {}, "project": "x"}), 400, "project")

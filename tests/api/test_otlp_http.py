@@ -703,6 +703,20 @@ def test_a_stock_exporter_s_service_name_is_the_source(api: Api) -> None:
     assert span_event["metadata"]["resource"]["service.name"] == "billing"
 
 
+def test_spans_naming_no_source_take_their_session_s(api: Api) -> None:
+    """Issue 16, point 10: a span with no source attribute, X-Source or service.name joins a
+    session started with a source and takes that source; one naming a service keeps its own."""
+    sid = api.post("/v1/sessions", json={"session_name": "s", "source": "checkout-app"}).json()["session_id"]
+    in_session = [attr("honeyhive.session_id", {"stringValue": sid})]
+    bare = one_span(name="bare-op", attributes=in_session)
+    named = one_span(name="named-op", spanId="b7ad6b7169203332", attributes=in_session)
+    for doc in (document(bare), document(named, resource={"attributes": [attr("service.name", {"stringValue": "pay"})]})):
+        r = post(api, "/v1/traces", orjson.dumps(doc), JSON)
+        assert r.status_code == 200, r.text
+    sources = {e["event_name"]: e["source"] for e in session_tree(api, sid) if e["event_type"] != "session"}
+    assert sources == {"bare-op": "checkout-app", "named-op": "pay"}
+
+
 def test_otlp_routes_are_documented(client: TestClient) -> None:
     doc = client.get("/openapi.json").json()
     for path in PATHS:

@@ -45,6 +45,7 @@ SUPPORTED = [
     "test_list_keys_never_exposes_the_secret",
     "test_write_and_read_round_trip",
     "test_outputs_none_and_empty_are_distinct",
+    "test_events_sent_without_a_source_take_their_sessions",
     "test_get_unknown_event_is_none",
     "test_writing_the_same_event_twice_stores_one_event",
     "test_rewriting_an_event_with_null_valued_keys_is_idempotent",

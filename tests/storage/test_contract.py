@@ -286,6 +286,35 @@ async def test_outputs_none_and_empty_are_distinct(store: Store, scope_a: Scope)
     assert got_empty is not None and got_empty.outputs == {}
 
 
+async def test_events_sent_without_a_source_take_their_sessions(store: Store, scope_a: Scope) -> None:
+    """``inherit_source`` (set at ingest when no source was sent): the session started in the
+    same batch, else the stored session, gives its source; a sent source is kept; a session not
+    stored yet gives nothing."""
+    stored_sid, batch_sid, unknown_sid = new_id(), new_id(), new_id()
+    await store.create_session(scope_a, make_session(stored_sid, source="svc-stored"))
+    late = make_event(stored_sid, source="unknown", inherit_source=True)
+    own = make_event(stored_sid, source="mine")
+    with_start = make_event(batch_sid, source="unknown", inherit_source=True)
+    orphan = make_event(unknown_sid, source="unknown", inherit_source=True)
+    await store.write_events(scope_a, [late, own, make_session(batch_sid, source="svc-batch"), with_start, orphan])
+
+    async def source_of(event_id: str) -> str:
+        got = await store.get_event(scope_a, event_id)
+        assert got is not None
+        return got.source
+
+    assert await source_of(late.event_id) == "svc-stored"
+    assert await source_of(own.event_id) == "mine"
+    assert await source_of(with_start.event_id) == "svc-batch"
+    assert await source_of(orphan.event_id) == "unknown"
+    assert await source_of(unknown_sid) == "unknown"  # the session made up for it
+    assert await source_of(stored_sid) == "svc-stored"
+    # A later event of the made-up session inherits what that session has.
+    again = make_event(unknown_sid, source="unknown", inherit_source=True)
+    await store.write_events(scope_a, [again])
+    assert await source_of(again.event_id) == "unknown"
+
+
 async def test_get_unknown_event_is_none(store: Store, scope_a: Scope) -> None:
     assert await store.get_event(scope_a, new_id()) is None
     assert await store.session_events(scope_a, new_id()) == []

@@ -318,9 +318,8 @@ def _draft(span: Any, default_source: str | None, resources: dict[int, tuple[Any
             )
         resource_attrs = cached[1]
 
-    source = _capped(
-        _first_str(attrs, _SOURCE_KEYS, consumed) or default_source or _service_name(resource_attrs) or "unknown"
-    )
+    named_source = _first_str(attrs, _SOURCE_KEYS, consumed) or default_source or _service_name(resource_attrs)
+    source = _capped(named_source or "unknown")
 
     event_type = _event_type(attrs, consumed, span_name)
     event_name = _capped(_first_str(attrs, _NAME_KEYS, consumed) or (span_name if span_name.strip() else "unknown"))
@@ -393,6 +392,7 @@ def _draft(span: Any, default_source: str | None, resources: dict[int, tuple[Any
         event_type=event_type,
         event_name=event_name,
         source=source,
+        inherit_source=not named_source and event_type != "session",
         start_time=start_ms,
         end_time=end_ms,
         duration=duration,

@@ -5,7 +5,7 @@ transaction (and its own locks); here they only compute."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from tracehive.model.errors import BadRequest, IdRoleClash
@@ -54,6 +54,28 @@ def session_spans(events: Sequence[Event]) -> dict[str, list[Any]]:
             if event.end_time > span[1]:
                 span[1] = event.end_time
     return spans
+
+
+def sources_to_look_up(events: Sequence[Event]) -> list[str]:
+    """The sessions whose stored source :func:`inherit_sources` needs: those of events sent
+    without a source, less the sessions the batch itself starts."""
+    started = {e.session_id for e in events if e.event_type == "session"}
+    return sorted({e.session_id for e in events
+                   if e.inherit_source and e.event_type != "session" and e.session_id not in started})
+
+
+def inherit_sources(events: Sequence[Event], stored: Mapping[str, str]) -> None:
+    """Events sent without a source take their session's (issue 16: an OTLP trace or an SDK
+    event keeps the service its session names): the session started in the same batch, else the
+    stored one (``stored``: session id -> source, as read by the backend in its write
+    transaction). A session that does not exist yet gives nothing: the event keeps "unknown" and
+    the session made up for it takes that. Mutates the events."""
+    started = {e.session_id: e.source for e in events if e.event_type == "session"}
+    for event in events:
+        if event.inherit_source and event.event_type != "session":
+            source = started.get(event.session_id) or stored.get(event.session_id)
+            if source:
+                event.source = source
 
 
 def implicit_session(session_id: str, start: Any, end: Any, first: Event) -> Event:

@@ -36,7 +36,14 @@ from tracehive.storage.clickhouse.rows import (
     tombstone_row,
 )
 from tracehive.storage.clickhouse.schema import EVENT_COLUMNS
-from tracehive.storage.rules import implicit_session, merge_session_start, role_clash, session_spans
+from tracehive.storage.rules import (
+    implicit_session,
+    inherit_sources,
+    merge_session_start,
+    role_clash,
+    session_spans,
+    sources_to_look_up,
+)
 
 
 @dataclass
@@ -161,6 +168,10 @@ async def write_events(batch: Batch, events: Sequence[Event], claims_out: list[t
     explicit = [e for e in events if e.event_type == "session"]
     spans = session_spans(events)
     await batch.load([*(e.event_id for e in events), *spans])
+    # The sessions named are loaded already: their sources cost no extra read.
+    sources = {sid: row.event.source for sid in sources_to_look_up(events)
+               if (row := batch.get(sid)) is not None and row.event.event_type == "session"}
+    inherit_sources([*rows, *explicit], sources)
     owners = await _link_aliases(batch, [e for e in events if e.aliases], rows, claims_out)
 
     clash = False

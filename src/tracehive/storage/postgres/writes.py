@@ -19,7 +19,14 @@ from psycopg import AsyncConnection
 
 from tracehive.model.event import Event, EventUpdate
 from tracehive.model.scope import Scope
-from tracehive.storage.rules import implicit_session, merge_session_start, role_clash, session_spans
+from tracehive.storage.rules import (
+    implicit_session,
+    inherit_sources,
+    merge_session_start,
+    role_clash,
+    session_spans,
+    sources_to_look_up,
+)
 from tracehive.storage.postgres.rows import (
     EVENT_COLUMNS,
     INSERT_COLUMNS,
@@ -164,8 +171,19 @@ def _by_id(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     return sorted(rows, key=lambda row: row[1])
 
 
+async def _session_sources(conn: Conn, project_id: str, session_ids: list[str]) -> dict[str, str]:
+    """The stored source of each of these sessions that exists (``rules.inherit_sources``)."""
+    cur = await conn.execute(
+        "SELECT event_id, source FROM events WHERE project_id = %s AND event_type = 'session' "
+        "AND event_id = ANY(%s)", (project_id, session_ids))
+    return dict(await cur.fetchall())
+
+
 async def write_events(conn: Conn, scope: Scope, events: Sequence[Event], now: int) -> Followup:
     project_id, org_id, workspace_id = scope.project_id, scope.org_id, scope.workspace_id
+    asked = sources_to_look_up(events)
+    if asked:
+        inherit_sources(events, await _session_sources(conn, project_id, asked))
     rows = [event_params(e, project_id, org_id, workspace_id, now) for e in events if e.event_type != "session"]
     explicit_sessions = [e for e in events if e.event_type == "session"]
     sessions = session_spans(events)

@@ -25,7 +25,7 @@ from tracehive.query.session_list import SessionListQuery, SessionSummary
 from tracehive.storage.base import ApiKeyRecord, Capabilities, Project, Store, StoreStats
 from tracehive.storage.children import complete_session
 from tracehive.storage.observer import StoreObserver
-from tracehive.storage.rules import session_spans
+from tracehive.storage.rules import inherit_sources, session_spans, sources_to_look_up
 from tracehive.storage.sqlite.chart import run_chart
 from tracehive.storage.sqlite.compile import CompiledStream, compile_export, compile_stream
 from tracehive.storage.sqlite.connection import connect
@@ -54,6 +54,7 @@ from tracehive.storage.sqlite.writes import (
     load_complete,
     refuse_role_clash,
     repoint_children,
+    session_sources,
     update_row,
     upsert_session,
 )
@@ -295,6 +296,9 @@ class SQLiteStore(SQLiteRecords, Store):
 
         def job(conn: sqlite3.Connection) -> None:
             now = _now()
+            asked = sources_to_look_up(events)
+            if asked:
+                inherit_sources(events, session_sources(conn, project_id, asked))
             rows = []
             sessions: dict[str, list[Any]] = {}
             explicit_sessions = []

@@ -175,6 +175,17 @@ def repoint_children(conn: sqlite3.Connection, project_id: str, owners: dict[str
     )
 
 
+def session_sources(conn: sqlite3.Connection, project_id: str, session_ids: list[str]) -> dict[str, str]:
+    """The stored source of each of these sessions that exists (``rules.inherit_sources``)."""
+    found: dict[str, str] = {}
+    for i in range(0, len(session_ids), 500):
+        chunk = session_ids[i:i + 500]
+        found.update(conn.execute(
+            "SELECT event_id, source FROM events WHERE project_id = ? AND event_type = 'session' "
+            f"AND event_id IN ({','.join('?' * len(chunk))})", (project_id, *chunk)).fetchall())
+    return found
+
+
 def implicit_session_params(
     session_id: str, start: Any, end: Any, first: Event, scope: Scope, now: int
 ) -> tuple[Any, ...]:
