@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from tracehive import __version__
+from tracehive import __version__, pricing
 from tracehive.api import (
     chart,
     configurations,
@@ -45,6 +45,9 @@ from tracehive.storage.factory import store_from_settings
 
 def create_app(settings: Settings | None = None, store: Store | None = None) -> FastAPI:
     settings = settings or Settings()
+    # The price table model events without a cost are priced with (a bad prices_file raises
+    # PriceFileError here, before anything is opened; ``tracehive serve`` checks it earlier still).
+    pricing.use_table(pricing.load_table(settings.prices_file))
     # One registry per app (tests build many apps); the store reports commits and stored events to it.
     server_metrics = ServerMetrics(query_kinds=metrics.QUERY_KINDS)
     owns_store = store is None

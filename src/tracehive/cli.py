@@ -1,4 +1,4 @@
-"""The ``tracehive`` command: serve, keys, projects, export, import."""
+"""The ``tracehive`` command: serve, keys, projects, export, import, prices."""
 
 from __future__ import annotations
 
@@ -44,6 +44,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         otlp_grpc_port=getattr(args, "otlp_grpc_port", None), store=getattr(args, "store", None),
         events_store=getattr(args, "events_store", None),
         tls_cert=getattr(args, "tls_cert", None), tls_key=getattr(args, "tls_key", None),
+        prices_file=getattr(args, "prices_file", None),
     )
 
 
@@ -102,6 +103,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     problem = tls_problem(settings)
     if problem:
         return _fail("serve", problem, 2)
+    if settings.prices_file:
+        from tracehive.pricing import PriceFileError, read_file
+
+        try:
+            read_file(settings.prices_file)
+        except PriceFileError as exc:
+            return _fail("serve", f"--prices-file {exc}", 2)
     scheme = "https" if settings.tls_cert else "http"
     # The data dir and the port are ours before anything is printed or opened (serve_guard.py).
     try:
@@ -442,6 +450,54 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+# prices ----------------------------------------------------------------------------------------
+
+
+def _price(value: float | None) -> str:
+    return "-" if value is None else f"{value:g}"
+
+
+def cmd_prices_list(args: argparse.Namespace) -> int:
+    """The effective price table (shipped + TRACEHIVE_PRICES_FILE / --prices-file), or the entry
+    one model string resolves to."""
+    from tracehive.pricing import PriceFileError, load_table
+
+    prices_file = args.prices_file or Settings.from_env().prices_file
+    try:
+        table = load_table(prices_file or None)
+    except PriceFileError as exc:
+        return _fail("prices list", str(exc), 2)
+    entries = table.entries
+    if args.model is not None:
+        found = table.resolve(args.model, args.provider)
+        if found is None:
+            return _fail("prices list", f"no price for model {args.model!r}: cost is not computed for it", 1)
+        entries = (found,)
+    print(f"{'MODEL':<28}{'PROVIDER':<11}{'INPUT':>9}{'OUTPUT':>9}{'CACHED':>9}{'CACHE_W':>9}  {'AS OF':<12}SOURCE")
+    for e in sorted(entries, key=lambda e: (e.provider, e.model)) if args.model is None else entries:
+        print(f"{e.model:<28}{e.provider:<11}{_price(e.input):>9}{_price(e.output):>9}{_price(e.cached_input):>9}"
+              f"{_price(e.cache_write):>9}  {e.as_of:<12}{e.source}")
+    if args.model is None:
+        print(f"USD per 1M tokens; {len(entries)} entries{f' (with {prices_file})' if prices_file else ''}",
+              file=sys.stderr)
+    return 0
+
+
+def cmd_prices_check(args: argparse.Namespace) -> int:
+    from tracehive.pricing import PriceFileError, read_file
+    from tracehive.pricing.table import normalize_name, shipped_entries
+
+    try:
+        entries = read_file(args.file)
+    except PriceFileError as exc:
+        return _fail("prices check", str(exc), 1)
+    shipped = {(normalize_name(e.model), e.provider) for e in shipped_entries()}
+    replacing = sum((normalize_name(e.model), e.provider) in shipped for e in entries)
+    print(f"{args.file}: {len(entries)} entries OK ({replacing} replace shipped prices, "
+          f"{len(entries) - replacing} add models)")
+    return 0
+
+
 # parser ----------------------------------------------------------------------------------------
 
 
@@ -470,6 +526,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--tls-key", metavar="PEM", help="the certificate's private key (env TRACEHIVE_TLS_KEY)")
     serve.add_argument("--otlp-grpc-port", type=int, metavar="PORT",
                        help="also serve OTLP/gRPC trace export on PORT, e.g. 4317 (env TRACEHIVE_OTLP_GRPC_PORT; default off)")
+    serve.add_argument("--prices-file", metavar="JSON",
+                       help="prices that extend or replace the shipped price table model events without a cost "
+                            "are priced with (env TRACEHIVE_PRICES_FILE; check it with 'tracehive prices check')")
     _data_dir_arg(serve)
     serve.set_defaults(func=cmd_serve)
 
@@ -520,6 +579,18 @@ def build_parser() -> argparse.ArgumentParser:
     _data_dir_arg(mig)
     mig.set_defaults(func=cmd_migrate)
 
+    prices = sub.add_parser("prices", help="the price table that model events without a cost are priced with"
+                            ).add_subparsers(dest="prices_command", required=True)
+    plist_prices = prices.add_parser("list", help="print the effective price table (USD per 1M tokens), or with "
+                                                  "--model the entry a model name resolves to")
+    plist_prices.add_argument("--model", help="a model string as events carry it, e.g. openai/gpt-4o-2024-08-06")
+    plist_prices.add_argument("--provider", help="with --model: the event's config.provider")
+    plist_prices.add_argument("--prices-file", metavar="JSON", help="the file serve would use (env TRACEHIVE_PRICES_FILE)")
+    plist_prices.set_defaults(func=cmd_prices_list)
+    check = prices.add_parser("check", help="validate a price file (exit 1 with one line naming the problem)")
+    check.add_argument("file", metavar="FILE.json")
+    check.set_defaults(func=cmd_prices_check)
+
     ddl = sub.add_parser("clickhouse-ddl", help="print the DDL that creates the events tables on a ClickHouse cluster "
                          "(replicated, distributed; ON CLUSTER)")
     ddl.add_argument("--cluster", required=True, help="the cluster's name in the servers' remote_servers")
@@ -534,7 +605,8 @@ _READERS = frozenset({"keys list", "keys revoke", "projects list", "export"})
 
 
 def _command_name(args: argparse.Namespace) -> str:
-    sub = getattr(args, "keys_command", None) or getattr(args, "projects_command", None)
+    sub = (getattr(args, "keys_command", None) or getattr(args, "projects_command", None)
+           or getattr(args, "prices_command", None))
     return f"{args.command} {sub}" if sub else str(args.command)
 
 

@@ -86,6 +86,9 @@ class Settings:
     rate_limit_per_second: float = 0.0
     # Requests a key may send at once before the rate applies; 0 = the rate rounded up (at least 1).
     rate_limit_burst: int = 0
+    # A JSON price file (format in pricing/table.py) whose entries extend or replace the shipped
+    # price table that model events without a cost are priced with; empty = the shipped table only.
+    prices_file: str = ""
     # Bearer token for GET /metrics; empty = no token opens it. Not a project key: the metrics
     # cover every project, so a project key must not read them. Kept out of repr (never printed).
     metrics_token: str = field(default="", repr=False)

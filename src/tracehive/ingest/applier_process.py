@@ -242,6 +242,18 @@ async def _stdin_lines() -> asyncio.StreamReader:
     return reader
 
 
+def _use_prices(settings: Settings) -> None:
+    """The server's price table (the server checked the file at start-up; should it have become
+    unreadable since, the shipped table is used, said once in the log, rather than no indexing)."""
+    from tracehive import pricing
+
+    try:
+        pricing.use_table(pricing.load_table(settings.prices_file))
+    except pricing.PriceFileError as exc:
+        logging.getLogger("tracehive.otlp").error("otlp journal applier: %s; pricing with the shipped table", exc)
+        pricing.use_table(pricing.load_table())
+
+
 async def child_main() -> None:
     from tracehive.ingest.journal_stages import journal_stages
     from tracehive.ingest.otlp_decode import DecodeLimits
@@ -252,6 +264,7 @@ async def child_main() -> None:
     first = orjson.loads(await stdin.readline())
     settings = _settings_from(first["settings"])
     logging.config.dictConfig(log_config(settings.log_level))  # the server's JSON lines, on its stderr
+    _use_prices(settings)
     reporter = _Reporter()
     follower = JournalFollower(settings.data_dir / "otlp-journal", Position(*first["durable"]))
     await asyncio.to_thread(follower.open)

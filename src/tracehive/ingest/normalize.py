@@ -1,4 +1,9 @@
-"""The defaulting rules of contract sections 3.1, 4.1 and 5: one place, shared by every route."""
+"""The defaulting rules of contract sections 3.1, 4.1 and 5: one place, shared by every route.
+
+Every REST write route (``/v1/events``, batches, ``/v1/sessions/{id}/events/batch`` and the legacy
+routes through ``ingest.legacy``) builds its events with ``event_from_request``, which also prices
+a model event that carries token counts and no cost (``tracehive.pricing``); OTLP events are
+priced where they are written (``ingest.otlp_ingest.write_prepared``)."""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from tracehive.model import ids
 from tracehive.model.event import Event
 from tracehive.model.times import derive_times, now_ms, numeric_or_none
 from tracehive.model.wire import PostEventRequest, SessionProperties, StartSessionRequest
+from tracehive.pricing import active_table, price_event
 
 
 def session_from_request(req: StartSessionRequest | SessionProperties, *, now: int | None = None) -> Event:
@@ -51,7 +57,7 @@ def event_from_request(req: PostEventRequest, *, session_id: str | None = None, 
         event_id = req.event_id or ids.new_id()
         parent_id = req.parent_id or sid
     start, end, duration = _times(req.start_time, req.end_time, req.duration, now_ms() if now is None else now)
-    return Event(
+    event = Event(
         event_id=event_id,
         session_id=sid,
         parent_id=parent_id,
@@ -72,6 +78,9 @@ def event_from_request(req: PostEventRequest, *, session_id: str | None = None, 
         user_properties=req.user_properties or {},
         children_ids=list(req.children_ids or ()),
     )
+    if event.event_type == "model":
+        price_event(event, active_table())
+    return event
 
 
 def _times(start: Any, end: Any, duration: Any, now: int) -> tuple[Any, Any, Any]:

@@ -12,6 +12,7 @@ from tracehive.ingest.span_mapping import spans_to_events
 from tracehive.model.errors import IdRoleClash
 from tracehive.model.event import Event
 from tracehive.model.scope import Scope
+from tracehive.pricing import active_table, price_events
 from tracehive.storage.base import Store
 
 if TYPE_CHECKING:  # decode_pool imports this module
@@ -71,8 +72,12 @@ async def prepare_off_loop(body: bytes, *, protobuf: bool, limits: DecodeLimits,
 
 
 async def write_prepared(store: Store, scope: Scope, prepared: Prepared) -> Prepared:
-    """Write prepared events in one atomic commit; returns what was written and rejected."""
+    """Write prepared events in one atomic commit; returns what was written and rejected.
+    Model events are priced here (``tracehive.pricing``), in the process that writes (the server
+    or the journal's applier), not where spans were mapped (possibly a decode worker, which does
+    not load the user's price file): every OTLP path (HTTP, gRPC, journal) writes through here."""
     if prepared.events:
+        price_events(prepared.events, active_table())
         try:
             await store.write_events(scope, prepared.events)
         except IdRoleClash as clash:
