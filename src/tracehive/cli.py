@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from tracehive import __version__
+from tracehive.cli_backup import add_commands as add_backup_commands
 from tracehive.model.errors import ApiError, ValidationFailed
 from tracehive.model.event import Event
 from tracehive.model.scope import KeyKind, Scope
@@ -575,6 +576,8 @@ def build_parser() -> argparse.ArgumentParser:
     _data_dir_arg(imp)
     imp.set_defaults(func=cmd_import)
 
+    add_backup_commands(sub)
+
     mig = sub.add_parser("migrate", help="create or upgrade the store's schema (safe with nodes running)")
     _data_dir_arg(mig)
     mig.set_defaults(func=cmd_migrate)
@@ -601,7 +604,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Commands that only read: on a data dir with no database they stop instead of making an empty
 # one (a mistyped --data-dir would otherwise list nothing, or mint a key the server never sees).
-_READERS = frozenset({"keys list", "keys revoke", "projects list", "export"})
+_READERS = frozenset({"keys list", "keys revoke", "projects list", "export", "backup"})
 
 
 def _command_name(args: argparse.Namespace) -> str:
@@ -613,7 +616,7 @@ def _command_name(args: argparse.Namespace) -> str:
 def _announce(args: argparse.Namespace) -> int | None:
     """Say on stderr which data dir or store a command works on (``serve`` says it in its
     banner); refuse a reading command on a data dir with no database. An exit code, or None."""
-    if not hasattr(args, "data_dir") or args.command == "serve":
+    if not hasattr(args, "data_dir") or args.command in ("serve", "restore"):  # restore: a new data dir
         return None
     name = _command_name(args)
     settings = _settings(args)
