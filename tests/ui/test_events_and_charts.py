@@ -15,7 +15,9 @@ def test_events_search_with_the_filter_bar(page: Page, ui: UiServer, screens: Sc
     sign_in(page, ui, "#/events")
     expect(page.get_by_role("heading", name="Events")).to_be_visible()
     with ui.server.client(ui.key) as client:
-        total = client.post("/v1/events/search", json={"limit": 1}).json()["count"]
+        # Session rows are hidden by default ("Show session rows" brings them back).
+        not_sessions = [{"field": "event_type", "operator": "is not", "value": "session"}]
+        total = client.post("/v1/events/search", json={"limit": 1, "filters": not_sessions}).json()["count"]
         models = client.post(
             "/v1/events/search",
             json={"limit": 1, "filters": [{"field": "event_type", "operator": "is", "value": "model"}]},

@@ -15,6 +15,8 @@
 import { ApiError, forgetKey, onUnauthorized, storedKey, storeKey, whoami, getEvent } from "./api.js";
 import { el, notice } from "./dom.js";
 import { resetSchemaCache } from "./filter_bar.js";
+import { resetProjectName } from "./empty_state.js";
+import { themeSwitch } from "./theme.js";
 import { createSessionsView } from "./sessions.js";
 import { createSessionView } from "./session_view.js";
 import { createEventsView } from "./events.js";
@@ -133,6 +135,7 @@ function signIn(who) {
   identity = who;
   signInMessage = "";
   resetSchemaCache();
+  resetProjectName();
   const target = pendingHash || "#/sessions";
   pendingHash = null;
   if (location.hash === target) route();
@@ -145,6 +148,7 @@ function signOut(message = "") {
   pendingHash = null;
   signInMessage = message;
   resetSchemaCache();
+  resetProjectName();
   if (location.hash === "#/signin") route();
   else location.hash = "#/signin";
 }
@@ -183,9 +187,10 @@ function buildShell() {
     el("span", { className: "project-label", text: "Project" }),
     el("strong", { className: "project-name", text: identity.project_name || identity.project_id }));
   const signOutButton = el("button", { type: "button", className: "btn btn-ghost", text: "Sign out", on: { click: () => signOut() } });
+  // On a narrow screen the bar wraps: the nav takes a row of its own (see style.css).
   const header = el("header", { className: "topbar" },
-    el("a", { className: "brand", href: "#/sessions" }, el("img", { src: "/ui/favicon.svg", alt: "", width: 22, height: 22 }), "tracehive"),
-    nav, el("div", { className: "spacer" }), project, signOutButton);
+    el("a", { className: "brand", href: "#/sessions" }, el("img", { src: "/ui/favicon.svg", alt: "", width: 22, height: 22 }), el("span", { className: "brand-name", text: "tracehive" })),
+    nav, el("div", { className: "spacer" }), project, themeSwitch(), signOutButton);
   const main = el("main", { className: "content" });
   root.replaceChildren(header, main);
   return { main, nav };

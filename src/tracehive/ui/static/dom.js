@@ -86,6 +86,15 @@ export function fmtCost(value) {
   return `$${Number(value.toPrecision(3))}`;
 }
 
+/**
+ * A cost in a table cell: "—" when there is none. The server sums metadata.cost and answers 0 when
+ * no event carried one, so 0 there means "not known" rather than "free"; "$0" would mislead.
+ * (fmtCost itself still says "$0": chart axes and totals need a real zero.)
+ */
+export function fmtCostCell(value) {
+  return value === 0 ? "—" : fmtCost(value);
+}
+
 function pad(n) {
   return String(n).padStart(2, "0");
 }
@@ -95,6 +104,17 @@ export function fmtTime(ms) {
   if (typeof ms !== "number" || !Number.isFinite(ms)) return "—";
   const d = new Date(ms);
   return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+}
+
+/**
+ * fmtTime's text as two unbreakable halves (date, clock): a narrow table cell can put the clock
+ * under the date without breaking the date at its dashes.
+ */
+export function timeStamp(ms) {
+  const text = fmtTime(ms);
+  const cut = text.indexOf(" ");
+  if (cut < 0) return el("span", { className: "stamp", text });
+  return el("span", { className: "stamp" }, el("span", { text: text.slice(0, cut) }), " ", el("span", { text: text.slice(cut + 1) }));
 }
 
 /** "3 min ago", for titles next to absolute times. */

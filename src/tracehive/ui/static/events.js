@@ -1,13 +1,20 @@
 // Search over all the project's events (POST /v1/events/search), newest first, with the same
 // filter bar and date range as the sessions list. A row opens the event inside its session.
+// Session rows (event_type "session") are hidden unless "Show session rows" is ticked: an OTLP
+// trace's root span and its session row would otherwise show the same call twice.
 
 import { searchEvents } from "./api.js";
-import { el, fmtAgo, fmtCost, fmtDuration, fmtInt, fmtTime, notice, typeBadge } from "./dom.js";
+import { el, fmtAgo, fmtCostCell, fmtDuration, fmtInt, notice, timeStamp, typeBadge } from "./dom.js";
+import { firstTracePanel, noMatchPanel, projectName } from "./empty_state.js";
 import { searchDateRange, toApiFilter } from "./filter_bar.js";
 import { mountListPage } from "./list_page.js";
 import { readListState } from "./url_state.js";
 
-const DEFAULTS = { sort: "start_time", order: "desc", limit: 50, range: "all" };
+const DEFAULTS = { sort: "start_time", order: "desc", limit: 50, range: "all", flags: ["sessions"] };
+const NOT_SESSIONS = { field: "event_type", operator: "is not", value: "session" };
+// [label, class]; the classes let the narrow layout drop the low-value columns.
+const HEADINGS = [["Started", "col-time"], ["Type", "col-type"], ["Name", "col-name"], ["Session", "col-session"],
+  ["Duration", "num"], ["Tokens", "num col-tokens"], ["Cost", "num col-cost"], ["Error", "col-error"]];
 const PAGE_SIZES = [25, 50, 100, 200];
 
 function eventHref(event) {
@@ -30,30 +37,51 @@ export function createEventsView(container, route) {
   const errorBox = el("div");
   const tbody = el("tbody");
   const table = el("table", { className: "grid events-table" },
-    el("thead", {}, el("tr", {}, ["Started", "Type", "Name", "Session", "Duration", "Tokens", "Cost", "Error"].map((label, i) =>
-      el("th", { className: i >= 4 && i <= 6 ? "num" : "", text: label, attrs: { scope: "col" } })))),
+    el("thead", {}, el("tr", {}, HEADINGS.map(([label, className]) => el("th", { className, text: label, attrs: { scope: "col" } })))),
     tbody);
-  const { renderPager } = mountListPage(container, {
+  const sessionsBox = el("input", { type: "checkbox", id: "events-sessions", checked: state.flags.sessions });
+  const sessionsToggle = el("label", { className: "check session-rows", htmlFor: "events-sessions", title: "Rows of event_type session: one per session, beside its events" },
+    sessionsBox, "Show session rows");
+  const { reload, renderPager, narrowed, clearFilters, showEmpty } = mountListPage(container, {
     title: "Events", status: summary, table, errorBox, state, path: "/events", defaults: DEFAULTS,
-    pageSizes: PAGE_SIZES, noun: null, load,
+    pageSizes: PAGE_SIZES, noun: null, load, controls: [sessionsToggle],
+  });
+  sessionsBox.addEventListener("change", () => {
+    state.flags.sessions = sessionsBox.checked;
+    reload();
   });
 
-  function renderRows(events) {
-    if (!events.length) {
-      tbody.replaceChildren(el("tr", {}, el("td", { className: "empty-row", attrs: { colspan: 8 } },
-        state.filters.length || state.range.kind !== "all" ? "No events match these filters." : "No events yet.")));
-      return;
+  // No rows: say why. Ask once more with no filter at all; if the project has rows, they are
+  // filtered away (by the user, or only session rows exist and those are hidden).
+  async function renderEmpty(signal) {
+    let panel;
+    const all = narrowed() || state.page > 1 || !state.flags.sessions
+      ? (await searchEvents({ limit: 1 }, signal)).count ?? 0
+      : 0;
+    if (!all) panel = firstTracePanel({ noun: "events", project: await projectName() });
+    else if (narrowed() || state.page > 1) panel = noMatchPanel({ noun: "events", onClear: clearFilters });
+    else {
+      panel = el("section", { className: "empty-state no-match", attrs: { role: "status" } },
+        el("p", { text: "There are only session rows so far, and they are hidden." }),
+        el("button", { type: "button", className: "btn", text: "Show session rows", on: { click: () => sessionsBox.click() } }));
     }
+    if (disposed || signal.aborted) return;
+    tbody.replaceChildren();
+    showEmpty(panel);
+  }
+
+  function renderRows(events) {
+    showEmpty(null);
     tbody.replaceChildren(...events.map((event) => {
       const href = eventHref(event);
       const row = el("tr", { className: `clickable${event.error ? " has-error" : ""}`, dataset: { eventId: event.event_id } },
-        el("td", { className: "col-time", text: fmtTime(event.start_time), title: fmtAgo(event.start_time) }),
-        el("td", {}, typeBadge(event.event_type)),
+        el("td", { className: "col-time", title: fmtAgo(event.start_time) }, timeStamp(event.start_time)),
+        el("td", { className: "col-type" }, typeBadge(event.event_type)),
         el("td", { className: "col-name" }, el("a", { href, text: event.event_name || "(unnamed)" })),
-        el("td", { className: "col-id" }, el("a", { href: `#/sessions/${encodeURIComponent(event.session_id)}`, text: String(event.session_id).slice(0, 8), title: event.session_id })),
+        el("td", { className: "col-id col-session" }, el("a", { href: `#/sessions/${encodeURIComponent(event.session_id)}`, text: String(event.session_id).slice(0, 8), title: event.session_id })),
         el("td", { className: "num", text: fmtDuration(event.duration) }),
-        el("td", { className: "num", text: fmtInt(metadataNumber(event, "total_tokens")) }),
-        el("td", { className: "num", text: fmtCost(metadataNumber(event, "cost")) }),
+        el("td", { className: "num col-tokens", text: fmtInt(metadataNumber(event, "total_tokens")) }),
+        el("td", { className: "num col-cost", text: fmtCostCell(metadataNumber(event, "cost")) }),
         el("td", { className: "col-error" }, event.error ? el("span", { className: "badge badge-error", text: "error", title: String(event.error).slice(0, 300) }) : null));
       row.addEventListener("click", (e) => {
         if (!e.target.closest("a")) location.hash = href;
@@ -67,7 +95,9 @@ export function createEventsView(container, route) {
     const controller = new AbortController();
     inflight = controller;
     const body = { limit: state.limit, page: state.page };
-    if (state.filters.length) body.filters = state.filters.map(toApiFilter);
+    const filters = state.filters.map(toApiFilter);
+    if (!state.flags.sessions) filters.push(NOT_SESSIONS);
+    if (filters.length) body.filters = filters;
     const dateRange = searchDateRange(state.range);
     if (dateRange) body.dateRange = dateRange;
     table.classList.add("loading");
@@ -77,7 +107,8 @@ export function createEventsView(container, route) {
       errorBox.replaceChildren();
       const total = reply.count ?? reply.totalEvents ?? 0;
       summary.textContent = `${fmtInt(total)} ${total === 1 ? "event" : "events"}`;
-      renderRows(reply.events || []);
+      if ((reply.events || []).length) renderRows(reply.events);
+      else await renderEmpty(controller.signal);
       renderPager(total);
     } catch (error) {
       if (error.name === "AbortError" || disposed) return;

@@ -2,7 +2,8 @@
 // new sessions show up without a reload.
 
 import { searchSessions } from "./api.js";
-import { el, fmtAgo, fmtCost, fmtDuration, fmtInt, fmtTime, notice } from "./dom.js";
+import { el, fmtAgo, fmtCostCell, fmtDuration, fmtInt, fmtTime, notice, timeStamp } from "./dom.js";
+import { firstTracePanel, noMatchPanel, projectName } from "./empty_state.js";
 import { searchDateRange, toApiFilter } from "./filter_bar.js";
 import { mountListPage } from "./list_page.js";
 import { readListState } from "./url_state.js";
@@ -15,11 +16,11 @@ const PAGE_SIZES = [10, 25, 50, 100];
 const COLUMNS = [
   ["Name", "event_name", "col-name", nameCell],
   ["Source", null, "col-source", (s) => el("td", { className: "col-source", text: s.source || "—" })],
-  ["Started", "start_time", "col-time", (s) => el("td", { className: "col-time", text: fmtTime(s.start_time), title: fmtAgo(s.start_time) })],
+  ["Started", "start_time", "col-time", (s) => el("td", { className: "col-time", title: fmtAgo(s.start_time) }, timeStamp(s.start_time))],
   ["Duration", "duration", "num", (s) => el("td", { className: "num", text: fmtDuration(s.duration) })],
   ["Events", "num_events", "num", (s) => el("td", { className: "num col-events", text: fmtInt(s.num_events) })],
-  ["Cost", "cost", "num", (s) => el("td", { className: "num col-cost", text: fmtCost(s.cost) })],
-  ["Tokens", "total_tokens", "num", (s) => el("td", { className: "num col-tokens", text: fmtInt(s.total_tokens) })],
+  ["Cost", "cost", "num", (s) => el("td", { className: "num col-cost", text: fmtCostCell(s.cost) })],
+  ["Tokens", "total_tokens", "num col-tokens", (s) => el("td", { className: "num col-tokens", text: fmtInt(s.total_tokens) })],
   ["Error", null, "col-flag", (s) => el("td", { className: "col-flag" },
     s.has_error ? el("span", { className: "badge badge-error", text: "error", title: "At least one event of this session failed" }) : null)],
   ["Feedback", null, "col-flag", (s) => el("td", { className: "col-flag" },
@@ -47,7 +48,7 @@ export function createSessionsView(container, route) {
   const headRow = el("tr");
   const tbody = el("tbody");
   const table = el("table", { className: "grid sessions-table" }, el("thead", {}, headRow), tbody);
-  const { reload, renderPager } = mountListPage(container, {
+  const { reload, renderPager, narrowed, clearFilters, showEmpty } = mountListPage(container, {
     title: "Sessions", status: live, table, errorBox, state, path: "/sessions", defaults: DEFAULTS,
     pageSizes: PAGE_SIZES, noun: ["session", "sessions"], load,
   });
@@ -72,14 +73,24 @@ export function createSessionsView(container, route) {
     }));
   }
 
-  function renderRows(sessions, highlightNew) {
-    if (!sessions.length) {
-      tbody.replaceChildren(el("tr", {}, el("td", { className: "empty-row", attrs: { colspan: COLUMNS.length } },
-        state.filters.length || state.range.kind !== "all"
-          ? "No sessions match these filters."
-          : "No sessions yet. Point an app at this server and its sessions show up here.")));
-      return;
+  // No rows: say why. A filtered list that is empty may still be an empty project, so ask once
+  // more without the filters before offering to clear them.
+  async function renderEmpty(signal) {
+    let empty = !narrowed() && state.page === 1;
+    if (!empty) {
+      const all = await searchSessions({ limit: 1 }, signal);
+      empty = !(all.sessions || []).length;
     }
+    const panel = empty
+      ? firstTracePanel({ noun: "sessions", project: await projectName() })
+      : noMatchPanel({ noun: "sessions", onClear: clearFilters });
+    if (disposed || signal.aborted) return;
+    tbody.replaceChildren();
+    showEmpty(panel);
+  }
+
+  function renderRows(sessions, highlightNew) {
+    showEmpty(null);
     tbody.replaceChildren(...sessions.map((session) => {
       const row = el("tr", { className: "clickable", dataset: { sessionId: session.session_id } },
         COLUMNS.map(([, , , cell]) => cell(session)));
@@ -110,8 +121,10 @@ export function createSessionsView(container, route) {
       errorBox.replaceChildren();
       const text = JSON.stringify(reply);
       if (text !== lastReply) {
-        lastReply = text;
-        renderRows(reply.sessions || [], quiet);
+        if ((reply.sessions || []).length) renderRows(reply.sessions, quiet);
+        else await renderEmpty(controller.signal);
+        if (disposed || controller.signal.aborted) return;
+        lastReply = text; // only once shown: an interrupted render is done again by the next poll
         renderPager(reply.totalSessions ?? (reply.sessions || []).length);
       }
       live.textContent = `Live · updated ${fmtTime(Date.now()).slice(11)}`;

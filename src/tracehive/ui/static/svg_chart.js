@@ -7,8 +7,10 @@ const WIDTH = 640;
 const HEIGHT = 220;
 const MARGIN = { left: 60, right: 14, top: 12, bottom: 26 };
 
-export const TYPE_COLORS = { model: "#7c3aed", tool: "#0d9488", chain: "#2563eb", session: "#64748b" };
-const PALETTE = ["#d97706", "#db2777", "#059669", "#9333ea", "#0284c7", "#dc2626", "#65a30d", "#475569"];
+// Colours are theme.css variables, so lines follow the light or dark theme. They are set through
+// element.style (the policy allows no style attributes, and SVG presentation attributes take no var()).
+export const TYPE_COLORS = { model: "var(--model)", tool: "var(--tool)", chain: "var(--chain)", session: "var(--session)" };
+const PALETTE = [1, 2, 3, 4, 5, 6, 7, 8].map((n) => `var(--series-${n})`);
 
 export function groupColor(group, index) {
   return TYPE_COLORS[group] || PALETTE[index % PALETTE.length];
@@ -100,11 +102,17 @@ export function lineChart({ rows, buckets, bucketMs, value, format, fillZero }) 
       d += `${pen ? "L" : "M"}${x(buckets[i]).toFixed(1)},${y(v).toFixed(1)}`;
       pen = true;
     });
-    if (d) chart.append(svg("path", { d, fill: "none", stroke: s.color, "stroke-width": 2, class: "chart-line", "data-group": s.name }));
+    if (d) {
+      const line = svg("path", { d, fill: "none", "stroke-width": 2, class: "chart-line", "data-group": s.name });
+      line.style.stroke = s.color;
+      chart.append(line);
+    }
     s.values.forEach((v, i) => {
       if (v === null || (fillZero && v === 0)) return;
-      chart.append(svg("circle", { cx: x(buckets[i]), cy: y(v), r: 3, fill: s.color, class: "chart-point", "data-group": s.name },
-        svg("title", {}, `${s.name} · ${new Date(buckets[i]).toLocaleString()} · ${format(v)}`)));
+      const point = svg("circle", { cx: x(buckets[i]), cy: y(v), r: 3, class: "chart-point", "data-group": s.name },
+        svg("title", {}, `${s.name} · ${new Date(buckets[i]).toLocaleString()} · ${format(v)}`));
+      point.style.fill = s.color;
+      chart.append(point);
     });
   }
   const legend = el("ul", { className: "legend" }, series.map((s) => {

@@ -31,6 +31,9 @@ export function readListState(query, defaults) {
     order: query.get("order") === "asc" || query.get("order") === "desc" ? query.get("order") : defaults.order,
     page: positiveInt(query.get("page"), 1),
     limit: positiveInt(query.get("limit"), defaults.limit),
+    // On/off switches a page declares in defaults.flags (e.g. the events page's "sessions"): off
+    // unless the link says name=1.
+    flags: Object.fromEntries((defaults.flags || []).map((name) => [name, query.get(name) === "1"])),
   };
 }
 
@@ -47,6 +50,7 @@ export function writeListState(path, state, defaults) {
   if (state.order && state.order !== defaults.order) query.set("order", state.order);
   if (state.page !== 1) query.set("page", String(state.page));
   if (state.limit !== defaults.limit) query.set("limit", String(state.limit));
+  for (const [name, on] of Object.entries(state.flags || {})) if (on) query.set(name, "1");
   const text = query.toString();
   history.replaceState(null, "", `#${path}${text ? `?${text}` : ""}`);
 }
