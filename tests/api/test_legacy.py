@@ -230,7 +230,7 @@ def test_non_numeric_times_become_now(api: Api) -> None:
     e = get_event(api, create(api, {"event": ev(start_time="yesterday", end_time={"t": 1}, duration=5)}))
     assert e["start_time"] >= before and e["end_time"] >= e["start_time"]
     e = get_event(api, create(api, ev(start_time=1000, duration=250.5)))
-    # Stored as 1250.5; reads answer whole milliseconds (model/event.for_readers).
+    # Stored as 1250.5; reads answer whole milliseconds, rounded up (model/event.for_readers).
     assert (e["start_time"], e["end_time"], e["duration"]) == (1000, 1251, 250.5)
 
 

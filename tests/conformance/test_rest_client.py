@@ -166,7 +166,7 @@ def test_session_events_update_and_tree(server: TracehiveServer, key: str, api: 
 
     assert answer["event_type"] == "chain" and answer["outputs"] == {"a": "4"}
     # end_time is read back in whole milliseconds (what the TypeScript client's schema wants).
-    assert (answer["start_time"], answer["end_time"], answer["duration"]) == (t0, math.floor(t0 + 30.5), 30.0)
+    assert (answer["start_time"], answer["end_time"], answer["duration"]) == (t0, math.ceil(t0 + 30), 30.0)
     assert generate["event_type"] == "model"
     assert generate["inputs"] == {"chat_history": [{"role": "user", "content": "2+2?"}]}
     assert generate["metrics"] == {"tokens": 42}

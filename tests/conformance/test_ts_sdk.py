@@ -110,7 +110,7 @@ def test_get_events_reads_what_was_stored(run: dict[str, Any], api: httpx.Client
         assert read["endTime"] == stored["end_time"] and isinstance(read["endTime"], int)
 
     model = by_name[f"{tag}-llm"]
-    assert model["duration"] == 12.5 and model["endTime"] == math.floor(model["startTime"] + 12.5 + 0.5)
+    assert model["duration"] == 12.5 and model["endTime"] == math.ceil(model["startTime"] + 12.5)
     chain = by_name[f"{tag}-chain"]
     assert chain["outputs"] == {"answer": 42}
     assert chain["feedback"] == {"rating": 4, "comment": "good"} and chain["metrics"] == {"score": 0.5}

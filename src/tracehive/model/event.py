@@ -85,7 +85,8 @@ class Event:
 def for_readers(event: dict[str, Any]) -> dict[str, Any]:
     """An event's wire dict (whole or projected) in the shape every client's response schema
     accepts, changed in place: a JSON object field that holds null (``outputs`` never sent) is
-    ``{}``, and ``end_time`` is whole milliseconds, rounded half up.
+    ``{}``, and ``end_time`` is whole milliseconds, rounded up (so never before a fractional
+    ``start_time``).
 
     The HoneyHive TypeScript SDK validates reads with zod and rejects ``"outputs": null`` and a
     fractional ``end_time`` (``start_time + duration`` of a float duration); the Python SDK's
@@ -97,7 +98,7 @@ def for_readers(event: dict[str, Any]) -> dict[str, Any]:
             event[name] = {}
     end = event.get("end_time")
     if isinstance(end, float) and math.isfinite(end):
-        event["end_time"] = math.floor(end + 0.5)
+        event["end_time"] = math.ceil(end)
     return event
 
 
