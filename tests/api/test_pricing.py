@@ -138,6 +138,16 @@ def test_updates_do_not_compute_a_cost(api: Api) -> None:
     assert stored(api, event_id)["metadata"] == {"prompt_tokens": 1000}
 
 
+def test_a_cost_sent_by_an_update_replaces_the_computed_one_and_its_flag(api: Api) -> None:
+    event_id = post_event(api)["event_id"]
+    assert stored(api, event_id)["metadata"]["cost_computed"] is True
+    for path in (f"/v1/events/{event_id}", "/events"):
+        body = {"metadata": {"cost": 0.5}} if path != "/events" else {"event_id": event_id, "metadata": {"cost": 0.25}}
+        assert api.put(path, json=body).status_code == 200
+    metadata = stored(api, event_id)["metadata"]
+    assert metadata["cost"] == 0.25 and metadata["cost_computed"] is False
+
+
 def test_roll_ups_and_the_sessions_list_add_computed_costs(api: Api) -> None:
     sid = api.post("/v1/sessions", json={"session_name": "priced", "start_time": T0}).json()["session_id"]
     events = [model_event(), model_event(metadata={"cost": 1.0, "total_tokens": 5}),

@@ -28,6 +28,7 @@ from tracehive.model.wire import (
     SuccessResponse,
     UpdateEventRequest,
 )
+from tracehive.pricing import sent_cost_wins
 
 router = APIRouter(tags=["events"])
 
@@ -94,7 +95,7 @@ async def get_event(request: Request, event_id: str) -> Response:
 
 def update_from_request(body: UpdateEventRequest) -> EventUpdate:
     return EventUpdate(
-        metadata=body.metadata,
+        metadata=sent_cost_wins(body.metadata),
         feedback=body.feedback,
         metrics=body.metrics,
         config=body.config,

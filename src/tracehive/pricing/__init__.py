@@ -8,12 +8,12 @@ another, which ``create_app`` and the journal's applier process do from ``Settin
 
 from __future__ import annotations
 
-from tracehive.pricing.compute import cost_of, price_event, price_events
+from tracehive.pricing.compute import cost_of, price_event, price_events, sent_cost_wins
 from tracehive.pricing.table import Price, PriceFileError, PriceTable, load_table, read_file
 
 __all__ = [
     "Price", "PriceFileError", "PriceTable", "active_table", "cost_of", "load_table", "price_event",
-    "price_events", "read_file", "use_table",
+    "price_events", "read_file", "sent_cost_wins", "use_table",
 ]
 
 _active: PriceTable | None = None

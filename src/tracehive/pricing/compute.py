@@ -131,3 +131,12 @@ def price_events(events: Iterable[Event], table: PriceTable) -> None:
     for event in events:
         if event.event_type == "model":
             price_event(event, table)
+
+
+def sent_cost_wins(metadata: dict[str, Any] | None) -> dict[str, Any] | None:
+    """An update's metadata: one that sends a cost without saying how it was made marks it
+    ``cost_computed: false``, so the merge cannot leave a computed cost's flag on a sent cost
+    (merges keep keys the update does not name)."""
+    if metadata is None or "cost" not in metadata or "cost_computed" in metadata:
+        return metadata
+    return {**metadata, "cost_computed": False}
