@@ -108,7 +108,9 @@ def test_model_event_messages_render_as_a_conversation(page: Page, ui: UiServer,
     expect(messages.locator(".message-role > span:first-child")).to_have_text(["system", "user", "assistant"])
     expect(messages.nth(0)).to_contain_text("You are a concise support assistant for tracehive.")
     expect(messages.nth(1)).to_contain_text("How do I rotate my API key without downtime?")
-    expect(messages.nth(2)).to_contain_text("Create a second key with `tracehive keys create`")
+    # Message text is Markdown: the backticks make a code span.
+    expect(messages.nth(2)).to_contain_text("Create a second key with tracehive keys create, deploy it")
+    expect(messages.nth(2).locator("code").first).to_have_text("tracehive keys create")
     expect(messages.nth(2).locator(".message-tag")).to_have_text("output")
     # Every other field of the event, as JSON.
     expect(detail.locator("details.section-config").get_by_text('"gpt-4o-mini"')).to_be_visible()

@@ -95,6 +95,15 @@ export async function getEvent(eventId, signal) {
   return reply && reply.event ? reply.event : reply;
 }
 
+/**
+ * Merge ``fields`` ({feedback, metrics, ...}: objects merged key by key into the stored ones; a
+ * null value is stored as null) into an event or, with the session id, into the session event.
+ * The route answers only {success}: read the event back to see what was stored.
+ */
+export function updateEvent(eventId, fields, signal) {
+  return request("PUT", `/v1/events/${encodeURIComponent(eventId)}`, { body: fields, signal });
+}
+
 /** body: {filters, dateRange, limit, page} → {events, count}, newest first. */
 export function searchEvents(body, signal) {
   return request("POST", "/v1/events/search", { body, signal });

@@ -1,9 +1,16 @@
 // Model events' chat messages as a conversation: ``inputs.chat_history`` (a list of {role,
 // content}), then the answer from ``outputs`` (``{role, content}``, ``outputs.content``,
 // ``outputs.messages`` or ``outputs.choices``, the shapes the SDKs and span mapping store).
+// Message text is drawn as Markdown (markdown.js: safe by construction); the "Raw" toggle shows
+// the text exactly as stored.
 
 import { el } from "./dom.js";
 import { jsonView } from "./json_view.js";
+import { renderMarkdown } from "./markdown.js";
+
+// Raw or Markdown, remembered while the page is open: whoever prefers the raw text keeps it from
+// event to event.
+let showRaw = false;
 
 function isObject(value) {
   return value !== null && typeof value === "object" && !Array.isArray(value);
@@ -46,28 +53,54 @@ export function conversationOf(event) {
   return kept.length ? kept : null;
 }
 
-function contentNode(content) {
+/** A text part: its Markdown, or the text itself when Raw is on (``texts`` collects it for the toggle). */
+function textNode(source, texts) {
+  const holder = el("div", { className: "message-text" });
+  texts.push({ holder, source });
+  drawText(holder, source);
+  return holder;
+}
+
+function drawText(holder, source) {
+  holder.classList.toggle("message-raw", showRaw);
+  holder.replaceChildren(showRaw ? source : renderMarkdown(source));
+}
+
+function contentNode(content, texts) {
   if (content === null || content === undefined) return null;
-  if (typeof content === "string") return el("div", { className: "message-text", text: content });
+  if (typeof content === "string") return textNode(content, texts);
   if (Array.isArray(content)) {
     // Multi-part content: text parts as text, anything else (images, audio) as JSON.
     return el("div", {}, content.map((part) => {
-      if (typeof part === "string") return el("div", { className: "message-text", text: part });
-      if (isObject(part) && typeof part.text === "string") return el("div", { className: "message-text", text: part.text });
-      if (isObject(part) && part.type === "text" && typeof part.content === "string") return el("div", { className: "message-text", text: part.content });
+      if (typeof part === "string") return textNode(part, texts);
+      if (isObject(part) && typeof part.text === "string") return textNode(part.text, texts);
+      if (isObject(part) && part.type === "text" && typeof part.content === "string") return textNode(part.content, texts);
       return jsonView(part, { openDepth: 1 });
     }));
   }
   if (typeof content === "object") return jsonView(content, { openDepth: 2 });
-  return el("div", { className: "message-text", text: String(content) });
+  return textNode(String(content), texts);
 }
 
 export function renderConversation(messages) {
-  return el("div", { className: "conversation", attrs: { "aria-label": "Conversation" } },
-    messages.map((m) => el("div", { className: `message role-${String(m.role).replace(/[^a-z_-]/gi, "_")}${m.isOutput ? " message-output" : ""}` },
-      el("div", { className: "message-role" },
-        el("span", { text: m.role }),
-        m.isOutput ? el("span", { className: "message-tag", text: "output" }) : null),
-      contentNode(m.content),
-      m.extra ? el("div", { className: "message-extra" }, jsonView(m.extra, { openDepth: 1 })) : null)));
+  const texts = [];
+  const list = messages.map((m) => el("div", { className: `message role-${String(m.role).replace(/[^a-z_-]/gi, "_")}${m.isOutput ? " message-output" : ""}` },
+    el("div", { className: "message-role" },
+      el("span", { text: m.role }),
+      m.isOutput ? el("span", { className: "message-tag", text: "output" }) : null),
+    contentNode(m.content, texts),
+    m.extra ? el("div", { className: "message-extra" }, jsonView(m.extra, { openDepth: 1 })) : null));
+  const raw = el("button", {
+    type: "button", className: "btn btn-small raw-toggle", text: "Raw",
+    title: "Show the messages' text exactly as stored, not as Markdown",
+    attrs: { "aria-pressed": String(showRaw) },
+  });
+  raw.addEventListener("click", () => {
+    showRaw = !showRaw;
+    raw.setAttribute("aria-pressed", String(showRaw));
+    for (const { holder, source } of texts) drawText(holder, source);
+  });
+  return el("div", { className: "conversation-wrap" },
+    texts.length ? el("div", { className: "conversation-tools" }, raw) : null,
+    el("div", { className: "conversation", attrs: { "aria-label": "Conversation" } }, list));
 }

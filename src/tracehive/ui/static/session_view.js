@@ -6,8 +6,9 @@
 // costs a few dozen row elements, whatever its size.
 
 import { getEvent, getSession } from "./api.js";
-import { cssToken, copyButton, el, fmtCost, fmtDuration, fmtInt, fmtTime, notice, typeBadge } from "./dom.js";
+import { cssToken, copyButton, el, fmtCostCell, fmtDuration, fmtInt, fmtTime, notice, typeBadge } from "./dom.js";
 import { eventLink, renderEventDetail } from "./event_detail.js";
+import { rowUsage } from "./model_usage.js";
 
 export const ROW_HEIGHT = 28;
 const OVERSCAN = 10;
@@ -102,6 +103,7 @@ export function createSessionView(container, route) {
       el("span", { className: "event-name", text: node.event_name || "(unnamed)" }),
       node.error ? el("span", { className: "error-mark", text: "!", title: String(node.error).slice(0, 300) }) : null,
       isCollapsed ? el("span", { className: "child-count", text: fmtInt(children.length) }) : null,
+      rowUsage(node), // model events: tokens and cost
       el("span", { className: "row-duration", text: fmtDuration(node.duration) }));
     tree.style.paddingLeft = `${6 + Math.min(depth, 40) * 14}px`;
 
@@ -196,10 +198,27 @@ export function createSessionView(container, route) {
       element.setAttribute("aria-selected", on ? "true" : "false");
     }
     if (scroll) scrollToRow(eventId);
-    const { children, ...event } = entry.node;
-    detail.replaceChildren(renderEventDetail(event, { sessionId, nameOf }));
+    showDetail(entry.node);
     detail.scrollTop = 0;
     if (updateUrl) history.replaceState(null, "", sessionPath(sessionId, eventId));
+  }
+
+  function showDetail(node) {
+    const { children, ...event } = node;
+    detail.replaceChildren(renderEventDetail(event, { sessionId, nameOf, onSaved: (readBack) => annotated(node, readBack) }));
+  }
+
+  // An annotation was saved: the tree's copy of the event takes what the server read back, and
+  // the panel (if the event is still selected) and its row are drawn again from it.
+  function annotated(node, readBack) {
+    const rollups = node === root ? node.metadata : null; // the tree's session totals are not stored on the event
+    Object.assign(node, readBack, { children: node.children });
+    if (rollups) node.metadata = { ...rollups, ...(readBack.metadata || {}) };
+    renderWindow(true);
+    if (selectedId !== node.event_id) return;
+    const scrollTop = detail.scrollTop; // stay at the form
+    showDetail(node);
+    detail.scrollTop = scrollTop;
   }
 
   async function showMissing(eventId) {
@@ -212,8 +231,9 @@ export function createSessionView(container, route) {
         location.replace(sessionPath(event.session_id, event.event_id));
         return;
       }
-      detail.replaceChildren(notice("info", "This event arrived after the session was loaded; refresh to place it in the tree."),
-        renderEventDetail(event, { sessionId, nameOf }));
+      const late = notice("info", "This event arrived after the session was loaded; refresh to place it in the tree.");
+      const draw = (shown) => detail.replaceChildren(late, renderEventDetail(shown, { sessionId, nameOf, onSaved: draw }));
+      draw(event);
     } catch (error) {
       if (error.name === "AbortError" || disposed) return;
       detail.replaceChildren(notice("error", `Event ${eventId} is not in this session (${error.message}).`));
@@ -262,7 +282,7 @@ export function createSessionView(container, route) {
         stat("Events", `${fmtInt(numEvents)} ${numEvents === 1 ? "event" : "events"}`, "stat-events"),
         stat("Started", fmtTime(root.start_time)),
         stat("Duration", fmtDuration(root.duration)),
-        stat("Cost", fmtCost(meta.cost)),
+        stat("Cost", fmtCostCell(meta.cost)), // the roll-up is 0 when no event had a cost: "—", not "$0"
         stat("Tokens", fmtInt(meta.total_tokens)),
         stat("Session id", sessionId, "stat-id")));
   }
