@@ -17,7 +17,7 @@ from tracehive.model.event import Event, EventUpdate
 from tracehive.model.keys import INGESTION_KEY_RE, PROJECT_KEY_RE, SECRET_LENGTH
 from tracehive.model.scope import KeyKind, Scope
 from tracehive.query.filters import EventQuery, parse_export_request
-from tracehive.storage.base import Store
+from tracehive.storage.base import Pruned, Store
 
 pytestmark = pytest.mark.anyio
 
@@ -835,6 +835,84 @@ async def test_delete_session(store: Store, scope_a: Scope) -> None:
     assert await store.delete_session(scope_a, new_id()) == 0
     assert await non_session_ids(store, scope_a, other) == [kept.event_id]
     assert await store.get_event(scope_a, other) is not None
+
+
+# Project settings, retention, deleting a project (issue #17) ------------------------------------
+
+
+async def test_update_project_sets_retention_and_redaction(store: Store) -> None:
+    project, _ = await store.ensure_project("kept")
+    assert (project.retention_days, project.redact) == (0, ())
+    _, key = await store.create_key(project.project_id, KeyKind.INGESTION)
+    updated = await store.update_project("kept", retention_days=7)
+    assert updated is not None and (updated.retention_days, updated.redact) == (7, ())
+    updated = await store.update_project("kept", redact=["email", "regex:a[0-9]+"])
+    assert updated is not None and (updated.retention_days, updated.redact) == (7, ("email", "regex:a[0-9]+"))
+    assert updated.project_id == project.project_id and updated.created_at == project.created_at
+    assert [p for p in await store.list_projects() if p.name == "kept"] == [updated]
+    assert (await store.ensure_project("kept"))[0] == updated
+    scope = await store.resolve_key(key)
+    assert scope is not None and scope.redact == ("email", "regex:a[0-9]+")
+    cleared = await store.update_project("kept", retention_days=0, redact=[])
+    assert cleared is not None and (cleared.retention_days, cleared.redact) == (0, ())
+    assert await store.update_project("absent", retention_days=1) is None
+    assert [p.name for p in await store.list_projects()] == ["kept"]
+
+
+async def test_prune_deletes_old_events_and_settles_their_sessions(store: Store, scope_a: Scope,
+                                                                   scope_b: Scope) -> None:
+    gone, narrowed, lone, young = new_id(), new_id(), new_id(), new_id()
+    await store.create_session(scope_a, make_session(lone, start=1_000))
+    old_a = [make_event(gone, start=1_000), make_event(gone, start=2_000)]
+    old_b, new_b = make_event(narrowed, start=1_500), make_event(narrowed, start=6_000)
+    fresh = make_event(young, start=7_000)
+    await store.write_events(scope_a, [*old_a, old_b, new_b, fresh])
+    other = make_event(gone, start=1_000)  # the same session id in another project
+    await store.write_events(scope_b, [other])
+
+    total = Pruned()
+    while (step := await store.prune_events(scope_a, 5_000, limit=1)).removed:
+        assert step.events + step.sessions <= 2  # bounded: one event and what it leaves
+        total += step
+    # One event a step: ``gone`` starts at its second event before it goes, so two narrowings.
+    assert total == Pruned(events=3, sessions=2, shrunk=2)
+
+    for event_id in [gone, lone, old_b.event_id, *(e.event_id for e in old_a)]:
+        assert await store.get_event(scope_a, event_id) is None
+    session = await store.get_event(scope_a, narrowed)
+    assert session is not None and session.start_time == 6_000 and session.duration == session.end_time - 6_000
+    assert {e.event_id for e in await store.session_events(scope_a, narrowed)} == {narrowed, new_b.event_id}
+    assert await non_session_ids(store, scope_a, young) == [fresh.event_id]
+    assert await non_session_ids(store, scope_b, gone) == [other.event_id]
+    assert await store.prune_events(scope_a, 5_000, limit=100) == Pruned()
+
+
+async def test_deleting_a_project_removes_its_events_keys_and_records(store: Store, scope_a: Scope,
+                                                                      scope_b: Scope) -> None:
+    from tracehive.storage.records import RecordKind
+
+    sid = new_id()
+    await store.create_session(scope_a, make_session(sid))
+    await store.write_events(scope_a, [make_event(sid) for _ in range(5)])
+    await store.create_record(scope_a, RecordKind.DATASET, "ds", "golden", {"x": 1})
+    kept = make_event(new_id())
+    await store.write_events(scope_b, [kept])
+    _, key_a = await store.create_key(scope_a.project_id, KeyKind.PROJECT)
+
+    deleted = 0
+    while count := await store.delete_project_events(scope_a.project_id, limit=2):
+        assert count <= 2
+        deleted += count
+    assert deleted == 6  # the session and its five events
+    keys, records = await store.remove_project(scope_a.project_id)
+    assert keys == 2 and records == 1  # the fixture's key and this one
+    assert await store.resolve_key(key_a) is None
+    assert [p.name for p in await store.list_projects()] == ["project-b"]
+    assert await store.session_events(scope_a, sid) == []
+    assert await store.list_records(scope_a, RecordKind.DATASET) == []
+    assert await store.get_event(scope_b, kept.event_id) is not None
+    again, created = await store.ensure_project("project-a")
+    assert created and again.project_id != scope_a.project_id
 
 
 # Isolation --------------------------------------------------------------------------------------

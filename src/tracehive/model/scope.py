@@ -19,6 +19,8 @@ class Scope:
     project_name: str
     key_kind: KeyKind = KeyKind.PROJECT
     key_id: str = ""
+    # The project's redaction rules (ingest/redaction.py), applied to what this key writes.
+    redact: tuple[str, ...] = ()
 
     @property
     def can_read(self) -> bool:

@@ -76,6 +76,26 @@ class Project:
     org_id: str
     workspace_id: str
     created_at: int
+    # Days an event is kept, by its start_time; 0 = forever (storage/retention.py prunes).
+    retention_days: int = 0
+    # Redaction rules applied to the project's events at ingest (ingest/redaction.py), as set.
+    redact: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Pruned:
+    """What one bounded retention step removed (``EventStore.prune_events``)."""
+
+    events: int = 0  # non-session events deleted
+    sessions: int = 0  # sessions deleted: none of their events is left
+    shrunk: int = 0  # sessions that keep events, now starting at the first of them
+
+    def __add__(self, other: Pruned) -> Pruned:
+        return Pruned(self.events + other.events, self.sessions + other.sessions, self.shrunk + other.shrunk)
+
+    @property
+    def removed(self) -> int:
+        return self.events + self.sessions
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +176,17 @@ class ControlStore(StoreLifecycle):
 
     @abc.abstractmethod
     async def list_projects(self) -> list[Project]: ...
+
+    @abc.abstractmethod
+    async def update_project(self, name: str, *, retention_days: int | None = None,
+                             redact: Sequence[str] | None = None) -> Project | None:
+        """Set a project's retention and redaction rules (None leaves one as is); the project as
+        now stored, or None when there is no such project."""
+
+    @abc.abstractmethod
+    async def remove_project(self, project_id: str) -> tuple[int, int]:
+        """Delete a project with its keys, records and settings (its events go first, through
+        ``EventStore.delete_project_events``); return (keys, records) deleted."""
 
     @abc.abstractmethod
     async def create_key(self, project_id: str, kind: KeyKind) -> tuple[ApiKeyRecord, str]:
@@ -239,6 +270,19 @@ class EventStore(StoreLifecycle):
 
     @abc.abstractmethod
     async def delete_event(self, scope: Scope, event_id: str) -> bool: ...
+
+    @abc.abstractmethod
+    async def prune_events(self, scope: Scope, before: float, *, limit: int) -> Pruned:
+        """Retention, one bounded step: delete up to ``limit`` non-session events that started
+        before ``before`` (Unix ms); then each session left with none of its events, if it
+        started before ``before`` too, goes (as do sessions that never had an event and started
+        before it), and a session that keeps some starts at the first of them. A caller loops
+        until nothing is removed; each step is one short write."""
+
+    @abc.abstractmethod
+    async def delete_project_events(self, project_id: str, *, limit: int) -> int:
+        """Delete up to ``limit`` events of a project (with their kept updates and aliases);
+        return how many, 0 once none is left. A caller loops: each step is one short write."""
 
     # Queries -----------------------------------------------------------------------------------
 

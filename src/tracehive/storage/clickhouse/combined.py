@@ -22,6 +22,7 @@ from tracehive.storage.base import (
     ControlStore,
     EventStore,
     Project,
+    Pruned,
     Store,
     StoreStats,
 )
@@ -81,6 +82,13 @@ class CombinedStore(Store):
     async def list_projects(self) -> list[Project]:
         return await self.control.list_projects()
 
+    async def update_project(self, name: str, *, retention_days: int | None = None,
+                             redact: Sequence[str] | None = None) -> Project | None:
+        return await self.control.update_project(name, retention_days=retention_days, redact=redact)
+
+    async def remove_project(self, project_id: str) -> tuple[int, int]:
+        return await self.control.remove_project(project_id)
+
     async def create_key(self, project_id: str, kind: KeyKind) -> tuple[ApiKeyRecord, str]:
         return await self.control.create_key(project_id, kind)
 
@@ -131,6 +139,12 @@ class CombinedStore(Store):
 
     async def session_events(self, scope: Scope, session_id: str) -> list[Event]:
         return await self.events.session_events(scope, session_id)
+
+    async def prune_events(self, scope: Scope, before: float, *, limit: int) -> Pruned:
+        return await self.events.prune_events(scope, before, limit=limit)
+
+    async def delete_project_events(self, project_id: str, *, limit: int) -> int:
+        return await self.events.delete_project_events(project_id, limit=limit)
 
     async def delete_session(self, scope: Scope, session_id: str) -> int:
         return await self.events.delete_session(scope, session_id)

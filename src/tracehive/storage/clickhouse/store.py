@@ -52,8 +52,8 @@ from tracehive.model.scope import Scope
 from tracehive.query.chart import ChartQuery, ChartRow
 from tracehive.query.filters import EventQuery
 from tracehive.query.session_list import SessionListQuery, SessionSummary
-from tracehive.storage.base import Capabilities, EventStore, StoreStats
-from tracehive.storage.clickhouse import group, reads, writes
+from tracehive.storage.base import Capabilities, EventStore, Pruned, StoreStats
+from tracehive.storage.clickhouse import group, reads, retention, writes
 from tracehive.storage.clickhouse.chart import run_chart
 from tracehive.storage.clickhouse.executor import ChdbExecutor, Executor
 from tracehive.storage.clickhouse.http_executor import HttpExecutor, HttpTarget
@@ -252,6 +252,14 @@ class ClickHouseEventStore(EventStore):
 
     async def delete_event(self, scope: Scope, event_id: str) -> bool:
         return bool(await self._write(lambda ex: writes.delete_event(ex, scope, event_id, self._clock)))
+
+    async def prune_events(self, scope: Scope, before: float, *, limit: int) -> Pruned:
+        pruned: Pruned = await self._write(lambda ex: retention.prune(ex, scope, before, limit, self._clock))
+        return pruned
+
+    async def delete_project_events(self, project_id: str, *, limit: int) -> int:
+        scope = Scope(org_id="", workspace_id="", project_id=project_id, project_name="")
+        return int(await self._write(lambda ex: retention.delete_project_events(ex, scope, limit, self._clock)))
 
     def _stored(self, count: int) -> None:
         if self._observer is not None:

@@ -482,6 +482,19 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE INDEX records_by_name ON records (project_id, kind, name) WHERE name IS NOT NULL;
         """,
     ),
+    (
+        5,
+        r"""
+        -- A project's retention and redaction rules (issue #17), in a table of their own: the
+        -- projects table, which running nodes of the previous release insert into positionally,
+        -- is unchanged.
+        CREATE TABLE project_settings (
+            project_id text PRIMARY KEY,
+            retention_days integer NOT NULL DEFAULT 0,
+            redact text NOT NULL DEFAULT '[]'
+        );
+        """,
+    ),
 ]
 
 

@@ -21,6 +21,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
+import orjson
 import psycopg
 from psycopg import AsyncConnection
 from psycopg import errors as pg_errors
@@ -34,10 +35,10 @@ from tracehive.model.scope import KeyKind, Scope
 from tracehive.query.chart import ChartQuery, ChartRow
 from tracehive.query.filters import EventQuery
 from tracehive.query.session_list import SessionListQuery, SessionSummary
-from tracehive.storage.base import ApiKeyRecord, Capabilities, Project, Store, StoreStats
+from tracehive.storage.base import ApiKeyRecord, Capabilities, Project, Pruned, Store, StoreStats
 from tracehive.storage.factory import redact_url
 from tracehive.storage.observer import StoreObserver
-from tracehive.storage.postgres import reads, writes
+from tracehive.storage.postgres import lifecycle, reads, writes
 from tracehive.storage.postgres.migrations import migrate as apply_migrations
 from tracehive.storage.postgres.records import PostgresRecords
 from tracehive.storage.postgres.rows import text
@@ -245,23 +246,27 @@ class PostgresStore(PostgresRecords, Store):
             )
             if await cur.fetchone() is not None:
                 return project, True
-            row = await (await conn.execute(
-                "SELECT project_id, name, org_id, workspace_id, created_at FROM projects WHERE name = %s",
-                (text(name),),
-            )).fetchone()
-            assert row is not None  # the conflicting row is committed: it is visible now
-            return Project(*row), False
+            found = await lifecycle.find(conn, name)
+            assert found is not None  # the conflicting row is committed: it is visible now
+            return found, False
 
         return await self._write(job)
 
     async def list_projects(self) -> list[Project]:
         async def fn(conn: Conn) -> list[Any]:
             cur = await conn.execute(
-                "SELECT project_id, name, org_id, workspace_id, created_at FROM projects ORDER BY created_at, name"
+                f"SELECT {lifecycle.PROJECT_COLUMNS} FROM {lifecycle.PROJECTS} ORDER BY p.created_at, p.name"
             )
             return await cur.fetchall()
 
-        return [Project(*r) for r in await self._read(fn, heavy=False)]
+        return [lifecycle.project_of(r) for r in await self._read(fn, heavy=False)]
+
+    async def update_project(self, name: str, *, retention_days: int | None = None,
+                             redact: Sequence[str] | None = None) -> Project | None:
+        return await self._write(lambda conn: lifecycle.update(conn, name, retention_days, redact))
+
+    async def remove_project(self, project_id: str) -> tuple[int, int]:
+        return await self._write(lambda conn: lifecycle.remove(conn, project_id))
 
     async def create_key(self, project_id: str, kind: KeyKind) -> tuple[ApiKeyRecord, str]:
         key_id, key = generate_key(kind)
@@ -306,8 +311,8 @@ class PostgresStore(PostgresRecords, Store):
 
         async def fn(conn: Conn) -> Any:
             cur = await conn.execute(
-                "SELECT k.key_hash, k.kind, k.key_id, p.org_id, p.workspace_id, p.project_id, p.name "
-                "FROM api_keys k JOIN projects p USING (project_id) "
+                "SELECT k.key_hash, k.kind, k.key_id, p.org_id, p.workspace_id, p.project_id, p.name, s.redact "
+                "FROM api_keys k JOIN projects p USING (project_id) LEFT JOIN project_settings s USING (project_id) "
                 "WHERE k.key_hash = %s AND k.revoked_at IS NULL",
                 (digest,),
             )
@@ -318,7 +323,7 @@ class PostgresStore(PostgresRecords, Store):
             return None
         return Scope(
             org_id=row[3], workspace_id=row[4], project_id=row[5], project_name=row[6],
-            key_kind=KeyKind(row[1]), key_id=row[2],
+            key_kind=KeyKind(row[1]), key_id=row[2], redact=tuple(orjson.loads(row[7])) if row[7] else (),
         )
 
     # Event writes ------------------------------------------------------------------------------
@@ -364,6 +369,12 @@ class PostgresStore(PostgresRecords, Store):
 
     async def delete_event(self, scope: Scope, event_id: str) -> bool:
         return await self._write(lambda conn: writes.delete_event(conn, scope, event_id))
+
+    async def prune_events(self, scope: Scope, before: float, *, limit: int) -> Pruned:
+        return await self._write(lambda conn: lifecycle.prune(conn, scope.project_id, before, limit))
+
+    async def delete_project_events(self, project_id: str, *, limit: int) -> int:
+        return await self._write(lambda conn: lifecycle.delete_project_events(conn, project_id, limit))
 
     async def import_events(self, scope: Scope, events: Sequence[Event]) -> None:
         if events:

@@ -150,6 +150,18 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE INDEX events_sessions ON events (project_id, start_time) WHERE event_type = 'session';
         """,
     ),
+    (
+        7,
+        """
+        -- A project's retention and redaction rules (issue #17), in a table of their own: the
+        -- projects table, which every earlier release writes with positional inserts, is unchanged.
+        CREATE TABLE project_settings (
+            project_id TEXT PRIMARY KEY,
+            retention_days INTEGER NOT NULL DEFAULT 0,
+            redact TEXT NOT NULL DEFAULT '[]'
+        );
+        """,
+    ),
 ]
 
 

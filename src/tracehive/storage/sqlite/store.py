@@ -22,13 +22,14 @@ from tracehive.model.scope import KeyKind, Scope
 from tracehive.query.chart import ChartQuery, ChartRow
 from tracehive.query.filters import EventQuery
 from tracehive.query.session_list import SessionListQuery, SessionSummary
-from tracehive.storage.base import ApiKeyRecord, Capabilities, Project, Store, StoreStats
+from tracehive.storage.base import ApiKeyRecord, Capabilities, Project, Pruned, Store, StoreStats
 from tracehive.storage.children import complete_session
 from tracehive.storage.observer import StoreObserver
 from tracehive.storage.rules import inherit_sources, session_spans, sources_to_look_up
 from tracehive.storage.sqlite.chart import run_chart
 from tracehive.storage.sqlite.compile import CompiledStream, compile_export, compile_stream
 from tracehive.storage.sqlite.connection import connect
+from tracehive.storage.sqlite import projects, retention
 from tracehive.storage.sqlite.migrations import migrate
 from tracehive.storage.sqlite.readers import ReaderPool
 from tracehive.storage.sqlite.records import SQLiteRecords
@@ -199,11 +200,9 @@ class SQLiteStore(SQLiteRecords, Store):
 
     async def ensure_project(self, name: str) -> tuple[Project, bool]:
         def job(conn: sqlite3.Connection) -> tuple[Project, bool]:
-            row = conn.execute(
-                "SELECT project_id, name, org_id, workspace_id, created_at FROM projects WHERE name = ?", (name,)
-            ).fetchone()
-            if row:
-                return Project(*row), False
+            found = projects.find(conn, name)
+            if found is not None:
+                return found, False
             meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
             project = Project(ids.new_id(), name, meta["org_id"], meta["workspace_id"], _now())
             conn.execute(
@@ -217,10 +216,17 @@ class SQLiteStore(SQLiteRecords, Store):
     async def list_projects(self) -> list[Project]:
         rows = await self._read(
             lambda c: c.execute(
-                "SELECT project_id, name, org_id, workspace_id, created_at FROM projects ORDER BY created_at, name"
+                f"SELECT {projects.PROJECT_COLUMNS} FROM {projects.PROJECTS} ORDER BY p.created_at, p.name"
             ).fetchall()
         )
-        return [Project(*r) for r in rows]
+        return [projects.project_of(r) for r in rows]
+
+    async def update_project(self, name: str, *, retention_days: int | None = None,
+                             redact: Sequence[str] | None = None) -> Project | None:
+        return await self._write(lambda conn: projects.update(conn, name, retention_days, redact))
+
+    async def remove_project(self, project_id: str) -> tuple[int, int]:
+        return await self._write(lambda conn: projects.remove(conn, project_id))
 
     async def create_key(self, project_id: str, kind: KeyKind) -> tuple[ApiKeyRecord, str]:
         key_id, key = generate_key(kind)
@@ -262,8 +268,8 @@ class SQLiteStore(SQLiteRecords, Store):
 
         def fn(conn: sqlite3.Connection) -> Any:
             return conn.execute(
-                "SELECT k.key_hash, k.kind, k.key_id, p.org_id, p.workspace_id, p.project_id, p.name "
-                "FROM api_keys k JOIN projects p USING (project_id) "
+                "SELECT k.key_hash, k.kind, k.key_id, p.org_id, p.workspace_id, p.project_id, p.name, s.redact "
+                "FROM api_keys k JOIN projects p USING (project_id) LEFT JOIN project_settings s USING (project_id) "
                 "WHERE k.key_hash = ? AND k.revoked_at IS NULL",
                 (digest,),
             ).fetchone()
@@ -273,7 +279,7 @@ class SQLiteStore(SQLiteRecords, Store):
             return None
         return Scope(
             org_id=row[3], workspace_id=row[4], project_id=row[5], project_name=row[6],
-            key_kind=KeyKind(row[1]), key_id=row[2],
+            key_kind=KeyKind(row[1]), key_id=row[2], redact=tuple(orjson.loads(row[7])) if row[7] else (),
         )
 
     # Event writes (all run on the writer thread) -----------------------------------------------
@@ -392,6 +398,12 @@ class SQLiteStore(SQLiteRecords, Store):
             return cur.rowcount > 0
 
         return await self._write(job)
+
+    async def prune_events(self, scope: Scope, before: float, *, limit: int) -> Pruned:
+        return await self._write(lambda conn: retention.prune(conn, scope.project_id, before, limit))
+
+    async def delete_project_events(self, project_id: str, *, limit: int) -> int:
+        return await self._write(lambda conn: retention.delete_project_events(conn, project_id, limit))
 
     # Reads -------------------------------------------------------------------------------------
 
