@@ -39,6 +39,7 @@ from tracehive.api.read_gate import ReadGate
 from tracehive.ingest.decode_pool import DecodePool
 from tracehive.observability import middleware
 from tracehive.observability.instruments import ServerMetrics
+from tracehive import retention
 from tracehive.settings import Settings
 from tracehive.storage.base import Store
 from tracehive.storage.factory import store_from_settings
@@ -58,7 +59,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         await store.open()
         try:
             # The journal opens before the gRPC receiver starts and closes after it stops.
-            async with otlp_journal.journal_serving(app), otlp_grpc.serving(app):
+            async with (otlp_journal.journal_serving(app), otlp_grpc.serving(app),
+                        retention.pruning(store, settings.retention_interval_seconds)):
                 yield
         finally:
             await asyncio.to_thread(app.state.decode_pool.close)

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from tracehive import __version__
 from tracehive.cli_backup import add_commands as add_backup_commands
+from tracehive.cli_projects import add_project_commands, add_prune_command
 from tracehive.model.errors import ApiError, ValidationFailed
 from tracehive.model.event import Event
 from tracehive.model.scope import KeyKind, Scope
@@ -551,6 +552,8 @@ def build_parser() -> argparse.ArgumentParser:
     plist = projects.add_parser("list", help="list projects")
     _data_dir_arg(plist)
     plist.set_defaults(func=cmd_projects_list)
+    add_project_commands(projects, _data_dir_arg)
+    add_prune_command(sub, _data_dir_arg)
 
     export = sub.add_parser("export", help="stream a project's events (and its datasets, runs...) to JSONL, or its "
                                            "events to CSV (reads the data dir directly)")
@@ -604,7 +607,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Commands that only read: on a data dir with no database they stop instead of making an empty
 # one (a mistyped --data-dir would otherwise list nothing, or mint a key the server never sees).
-_READERS = frozenset({"keys list", "keys revoke", "projects list", "export", "backup"})
+_READERS = frozenset({"keys list", "keys revoke", "projects list", "projects update", "projects delete",
+                      "export", "backup", "prune"})
 
 
 def _command_name(args: argparse.Namespace) -> str:

@@ -81,6 +81,9 @@ class Settings:
     postgres_max_pending_writes: int = 256
     # How long a resolved API key is trusted before it is looked up again (revocation delay).
     key_cache_seconds: float = 2.0
+    # How often the server prunes the events of projects with a retention (tracehive projects
+    # update NAME --retention-days N), in seconds; 0 = never (then run tracehive prune yourself).
+    retention_interval_seconds: float = 3600.0
     log_level: str = "info"
     # Per-key request rate limit (token bucket per key id, answered with 429); 0 = off.
     rate_limit_per_second: float = 0.0
