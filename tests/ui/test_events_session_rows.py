@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 from playwright.sync_api import Page, expect
 
-from tests.ui.conftest import Screens, UiServer, sign_in
+from tests.ui.conftest import Screens, UiServer
 from tests.ui.shell_helpers import new_project, send_session, sign_in_as
 
 
@@ -35,8 +35,10 @@ def otlp_trace(name: str) -> dict[str, object]:
 
 
 def test_session_rows_are_hidden_until_asked_for(page: Page, ui: UiServer, screens: Screens) -> None:
+    # A project of its own: the default project's lists are other tests' (newest first...).
+    project, key = new_project(ui, "otlp-rows")
     name = f"otlp-root-{secrets.token_hex(4)}"
-    with ui.server.client(ui.key) as client:
+    with ui.server.client(key) as client:
         reply = client.post("/v1/traces", json=otlp_trace(name))
         assert reply.status_code == 200, reply.text
         found = client.post("/v1/events/search", json={
@@ -48,7 +50,7 @@ def test_session_rows_are_hidden_until_asked_for(page: Page, ui: UiServer, scree
     assert sorted(e["event_type"] for e in in_session["events"]).count("session") == 1
     assert in_session["count"] == 3
 
-    sign_in(page, ui)
+    sign_in_as(page, ui, key, project)
     filters = quote(json.dumps([{"field": "session_id", "operator": "is", "value": session_id}]))
     page.goto(f"{ui.url}/#/events?filters={filters}")
     toggle = page.get_by_label("Show session rows")
