@@ -839,6 +839,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         server.start()
         log(f"server pid {server.proc.pid} on port {port} (data in {server.data_dir}"  # type: ignore[union-attr]
             + (f", events in chdb://{server.events_dir})" if isinstance(server, ChdbServer) else ")"))
+        rules = getattr(args, "redact", None) or []
+        if rules:  # the project's redaction rules (issue #17), set while the server runs
+            flags = [a for rule in rules for a in ("--redact", rule)]
+            log(tracehive_cli("projects", "update", "default", *flags, "--data-dir", str(server.data_dir)).strip())
+            time.sleep(3)  # past key_cache_seconds (2): the server's next lookup of the key sees them
+        result["redact"] = rules
 
         t_gen = time.perf_counter()
         REQUESTS, BODY_OFFSETS, SESSION_OF, body_bytes = build_requests(
@@ -1450,6 +1456,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="chdb: events in ClickHouse in-process (tracehive serve --events-store "
                         "chdb://<data dir>/events), projects and keys in SQLite; the limit inserts into chDB "
                         "(default: events in the store)")
+    parser.add_argument("--redact", action="append", metavar="RULE", help="set this redaction rule on the "
+                        "bench's project before sending (repeatable; tracehive projects update --redact)")
     parser.add_argument("--src", metavar="DIR", help="benchmark the tracehive package under DIR (e.g. an exported "
                         "src/ of another revision) instead of the installed one")
     args = parser.parse_args(argv)

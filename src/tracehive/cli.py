@@ -286,7 +286,7 @@ def _export_query(args: argparse.Namespace) -> EventQuery:
 
 def _scope_of(project: Project) -> Scope:
     return Scope(org_id=project.org_id, workspace_id=project.workspace_id, project_id=project.project_id,
-                 project_name=project.name)
+                 project_name=project.name, redact=project.redact)
 
 
 def _with_records(args: argparse.Namespace) -> bool:
@@ -379,6 +379,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
     from tracehive import transfer
     from tracehive.experiments import transfer_records
+    from tracehive.ingest.redact_writes import redact_events
     from tracehive.storage.records import Record, RecordKind
 
     settings = _settings(args)
@@ -415,6 +416,7 @@ def cmd_import(args: argparse.Namespace) -> int:
                 continue
             batch.append(entry)
             if len(batch) >= args.batch_size:
+                redact_events(scope, batch)  # the project's rules apply to imports too
                 await store.import_events(scope, batch)  # one atomic commit per batch
                 progress.add(len(batch))
                 batch = []
@@ -422,6 +424,7 @@ def cmd_import(args: argparse.Namespace) -> int:
             await transfer_records.import_records(store, scope, records)
             kinds.update(r.kind for r in records)
         if batch:
+            redact_events(scope, batch)
             await store.import_events(scope, batch)
             progress.add(len(batch))
         progress.done()

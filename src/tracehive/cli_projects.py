@@ -56,7 +56,7 @@ def cmd_projects_update(args: argparse.Namespace) -> int:
         from tracehive.ingest.redaction import RedactionRuleError, parse_rules
 
         try:
-            parse_rules(rules)
+            rules = list(parse_rules(rules).specs)  # checked (and their cost measured) now, stored normalised
         except RedactionRuleError as exc:
             return _fail("projects update", str(exc), 2)
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from starlette.requests import Request
 
+from tracehive.ingest.redact_writes import redact_events, redact_update
 from tracehive.model import ids
 from tracehive.model.errors import ValidationFailed
+from tracehive.model.event import Event, EventUpdate
+from tracehive.model.scope import Scope
 from tracehive.settings import Settings
 from tracehive.storage.base import Store
 
@@ -16,6 +21,18 @@ def store_of(request: Request) -> Store:
 
 def settings_of(request: Request) -> Settings:
     return request.app.state.settings  # type: ignore[no-any-return]
+
+
+def redacted(request: Request, scope: Scope, events: Sequence[Event]) -> Sequence[Event]:
+    """``events`` with the project's redaction rules applied (in place), counted in /metrics: what
+    every write route hands the store (``ingest/redact_writes.py``)."""
+    redact_events(scope, events, request.app.state.metrics.redacted)
+    return events
+
+
+def redacted_update(request: Request, scope: Scope, update: EventUpdate) -> EventUpdate:
+    redact_update(scope, update, request.app.state.metrics.redacted)
+    return update
 
 
 def path_id(value: str, name: str) -> str:

@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from tracehive.api.auth import authenticate
 from tracehive.api.bodies import read_json, validate
-from tracehive.api.context import path_id, settings_of, store_of
+from tracehive.api.context import path_id, redacted, redacted_update, settings_of, store_of
 from tracehive.api.documented import READ_ERRORS, WRITE_ERRORS, errors, request_body
 from tracehive.api.responses import JSONResponse, success
 from tracehive.ingest.normalize import event_from_request, session_from_request
@@ -49,7 +49,7 @@ async def create_event(request: Request) -> Response:
     scope = await authenticate(request, write=True)
     body = validate(PostEventRequest, await read_json(request, settings_of(request)))
     event = event_from_request(body)
-    await store_of(request).write_events(scope, [event])
+    await store_of(request).write_events(scope, redacted(request, scope, [event]))
     return JSONResponse({"success": True, "event_id": event.event_id})
 
 
@@ -72,7 +72,7 @@ async def create_event_batch(request: Request) -> Response:
         to_write.append(session)
     events = [event_from_request(e, session_id=session_id, now=now) for e in body.events]
     to_write.extend(events)
-    await store_of(request).write_events(scope, to_write)
+    await store_of(request).write_events(scope, redacted(request, scope, to_write))
     if session_id is None:
         distinct = {e.session_id for e in events}
         session_id = distinct.pop() if len(distinct) == 1 else None
@@ -121,7 +121,8 @@ async def update_event(request: Request, event_id: str) -> Response:
         raise BadRequest("request body must be a JSON object")
     body = validate(UpdateEventRequest, data)
     write_only = not scope.can_read
-    found = await store_of(request).update_event(scope, eid, update_from_request(body), keep_if_missing=write_only)
+    update = redacted_update(request, scope, update_from_request(body))
+    found = await store_of(request).update_event(scope, eid, update, keep_if_missing=write_only)
     if not found and not write_only:
         raise NotFound(f"event {eid} not found")
     return success()

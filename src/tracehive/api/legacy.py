@@ -20,7 +20,7 @@ from starlette.responses import Response
 
 from tracehive.api.auth import authenticate
 from tracehive.api.bodies import check_depth, format_location, read_json, validate, validation_failed
-from tracehive.api.context import settings_of, store_of
+from tracehive.api.context import redacted, redacted_update, settings_of, store_of
 from tracehive.api.documented import WRITE_ERRORS, request_body
 from tracehive.api.events import check_batch_size, update_from_request
 from tracehive.api.responses import JSONResponse, success
@@ -222,6 +222,7 @@ async def _ingest_batch(
         session_id = resolve_batch_session_id(options.properties, parsed, id_map)
         session = batch_session(options.properties, session_id, now=now)
     events = legacy_events(parsed, id_map, session_id=session_id, now=now)
+    redacted(request, scope, [session, *events] if session is not None else events)
     stored = await _write_batch(
         store_of(request), scope, session, [(i, e) for (i, _), e in zip(valid, events)], key, refusals
     )
@@ -304,7 +305,7 @@ async def _create_one(request: Request, key: str, model: type[LegacyEvent]) -> R
     inner, location = _unwrap(data, key, settings, bare=bare)
     parsed = _validate_event(model, inner, location)
     event = legacy_events([parsed], IdMap(), now=now_ms())[0]
-    await store_of(request).write_events(scope, [event])
+    await store_of(request).write_events(scope, redacted(request, scope, [event]))
     return JSONResponse({"event_id": event.event_id, "success": True})
 
 
@@ -317,7 +318,8 @@ async def update_event_legacy(request: Request) -> Response:
     scope = await authenticate(request, write=True)
     data = _object(await read_json(request, settings_of(request)))
     body = validate(LegacyUpdateEventRequest, data)
-    await store_of(request).update_event(scope, body.event_id, update_from_request(body), keep_if_missing=True)
+    update = redacted_update(request, scope, update_from_request(body))
+    await store_of(request).update_event(scope, body.event_id, update, keep_if_missing=True)
     return success()
 
 

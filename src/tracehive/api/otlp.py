@@ -263,7 +263,8 @@ async def export(request: Request) -> Response:
         settings = settings_of(request)
         body = await read_otlp_body(request, settings.max_body_bytes)
         journal: Journal | None = getattr(request.app.state, "otlp_journal", None)
-        if journal is not None:
+        # A project with redaction rules skips the journal: it would hold the raw request.
+        if journal is not None and not scope.redact:
             result = await journal_ingest(journal, scope, body, protobuf=is_protobuf,
                                           limits=DecodeLimits.from_settings(settings),
                                           default_source=default_source(request.headers.get("x-source")))
@@ -271,7 +272,7 @@ async def export(request: Request) -> Response:
             result = await ingest(store_of(request), scope, body, protobuf=is_protobuf,
                                   limits=DecodeLimits.from_settings(settings),
                                   default_source=default_source(request.headers.get("x-source")),
-                                  pool=request.app.state.decode_pool)
+                                  pool=request.app.state.decode_pool, tally=request.app.state.metrics.redacted)
     except ApiError as exc:
         if is_protobuf:
             return _protobuf_error(exc)

@@ -79,7 +79,9 @@ class TraceService:
             scope = await authenticate_metadata(state.keys, metadata)
             request = await _one_message(requests)
             journal = getattr(state, "otlp_journal", None)
-            if journal is not None:  # journal mode: ack once durable in the journal, as over HTTP
+            # Journal mode acks once durable in the journal, as over HTTP; a project with redaction
+            # rules is written at once instead (the journal would hold the raw request).
+            if journal is not None and not scope.redact:
                 result = await journal_ingest(journal, scope, request, protobuf=True,
                                               limits=DecodeLimits.from_settings(state.settings),
                                               default_source=default_source(metadata.get("x-source")))
@@ -87,7 +89,7 @@ class TraceService:
                 result = await ingest(state.store, scope, request, protobuf=True,
                                       limits=DecodeLimits.from_settings(state.settings),
                                       default_source=default_source(metadata.get("x-source")),
-                                      pool=state.decode_pool)
+                                      pool=state.decode_pool, tally=state.metrics.redacted)
         except ApiError as exc:
             code = grpc_code(exc)
             trailers: tuple[tuple[str, Any], ...] = ()

@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from tracehive.api.auth import authenticate
 from tracehive.api.bodies import read_json, validate
-from tracehive.api.context import path_id, settings_of, store_of
+from tracehive.api.context import path_id, redacted, settings_of, store_of
 from tracehive.api.read_gate import heavy_read
 from tracehive.api.documented import READ_ERRORS, WRITE_ERRORS, errors, request_body
 from tracehive.api.events import check_batch_size
@@ -37,6 +37,7 @@ router = APIRouter(tags=["sessions"])
 async def start_session(request: Request, scope: Scope, session: Event) -> dict[str, Any]:
     """Store a session start; the answer: what is stored for a key that may read, else only what
     the caller sent (with the ids), so a write-only key learns nothing about stored sessions."""
+    redacted(request, scope, [session])
     sent = copy.deepcopy(session) if not scope.can_read else None
     stored = await store_of(request).create_session(scope, session)
     if sent is None:
@@ -78,7 +79,7 @@ async def create_session_event_batch(request: Request, session_id: str) -> Respo
     body = validate(SessionEventBatchRequest, data)
     now = now_ms()
     events = [event_from_request(e, session_id=sid, now=now) for e in body.events]
-    await store_of(request).write_events(scope, events)
+    await store_of(request).write_events(scope, redacted(request, scope, events))
     return JSONResponse({"success": True, "event_ids": [e.event_id for e in events], "session_id": sid})
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from tracehive.ingest.otlp_decode import DecodeLimits, decode_json, decode_protobuf
+from tracehive.ingest.redact_writes import Tally, redact_events
 from tracehive.ingest.span_mapping import spans_to_events
 from tracehive.model.errors import IdRoleClash
 from tracehive.model.event import Event
@@ -52,11 +53,11 @@ def prepare(body: bytes, *, protobuf: bool, limits: DecodeLimits, default_source
 
 
 async def ingest(store: Store, scope: Scope, body: bytes, *, protobuf: bool, limits: DecodeLimits,
-                 default_source: str | None, pool: DecodePool | None = None) -> Prepared:
-    """Decode, map and write in one atomic commit (HTTP and gRPC)."""
+                 default_source: str | None, pool: DecodePool | None = None, tally: Tally | None = None) -> Prepared:
+    """Decode, map, redact and write in one atomic commit (HTTP and gRPC)."""
     prepared = await prepare_off_loop(body, protobuf=protobuf, limits=limits, default_source=default_source,
                                       pool=pool)
-    return await write_prepared(store, scope, prepared)
+    return await write_prepared(store, scope, prepared, tally)
 
 
 async def prepare_off_loop(body: bytes, *, protobuf: bool, limits: DecodeLimits,
@@ -71,12 +72,13 @@ async def prepare_off_loop(body: bytes, *, protobuf: bool, limits: DecodeLimits,
     return await asyncio.to_thread(prepare, body, protobuf=protobuf, limits=limits, default_source=default_source)
 
 
-async def write_prepared(store: Store, scope: Scope, prepared: Prepared) -> Prepared:
+async def write_prepared(store: Store, scope: Scope, prepared: Prepared, tally: Tally | None = None) -> Prepared:
     """Write prepared events in one atomic commit; returns what was written and rejected.
     Model events are priced here (``tracehive.pricing``), in the process that writes (the server
     or the journal's applier), not where spans were mapped (possibly a decode worker, which does
     not load the user's price file): every OTLP path (HTTP, gRPC, journal) writes through here."""
     if prepared.events:
+        redact_events(scope, prepared.events, tally)  # the project's rules, before any write
         price_events(prepared.events, active_table())
         try:
             await store.write_events(scope, prepared.events)

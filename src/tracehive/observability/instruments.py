@@ -101,6 +101,10 @@ class ServerMetrics:
         self.commit_failures = r.counter(
             "tracehive_writer_commit_failures_total",
             "Groups whose commit failed (disk full, locked database); their requests got 503.")
+        self.redactions = r.counter(
+            "tracehive_redactions_total",
+            "Matches replaced by [REDACTED:<rule>] at ingest, by rule (tracehive projects update --redact).",
+            ("rule",))
 
     # Sources sampled at scrape time -------------------------------------------------------------
 
@@ -124,6 +128,11 @@ class ServerMetrics:
             kind = self.query_kinds.get((method, route))
             if kind is not None:
                 self.query_duration.observe(seconds, kind)
+
+    def redacted(self, counts: dict[str, int]) -> None:
+        """Markers written by redaction at ingest, per rule (``ingest/redact_writes.py``)."""
+        for rule, n in counts.items():
+            self.redactions.inc(rule, amount=n)
 
     # Store observer ------------------------------------------------------------------------------
 
