@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from tracehive import __version__, pricing
 from tracehive.api import (
+    admin,
     chart,
     configurations,
     datapoints,
@@ -96,6 +97,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
                    datapoints, configurations, metric_definitions, events, legacy, otlp, ui):
         app.include_router(module.router)
     app.include_router(metrics.router)
+    app.include_router(admin.router)
     errors.install(app)
     openapi.install(app)
     # Bounds the memory held by request bodies being handled (503 + Retry-After past it).

@@ -95,6 +95,9 @@ class Settings:
     # Bearer token for GET /metrics; empty = no token opens it. Not a project key: the metrics
     # cover every project, so a project key must not read them. Kept out of repr (never printed).
     metrics_token: str = field(default="", repr=False)
+    # Bearer token of the admin routes (/v1/admin/...: projects' retention and redaction rules);
+    # empty = those routes are closed. Never a project key. Kept out of repr (never printed).
+    admin_token: str = field(default="", repr=False)
 
     @property
     def database_path(self) -> Path:

@@ -38,13 +38,14 @@ from tests.process.server import TracehiveServer
 from tracehive.settings import Settings
 
 METRICS_TOKEN = "metrics-" + uuid.uuid4().hex
+ADMIN_TOKEN = "admin-" + uuid.uuid4().hex
 MARK_A = "markA" + uuid.uuid4().hex  # in every payload of project A
 MARK_B = "markB" + uuid.uuid4().hex  # in every payload of project B
 
 
 @pytest.fixture
 def settings(data_dir: Path, store_url: str) -> Settings:
-    return Settings(data_dir=data_dir, store=store_url, metrics_token=METRICS_TOKEN)
+    return Settings(data_dir=data_dir, store=store_url, metrics_token=METRICS_TOKEN, admin_token=ADMIN_TOKEN)
 
 
 def ev(**fields: Any) -> dict[str, Any]:
@@ -173,6 +174,7 @@ CHANGE = "change"  # PUT / DELETE naming A's ids: B gets `status`; A is unchange
 CREATE = "create"  # a write reusing A's ids: 200 for B (its own copy); A is unchanged
 PUBLIC = "public"  # /healthz: no key needed, no data
 METRICS = "metrics"  # the metrics token only: 403 for B's project key
+ADMIN = "admin"  # the admin token only: 403 for B's project key, A unchanged
 
 
 @dataclass(frozen=True)
@@ -190,6 +192,9 @@ def read_all(path: str, body: Any = None, **params: Any) -> Callable[[World], li
 CASES: dict[tuple[str, str], Case] = {
     ("GET", "/healthz"): Case(PUBLIC, lambda w: [Call("GET", "/healthz")]),
     ("GET", "/metrics"): Case(METRICS, lambda w: [Call("GET", "/metrics")]),
+    ("GET", "/v1/admin/projects"): Case(ADMIN, lambda w: [Call("GET", "/v1/admin/projects")]),
+    ("PUT", "/v1/admin/projects/{name}"): Case(ADMIN, lambda w: [
+        Call("PUT", "/v1/admin/projects/project-a", json={"retention_days": 1, "redact": []})]),
     # Reads: everything B may see; only B's data may come back.
     ("GET", "/v1/whoami"): Case(READ, read_all("/v1/whoami")),
     ("POST", "/v1/sessions/search"): Case(READ, read_all("/v1/sessions/search", {"limit": 100})),
@@ -450,7 +455,7 @@ HIDDEN_CASES: dict[tuple[str, str], Case] = {
         Call("DELETE", f"/v1/session/{sid}") for sid in w.session_ids], status=404),
 }
 
-PHASES = (PUBLIC, METRICS, READ, READ_BY_ID, CHANGE, CREATE)  # reads before B reuses A's ids
+PHASES = (PUBLIC, METRICS, ADMIN, READ, READ_BY_ID, CHANGE, CREATE)  # reads before B reuses A's ids
 
 
 def _api_routes(routes: Any) -> list[APIRoute]:
@@ -561,6 +566,11 @@ def check_b(world: World, route: tuple[str, str], case: Case, call: Call) -> Non
         assert scraped.status_code == 200 and "tracehive_http_requests_total" in scraped.text
         assert_no_a(world, scraped, "/metrics")
         assert MARK_B.lower() not in scraped.text.lower() and world.b_sid not in scraped.text
+    elif case.kind == ADMIN:
+        body = assert_error(reply, 403, "admin token")
+        assert body["errorCode"] == "FORBIDDEN"
+        assert_no_a(world, reply, what, [MARK_A, world.project_id, "project-a"])
+        assert_error(call.send(world.a), 403, "admin token")  # nor may A's own key
     elif case.kind == READ:
         assert reply.status_code == 200, (what, reply.text)
         assert_no_a(world, reply, what)
