@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from tracehive import __version__, pricing
+from tracehive import __version__, pricing, retention
 from tracehive.api import (
     admin,
     chart,
@@ -40,7 +40,6 @@ from tracehive.api.read_gate import ReadGate
 from tracehive.ingest.decode_pool import DecodePool
 from tracehive.observability import middleware
 from tracehive.observability.instruments import ServerMetrics
-from tracehive import retention
 from tracehive.settings import Settings
 from tracehive.storage.base import Store
 from tracehive.storage.factory import store_from_settings
