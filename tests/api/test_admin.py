@@ -43,8 +43,10 @@ def test_the_admin_token_reads_and_sets_every_project(client: TestClient, api: A
 
 def test_only_the_admin_token_opens_them(client: TestClient, keys: dict[str, str]) -> None:
     assert_error(client.get("/v1/admin/projects"), 401, "Authorization")
-    assert_error(client.get("/v1/admin/projects", headers={"Authorization": f"Bearer {TOKEN}x"}), 403, "admin token")
-    for key in keys.values():  # a project key must not lift its own project's rules
+    # Anything else is an API key, answered as on every route: 401 unknown, 403 an ingestion key.
+    assert_error(client.get("/v1/admin/projects", headers={"Authorization": f"Bearer {TOKEN}x"}), 401, "API key")
+    assert_error(Api(client, keys["ingest_a"]).get("/v1/admin/projects"), 403, "ingestion key")
+    for key in (keys["a"], keys["b"]):  # a project key must not lift its own project's rules
         assert_error(Api(client, key).put("/v1/admin/projects/project-a", json={"redact": []}), 403, "admin token")
         assert_error(Api(client, key).get("/v1/admin/projects"), 403, "admin token")
 
@@ -52,7 +54,8 @@ def test_only_the_admin_token_opens_them(client: TestClient, keys: dict[str, str
 def test_closed_without_a_token(data_dir: Path, store_url: str, events_store_url: str, keys: dict[str, str]) -> None:
     settings = Settings(data_dir=data_dir, store=store_url, events_store=events_store_url)
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
-        assert_error(client.get("/v1/admin/projects", headers=ADMIN), 403, "TRACEHIVE_ADMIN_TOKEN")
+        assert_error(client.get("/v1/admin/projects", headers=ADMIN), 401, "API key")
+        assert_error(Api(client, keys["a"]).get("/v1/admin/projects"), 403, "TRACEHIVE_ADMIN_TOKEN")
 
 
 @pytest.mark.parametrize(("body", "status", "says"), [

@@ -18,7 +18,7 @@ from pydantic import Field
 from starlette.requests import Request
 from starlette.responses import Response
 
-from tracehive.api.auth import bearer_key
+from tracehive.api.auth import authenticate, bearer_key
 from tracehive.api.bodies import read_json
 from tracehive.api.context import settings_of, store_of
 from tracehive.api.documented import errors
@@ -48,13 +48,17 @@ def _digest(value: str) -> bytes:
     return hashlib.sha256(value.encode("utf-8", "surrogateescape")).digest()
 
 
-def _admin(request: Request) -> None:
+async def _admin(request: Request) -> None:
     token = settings_of(request).admin_token
     presented = bearer_key(request)  # 401 when missing or malformed, like every route
+    if token and hmac.compare_digest(_digest(presented), _digest(token)):
+        return
+    # Not the admin token: an API key gets the usual answers (401 unknown or revoked, 403 for an
+    # ingestion key), as on /metrics, and a valid project key is refused too.
+    await authenticate(request, write=False)
     if not token:
         raise Forbidden("the admin routes are closed: start the server with TRACEHIVE_ADMIN_TOKEN set and send that token")
-    if not hmac.compare_digest(_digest(presented), _digest(token)):
-        raise Forbidden("the admin routes take the admin token (TRACEHIVE_ADMIN_TOKEN), not an API key")
+    raise Forbidden("the admin routes take the admin token (TRACEHIVE_ADMIN_TOKEN), not a project key")
 
 
 def _shown(project: Project) -> dict[str, Any]:
@@ -88,7 +92,7 @@ def _parse(body: Any) -> tuple[int | None, list[str] | None]:
 @router.get("/v1/admin/projects", response_model=ProjectSettingsList, responses=errors(401, 403),
             summary="Every project's retention and redaction rules (admin token)")
 async def list_project_settings(request: Request) -> Response:
-    _admin(request)
+    await _admin(request)
     projects = await store_of(request).list_projects()
     return JSONResponse({"projects": [_shown(p) for p in projects]})
 
@@ -99,7 +103,7 @@ async def update_project_settings(request: Request, name: str) -> Response:
     """Body: ``{"retention_days": N, "redact": ["email", "regex:..."]}``, either or both; the rules
     replace the project's (``[]`` clears them) and are checked first, as ``tracehive projects
     update`` checks them (a rule that is invalid or too costly is 400, nothing changed)."""
-    _admin(request)
+    await _admin(request)
     days, rules = _parse(await read_json(request, settings_of(request)))
     if rules:
         try:
