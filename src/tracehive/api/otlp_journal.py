@@ -81,7 +81,8 @@ def install_journal(app: Any, *, separate_process: bool) -> None:
                                                 on_restart=restarts.inc)
         return
     prepare_record, write_record = journal_stages(app.state.store, DecodeLimits.from_settings(settings),
-                                                  on_rejected=lambda n: rejected.inc(amount=float(n)))
+                                                  on_rejected=lambda n: rejected.inc(amount=float(n)),
+                                                  pool=app.state.decode_pool)
     app.state.otlp_applier = Applier(journal, write_record, prepare=prepare_record,
                                      on_skipped=lambda _exc: skipped.inc())
 

@@ -255,6 +255,7 @@ def _use_prices(settings: Settings) -> None:
 
 
 async def child_main() -> None:
+    from tracehive.ingest.decode_pool import DecodePool
     from tracehive.ingest.journal_stages import journal_stages
     from tracehive.ingest.otlp_decode import DecodeLimits
     from tracehive.observability.logging import log_config
@@ -271,8 +272,10 @@ async def child_main() -> None:
     store = store_from_settings(settings, observer=reporter)
     await store.open()
     applier: Applier
+    # Decoding in worker processes lets the applier's write stage have this process's GIL.
+    pool = DecodePool(settings.otlp_decode_processes)
     prepare, write = journal_stages(store, DecodeLimits.from_settings(settings),
-                                    on_rejected=lambda n: reporter.send({"rejected": n}))
+                                    on_rejected=lambda n: reporter.send({"rejected": n}), pool=pool)
     applier = Applier(
         follower, write, prepare=prepare,
         on_applied=lambda size: reporter.send(
@@ -284,6 +287,7 @@ async def child_main() -> None:
             follower.advance(Position(*orjson.loads(line)["durable"]))
     finally:
         await applier.stop()
+        await asyncio.to_thread(pool.close)
         await store.close()
         follower.close()
 

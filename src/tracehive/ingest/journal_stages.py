@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from tracehive.ingest.decode_pool import DecodePool
 from tracehive.ingest.journal import PrepareRecord, Record, WriteRecord
 from tracehive.ingest.otlp_decode import DecodeLimits
 from tracehive.ingest.otlp_ingest import Prepared, prepare_off_loop, write_prepared
@@ -15,11 +16,13 @@ from tracehive.storage.base import Store
 log = logging.getLogger("tracehive.otlp")
 
 
-def journal_stages(store: Store, limits: DecodeLimits,
-                   on_rejected: Callable[[int], None] | None = None) -> tuple[PrepareRecord, WriteRecord]:
+def journal_stages(store: Store, limits: DecodeLimits, on_rejected: Callable[[int], None] | None = None,
+                   pool: DecodePool | None = None) -> tuple[PrepareRecord, WriteRecord]:
+    """``pool``: large records are decoded and mapped in its worker processes, beside the write of
+    the record before (the applier runs the two stages overlapped), as the default mode does."""
     async def prepare_record(record: Record) -> Prepared:
         return await prepare_off_loop(record.body, protobuf=record.protobuf, limits=limits,
-                                      default_source=record.default_source)
+                                      default_source=record.default_source, pool=pool)
 
     async def write_record(record: Record, prepared: Prepared) -> None:
         result = await write_prepared(store, record.scope, prepared)
