@@ -9,8 +9,6 @@ configured means the routes are closed (403).
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 from typing import Any
 
 from fastapi import APIRouter
@@ -18,13 +16,13 @@ from pydantic import Field
 from starlette.requests import Request
 from starlette.responses import Response
 
-from tracehive.api.auth import authenticate, bearer_key
+from tracehive.api.auth import require_operator_token
 from tracehive.api.bodies import read_json
 from tracehive.api.context import settings_of, store_of
 from tracehive.api.documented import errors
 from tracehive.api.responses import JSONResponse
 from tracehive.ingest.redaction import MAX_RULES, RedactionRuleError, parse_rules
-from tracehive.model.errors import BadRequest, Forbidden, NotFound, ValidationFailed
+from tracehive.model.errors import BadRequest, NotFound, ValidationFailed
 from tracehive.model.wire import ResponseBody
 from tracehive.storage.base import Project
 
@@ -44,21 +42,11 @@ class ProjectSettingsList(ResponseBody):
     projects: list[ProjectSettings]
 
 
-def _digest(value: str) -> bytes:
-    return hashlib.sha256(value.encode("utf-8", "surrogateescape")).digest()
-
-
 async def _admin(request: Request) -> None:
-    token = settings_of(request).admin_token
-    presented = bearer_key(request)  # 401 when missing or malformed, like every route
-    if token and hmac.compare_digest(_digest(presented), _digest(token)):
-        return
-    # Not the admin token: an API key gets the usual answers (401 unknown or revoked, 403 for an
-    # ingestion key), as on /metrics, and a valid project key is refused too.
-    await authenticate(request, write=False)
-    if not token:
-        raise Forbidden("the admin routes are closed: start the server with TRACEHIVE_ADMIN_TOKEN set and send that token")
-    raise Forbidden("the admin routes take the admin token (TRACEHIVE_ADMIN_TOKEN), not a project key")
+    await require_operator_token(
+        request, settings_of(request).admin_token,
+        closed="the admin routes are closed: start the server with TRACEHIVE_ADMIN_TOKEN set and send that token",
+        not_a_key="the admin routes take the admin token (TRACEHIVE_ADMIN_TOKEN), not a project key")
 
 
 def _shown(project: Project) -> dict[str, Any]:

@@ -13,6 +13,8 @@ key id, checked on every resolution (HTTP and OTLP/gRPC): it counts requests, no
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import math
 import time
 
@@ -127,3 +129,19 @@ async def authenticate(request: Request, *, write: bool) -> Scope:
     if not write and not scope.can_read:
         raise Forbidden("this ingestion key may only write; use a project key to read or delete")
     return scope
+
+
+def _token_digest(value: str) -> bytes:
+    return hashlib.sha256(value.encode("utf-8", "surrogateescape")).digest()
+
+
+async def require_operator_token(request: Request, token: str, *, closed: str, not_a_key: str) -> None:
+    """Pass the bearer of ``token`` (a server-wide token such as the metrics or admin token,
+    compared in constant time); anyone else is answered as on every route (401 for an unknown or
+    revoked key, 403 for an ingestion key), and a valid project key gets 403 too: ``closed`` when
+    no token is configured, ``not_a_key`` otherwise."""
+    presented = bearer_key(request)  # 401 when missing or malformed, like every route
+    if token and hmac.compare_digest(_token_digest(presented), _token_digest(token)):
+        return
+    await authenticate(request, write=False)
+    raise Forbidden(not_a_key if token else closed)

@@ -10,18 +10,15 @@ names, no payloads; route labels are path templates, never raw paths.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Callable
 
 from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
-from tracehive.api.auth import authenticate, bearer_key
+from tracehive.api.auth import require_operator_token
 from tracehive.api.context import settings_of
 from tracehive.api.documented import errors
-from tracehive.model.errors import Forbidden
 from tracehive.observability.instruments import ServerMetrics
 from tracehive.observability.metrics import CONTENT_TYPE
 from tracehive.storage.base import Store
@@ -49,10 +46,6 @@ def metrics_of(request: Request) -> ServerMetrics:
     return request.app.state.metrics  # type: ignore[no-any-return]
 
 
-def _digest(value: str) -> bytes:
-    return hashlib.sha256(value.encode("utf-8", "surrogateescape")).digest()
-
-
 def writer_queue_depth(store: Store) -> Callable[[], float | None]:
     """Reads the writes waiting in the store (its neutral ``stats()``) when scraped; None while
     the store is closed."""
@@ -76,14 +69,9 @@ def writer_queue_depth(store: Store) -> Callable[[], float | None]:
 async def metrics(request: Request) -> Response:
     """Requests by route and status, latencies, events accepted, rejections by reason, the writer's
     queue depth and commit times. Send ``Authorization: Bearer <TRACEHIVE_METRICS_TOKEN>``."""
-    token = settings_of(request).metrics_token
-    presented = bearer_key(request)  # 401 when missing or malformed, like every route
-    if token and hmac.compare_digest(_digest(presented), _digest(token)):
-        return Response(metrics_of(request).render(), media_type=CONTENT_TYPE)
-    # Not the metrics token: an API key gets the usual answers (401 unknown or revoked, 403 for an
-    # ingestion key), and a valid project key is refused too.
-    await authenticate(request, write=False)
-    if not token:
-        raise Forbidden("/metrics is closed: start the server with TRACEHIVE_METRICS_TOKEN set and send that token; "
-                        "project keys cannot read it (it covers every project)")
-    raise Forbidden("/metrics takes the metrics token (TRACEHIVE_METRICS_TOKEN), not a project key: it covers every project")
+    await require_operator_token(
+        request, settings_of(request).metrics_token,
+        closed="/metrics is closed: start the server with TRACEHIVE_METRICS_TOKEN set and send that token; "
+               "project keys cannot read it (it covers every project)",
+        not_a_key="/metrics takes the metrics token (TRACEHIVE_METRICS_TOKEN), not a project key: it covers every project")
+    return Response(metrics_of(request).render(), media_type=CONTENT_TYPE)
