@@ -76,7 +76,7 @@ class Project:
     org_id: str
     workspace_id: str
     created_at: int
-    # Days an event is kept, by its start_time; 0 = forever (storage/retention.py prunes).
+    # Days an event is kept, by its start_time; 0 = forever (tracehive/retention.py prunes).
     retention_days: int = 0
     # Redaction rules applied to the project's events at ingest (ingest/redaction.py), as set.
     redact: tuple[str, ...] = ()
