@@ -1,7 +1,7 @@
 """``chart_events`` on ClickHouse (semantics in ``tracehive.query.chart``; SQLite's
 ``storage/sqlite/chart.py`` is the reference for every edge).
 
-One statement over ``events FINAL`` (the WHERE of ``compile.where_clause``): per event its bucket
+One statement over ``events FINAL`` (settled days without it: ``settled.py``) (the WHERE of ``compile.where_clause``): per event its bucket
 ``b``, its group (kind ``gt`` as SQLite's json_type names it, a sort number ``gn``, the group's
 text ``gs``) and its numeric metric ``v``; then one GROUP BY (b, gt, gs), ordered as SQLite orders
 its mixed-type group values (NULL, then numbers, then text, byte order), limited to
@@ -29,6 +29,7 @@ from tracehive.query.filters import FieldRef
 from tracehive.storage.clickhouse.compile import COLUMNS, Operand, Params, let, where_clause
 from tracehive.storage.clickhouse.executor import Executor
 from tracehive.storage.clickhouse.rows import number
+from tracehive.storage.clickhouse.settled import SettledDays, Source, read
 
 _QUOTE_INF = "output_format_json_quote_denormals = 1"
 _SIMPLE = {
@@ -94,7 +95,9 @@ def _bucket(bucket: Bucket, params: Params) -> str:
     return f"(t - (((t - {o}) % {w}) + {w}) % {w})"
 
 
-def compile_chart(project_id: str, query: ChartQuery, settings: str = "") -> tuple[str, dict[str, Any]]:
+def compile_chart(project_id: str, query: ChartQuery, settings: str = "",
+                  source: Source | None = None) -> tuple[str, dict[str, Any]]:
+    source = source or Source.final()
     params = Params()
     metric = _metric(query.metric, params)
     gt, gn, gs = _group(query.group_by, params)
@@ -113,7 +116,7 @@ def compile_chart(project_id: str, query: ChartQuery, settings: str = "") -> tup
         )
     rows = (
         f"SELECT toInt64(floor(start_time)) AS t, {gt} AS gt, {gn} AS gn, {gs} AS gs, {metric} AS v "
-        f"FROM events FINAL WHERE {where}"
+        f"FROM {source.table} WHERE {where}{source.live}"
     )
     bucket = _bucket(query.bucket, params)
     limit = params.add(query.max_rows + 1, "UInt64")
@@ -149,9 +152,15 @@ def _group_value(kind: str | None, text: Any, ref: FieldRef | None) -> Any:
     return text
 
 
-async def run_chart(ex: Executor, project_id: str, query: ChartQuery, settings: str = "") -> list[ChartRow]:
-    sql, params = compile_chart(project_id, query, settings)
-    rows = await ex.query(sql, params)
+async def run_chart(ex: Executor, project_id: str, query: ChartQuery, settings: str = "",
+                    days: SettledDays | None = None) -> list[ChartRow]:
+    lo, hi = (query.date_range.start, query.date_range.end) if query.date_range else (None, None)
+
+    async def chart(source: Source) -> list[tuple[Any, ...]]:
+        sql, params = compile_chart(project_id, query, settings, source)
+        return await ex.query(sql, params)
+
+    rows = await read(days, ex, lo, hi, chart, mixed=True)
     buckets = 0
     last: Any = None
     out: list[ChartRow] = []

@@ -27,6 +27,7 @@ from tracehive.storage.clickhouse.compile import Params
 from tracehive.storage.clickhouse.executor import Executor
 from tracehive.storage.clickhouse.lookup import live_rows
 from tracehive.storage.clickhouse.rows import READ_COLUMNS, number, row_to_event
+from tracehive.storage.clickhouse.settled import SettledDays, Source
 from tracehive.storage.clickhouse.windows import Page, newest_first
 from tracehive.transfer import record
 
@@ -75,13 +76,14 @@ def _num(text: bytes) -> bytes:
 
 
 async def event_lines(ex: Executor, project_id: str, query: EventQuery, *, scope_fields: bool,
-                      settings: str = "", chunk: int = LINE_CHUNK) -> AsyncIterator[list[bytes]]:
+                      settings: str = "", chunk: int = LINE_CHUNK,
+                      days: SettledDays | None = None) -> AsyncIterator[list[bytes]]:
     dumps, newline = orjson.dumps, orjson.OPT_APPEND_NEWLINE
 
-    async def fetch(where: str, params: Params) -> Page[bytes]:
+    async def fetch(where: str, params: Params, source: Source) -> Page[bytes]:
         n = params.add(chunk, "UInt64")
         data = await ex.query_raw(
-            f"SELECT {_SELECT[scope_fields]} FROM events FINAL WHERE {where} "
+            f"SELECT {_SELECT[scope_fields]} FROM {source.table} WHERE {where}{source.live} "
             f"ORDER BY start_time DESC, event_id DESC LIMIT {n}{settings}",
             params.values, "TabSeparatedRaw",
         )
@@ -107,5 +109,5 @@ async def event_lines(ex: Executor, project_id: str, query: EventQuery, *, scope
         last = rows[-1].split(b"\t") if rows else None
         return Page(lines, len(rows), (float(orjson.loads(last[2])), orjson.loads(last[6])) if last else None)
 
-    async for lines in newest_first(ex, project_id, query, fetch, chunk, settings):
+    async for lines in newest_first(ex, project_id, query, fetch, chunk, settings, days):
         yield lines

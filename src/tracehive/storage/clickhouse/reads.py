@@ -22,6 +22,7 @@ from tracehive.storage.clickhouse.compile import Params, where_clause
 from tracehive.storage.clickhouse.executor import Executor
 from tracehive.storage.clickhouse.rows import READ_COLUMNS, row_to_event
 from tracehive.storage.clickhouse.schema import DAY_PARTITION
+from tracehive.storage.clickhouse.settled import DAY_MS, SettledDays, Source, read
 from tracehive.storage.clickhouse.windows import Page, newest_first
 from tracehive.storage.clickhouse.writes import Batch
 from tracehive.storage.rules import implicit_session, session_spans
@@ -29,33 +30,46 @@ from tracehive.storage.rules import implicit_session, session_spans
 STREAM_CHUNK = 1000
 
 
-async def export_page(ex: Executor, project_id: str, query: EventQuery, settings: str = "") -> tuple[list[Event], int]:
+async def export_page(ex: Executor, project_id: str, query: EventQuery, settings: str = "",
+                      days: SettledDays | None = None) -> tuple[list[Event], int]:
     """One page, newest first (``seq``, the arrival order, breaks ties as SQLite's rowid does),
     and the number of matches. The count is taken per day (the table's partitions), which tells
     which days hold the page's rows: the page is then sorted from those days alone, not from
-    every match (a day only holds rows whose start is within it, so days are in the page's order)."""
+    every match (a day only holds rows whose start is within it, so days are in the page's order).
+    Settled days are read without ``FINAL`` (``settled.py``)."""
     params = Params()
     where = where_clause(project_id, query.date_range, query.conditions, params)
-    days = await ex.query(
-        f"SELECT {DAY_PARTITION} AS day, count() FROM events FINAL WHERE {where} GROUP BY day ORDER BY day DESC{settings}",
-        params.values,
-    )
-    total = sum(int(n) for _, n in days)
+    lo, hi = (query.date_range.start, query.date_range.end) if query.date_range else (None, None)
+
+    async def count(source: Source) -> list[tuple[Any, ...]]:
+        return await ex.query(
+            f"SELECT {DAY_PARTITION} AS day, count() FROM {source.table} WHERE {where}{source.live} "
+            f"GROUP BY day ORDER BY day DESC{settings}",
+            params.values,
+        )
+
+    per_day = await read(days, ex, lo, hi, count, mixed=True)
+    total = sum(int(n) for _, n in per_day)
     if total <= query.offset:
         return [], total
     if query.ignore_order:
         order, skip = "", query.offset
     else:
-        first, last, skip = _days_of_page(days, query.offset, query.limit)
-        lo, hi = params.add(last, "Int64"), params.add(first, "Int64")
-        where += f" AND {DAY_PARTITION} BETWEEN {lo} AND {hi}"
+        first, last, skip = _days_of_page(per_day, query.offset, query.limit)
+        lo_day, hi_day = params.add(last, "Int64"), params.add(first, "Int64")
+        where += f" AND {DAY_PARTITION} BETWEEN {lo_day} AND {hi_day}"
+        lo, hi = last * DAY_MS, first * DAY_MS + DAY_MS - 1
         order = " ORDER BY start_time DESC, seq DESC"
     limit, offset = params.add(query.limit, "UInt64"), params.add(skip, "UInt64")
-    rows = await ex.query(
-        f"SELECT {READ_COLUMNS} FROM events FINAL WHERE {where}{order} LIMIT {limit} OFFSET {offset}{settings}",
-        params.values,
-    )
-    return [row_to_event(r) for r in rows], total
+
+    async def page(source: Source) -> list[tuple[Any, ...]]:
+        return await ex.query(
+            f"SELECT {READ_COLUMNS} FROM {source.table} WHERE {where}{source.live}{order} "
+            f"LIMIT {limit} OFFSET {offset}{settings}",
+            params.values,
+        )
+
+    return [row_to_event(r) for r in await read(days, ex, lo, hi, page)], total
 
 
 def _days_of_page(days: Sequence[tuple[Any, Any]], offset: int, limit: int) -> tuple[int, int, int]:
@@ -83,21 +97,21 @@ def _days_of_page(days: Sequence[tuple[Any, Any]], offset: int, limit: int) -> t
 
 
 async def stream(ex: Executor, project_id: str, query: EventQuery, settings: str = "",
-                 chunk: int = STREAM_CHUNK) -> AsyncIterator[list[Event]]:
+                 chunk: int = STREAM_CHUNK, days: SettledDays | None = None) -> AsyncIterator[list[Event]]:
     """Every match in chunks, newest first, ties by event_id descending (byte order, so the order
     depends on the data alone): keyset pages in time windows (``windows.py``), so memory stays
     constant whatever the number of matches."""
 
-    async def fetch(where: str, params: Params) -> Page[Event]:
+    async def fetch(where: str, params: Params, source: Source) -> Page[Event]:
         n = params.add(chunk, "UInt64")
         rows = await ex.query(
-            f"SELECT {READ_COLUMNS} FROM events FINAL WHERE {where} "
+            f"SELECT {READ_COLUMNS} FROM {source.table} WHERE {where}{source.live} "
             f"ORDER BY start_time DESC, event_id DESC LIMIT {n}{settings}",
             params.values,
         )
         return Page([row_to_event(r) for r in rows], len(rows), (float(rows[-1][6]), rows[-1][0]) if rows else None)
 
-    async for events in newest_first(ex, project_id, query, fetch, chunk, settings):
+    async for events in newest_first(ex, project_id, query, fetch, chunk, settings, days):
         yield events
 
 
@@ -146,18 +160,23 @@ def _members(value: Any, path: tuple[str, ...], out: set[tuple[str, ...]]) -> No
 
 
 async def schema_fields(ex: Executor, project_id: str, query: EventQuery, sample: int,
-                        settings: str = "") -> list[tuple[str, str]]:
+                        settings: str = "", days: SettledDays | None = None) -> list[tuple[str, str]]:
     """The newest ``sample`` matches (as SQLite orders them); the database tests the scalar
     columns, Python walks the sample's JSON (bounded by ``sample``, as SQLite's json_tree is)."""
     params = Params()
     where = where_clause(project_id, query.date_range, query.conditions, params)
     scalars = ", ".join(f"isNotNull({c})" for c in _SCALAR_COLUMNS)
     n = params.add(sample, "UInt64")
-    rows = await ex.query(
-        f"SELECT event_type, {scalars}, {', '.join(_JSON_COLUMNS)} FROM events FINAL WHERE {where} "
-        f"ORDER BY start_time DESC, seq DESC LIMIT {n}{settings}",
-        params.values,
-    )
+    lo, hi = (query.date_range.start, query.date_range.end) if query.date_range else (None, None)
+
+    async def newest(source: Source) -> list[tuple[Any, ...]]:
+        return await ex.query(
+            f"SELECT event_type, {scalars}, {', '.join(_JSON_COLUMNS)} FROM {source.table} "
+            f"WHERE {where}{source.live} ORDER BY start_time DESC, seq DESC LIMIT {n}{settings}",
+            params.values,
+        )
+
+    rows = await read(days, ex, lo, hi, newest)
     found: set[tuple[str, str]] = set()
     raw: set[tuple[str, str, tuple[str, ...] | None]] = set()
     for row in rows:

@@ -3,7 +3,8 @@
 Events are append-mostly. A write never updates a row in place: it inserts a new *version* of the
 row, and ``events`` is a ``ReplacingMergeTree(version, is_deleted)`` that keeps the highest
 version of each sorting key in background merges. Reads resolve versions with ``FINAL`` (exact
-whatever merges have run).
+whatever merges have run), except on days that are a single part, which hold one version per key
+and are read without it (``settled.py``).
 
 The ordering key is ``(project_id, start_time, event_id)`` (schema version 2; version 1 led with
 ``session_id``, and its time-range reads scanned the whole project):

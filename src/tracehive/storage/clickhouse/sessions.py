@@ -1,7 +1,7 @@
 """``list_sessions`` on ClickHouse (semantics in ``tracehive.query.session_list``; SQLite's
 ``storage/sqlite/session_list.py`` is the reference).
 
-Three statements over ``events FINAL``:
+Three statements over ``events FINAL`` (settled days without it: ``settled.py``):
 1. the count of matching session rows (``compile.where_clause`` plus ``event_type = 'session'``);
 2. the page's session ids. Sorted by a column of the session row, from the session rows alone;
    sorted by an aggregate, the matching sessions joined to the aggregates of their events (one
@@ -19,6 +19,7 @@ from tracehive.storage.clickhouse.compile import Params, where_clause
 from tracehive.storage.clickhouse.executor import Executor
 from tracehive.storage.clickhouse.lookup import keys_condition
 from tracehive.storage.clickhouse.rows import number
+from tracehive.storage.clickhouse.settled import SettledDays, Source, read
 
 
 def _number_at(key: str) -> str:
@@ -45,32 +46,49 @@ _QUOTE_INF = "output_format_json_quote_denormals = 1"
 _COLUMN_SORT = {"start_time": "start_time", "event_name": "event_name"}
 
 
-async def list_sessions(ex: Executor, project_id: str, query: SessionListQuery,
-                        settings: str = "") -> tuple[list[SessionSummary], int]:
+async def list_sessions(ex: Executor, project_id: str, query: SessionListQuery, settings: str = "",
+                        days: SettledDays | None = None) -> tuple[list[SessionSummary], int]:
     params = Params()
     where = where_clause(project_id, query.date_range, query.conditions, params) + " AND event_type = 'session'"
-    [(total,)] = await ex.query(f"SELECT count() FROM events FINAL WHERE {where}{settings}", params.values)
+    lo, hi = (query.date_range.start, query.date_range.end) if query.date_range else (None, None)
+
+    async def count(source: Source) -> list[tuple[Any, ...]]:
+        return await ex.query(f"SELECT count() FROM {source.table} WHERE {where}{source.live}{settings}",
+                              params.values)
+
+    [(total,)] = await read(days, ex, lo, hi, count, mixed=True)
     total = int(total)
     if total <= query.offset:
         return [], total
     direction = "DESC" if query.descending else "ASC"
     limit, offset = params.add(query.limit, "UInt64"), params.add(query.offset, "UInt64")
-    if query.sort_by in COLUMN_SORTS:
-        page_sql = (f"SELECT event_id FROM events FINAL WHERE {where} "
+    by_column = query.sort_by in COLUMN_SORTS
+    p = "" if by_column else params.add(project_id, "String")
+
+    def page_sql(source: Source) -> str:
+        t, live = source.table, source.live
+        if by_column:
+            return (f"SELECT event_id FROM {t} WHERE {where}{live} "
                     f"ORDER BY {_COLUMN_SORT[query.sort_by]} {direction}, start_time DESC, event_id ASC "
                     f"LIMIT {limit} OFFSET {offset}{settings}")
-    else:
-        p = params.add(project_id, "String")
-        page_sql = f"""
-SELECT s.event_id FROM (SELECT event_id, start_time FROM events FINAL WHERE {where}) AS s
+        return f"""
+SELECT s.event_id FROM (SELECT event_id, start_time FROM {t} WHERE {where}{live}) AS s
 INNER JOIN (
-    SELECT session_id, {_AGGREGATES} FROM events FINAL
-    WHERE project_id = {p} AND session_id IN (SELECT event_id FROM events FINAL WHERE {where})
+    SELECT session_id, {_AGGREGATES} FROM {t}
+    WHERE project_id = {p}{live} AND session_id IN (SELECT event_id FROM {t} WHERE {where}{live})
     GROUP BY session_id
 ) AS a ON a.session_id = s.event_id
 ORDER BY {_AGGREGATE_SORT[query.sort_by]} {direction}, s.start_time DESC, s.event_id ASC
 LIMIT {limit} OFFSET {offset}{settings}"""
-    page = [r[0] for r in await ex.query(page_sql, params.values)]
+
+    async def page_ids(source: Source) -> list[tuple[Any, ...]]:
+        return await ex.query(page_sql(source), params.values)
+
+    if by_column:
+        rows = await read(days, ex, lo, hi, page_ids)
+    else:  # a session's events may start outside the range: this read covers every day
+        rows = await read(days, ex, None, None, page_ids, mixed=True)
+    page = [r[0] for r in rows]
     if not page:
         return [], total
     # Sums past the double range are inf, which JSON output writes as null unless quoted.

@@ -61,6 +61,7 @@ from tracehive.storage.clickhouse.lines import event_lines
 from tracehive.storage.clickhouse.rows import VersionClock, now_ms
 from tracehive.storage.clickhouse.schema import migrate as apply_migrations
 from tracehive.storage.clickhouse.sessions import list_sessions
+from tracehive.storage.clickhouse.settled import SettledDays
 from tracehive.storage.observer import StoreObserver
 
 T = TypeVar("T")
@@ -85,6 +86,7 @@ class ClickHouseEventStore(EventStore):
         self._queue: deque[group.PendingWrite] = deque()
         self._pending_writes = 0
         self._clock = VersionClock()
+        self._days: SettledDays | None = None
         # Query reads stop past the read timeout inside the engine (TIMEOUT_EXCEEDED, answered as
         # StoreUnavailable by the executor): a heavy query cannot hold the engine's one thread.
         # The suffix is our text: a number from the configuration, never from a request.
@@ -137,7 +139,9 @@ class ClickHouseEventStore(EventStore):
         except BaseException:
             await executor.close()
             raise
-        self._ex = executor
+        # Reads of settled days skip FINAL; every insert through this executor unsettles its days.
+        self._days = SettledDays()
+        self._ex = self._days.watch(executor)
 
     async def close(self) -> None:
         if self._ex is None:
@@ -276,18 +280,19 @@ class ClickHouseEventStore(EventStore):
     # Query reads and bulk transfer -------------------------------------------------------------
 
     async def export_events(self, scope: Scope, query: EventQuery) -> tuple[list[Event], int]:
-        return await reads.export_page(self._executor(), scope.project_id, query, self._settings)
+        return await reads.export_page(self._executor(), scope.project_id, query, self._settings, self._days)
 
     async def iter_events(self, scope: Scope, query: EventQuery, *,  # type: ignore[override]
                           chunk_size: int = reads.STREAM_CHUNK) -> AsyncIterator[list[Event]]:
-        async for chunk in reads.stream(self._executor(), scope.project_id, query, self._settings, chunk_size):
+        async for chunk in reads.stream(self._executor(), scope.project_id, query, self._settings, chunk_size,
+                                             self._days):
             yield chunk
 
     async def iter_event_lines(self, scope: Scope, query: EventQuery, *,  # type: ignore[override]
                                scope_fields: bool) -> AsyncIterator[list[bytes]]:
         """As the contract says; the engine builds the lines from the stored text (``lines.py``)."""
         async for chunk in event_lines(self._executor(), scope.project_id, query, scope_fields=scope_fields,
-                                       settings=self._settings):
+                                       settings=self._settings, days=self._days):
             yield chunk
 
     async def import_events(self, scope: Scope, events: Sequence[Event]) -> None:
@@ -303,11 +308,12 @@ class ClickHouseEventStore(EventStore):
         self._stored(len(events))
 
     async def schema_fields(self, scope: Scope, query: EventQuery, *, sample: int = 1000) -> list[tuple[str, str]]:
-        return await reads.schema_fields(self._executor(), scope.project_id, query, sample, self._settings)
+        return await reads.schema_fields(self._executor(), scope.project_id, query, sample, self._settings,
+                                        self._days)
 
     async def chart_events(self, scope: Scope, query: ChartQuery) -> list[ChartRow]:
-        return await run_chart(self._executor(), scope.project_id, query, self._settings)
+        return await run_chart(self._executor(), scope.project_id, query, self._settings, self._days)
 
     async def list_sessions(self, scope: Scope, query: SessionListQuery) -> tuple[list[SessionSummary], int]:
-        return await list_sessions(self._executor(), scope.project_id, query, self._settings)
+        return await list_sessions(self._executor(), scope.project_id, query, self._settings, self._days)
 

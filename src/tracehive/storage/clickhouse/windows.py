@@ -21,6 +21,7 @@ from typing import Generic, TypeVar
 from tracehive.query.filters import EventQuery
 from tracehive.storage.clickhouse.compile import Params, where_clause
 from tracehive.storage.clickhouse.executor import Executor
+from tracehive.storage.clickhouse.settled import SettledDays, Source, read
 
 T = TypeVar("T")
 FIRST_WIDTH_MS = 3_600_000.0
@@ -36,9 +37,10 @@ class Page(Generic[T]):
         self.items, self.rows, self.last = items, rows, last
 
 
-# fetch(where, params) runs the caller's SELECT over ``events FINAL WHERE {where}`` with
-# ``ORDER BY start_time DESC, event_id DESC LIMIT chunk`` and returns its Page.
-Fetch = Callable[[str, Params], Awaitable[Page[T]]]
+# fetch(where, params, source) runs the caller's SELECT over ``{source.table} WHERE
+# {where}{source.live}`` with ``ORDER BY start_time DESC, event_id DESC LIMIT chunk`` and returns
+# its Page.
+Fetch = Callable[[str, Params, Source], Awaitable[Page[T]]]
 
 
 async def _end(ex: Executor, project_id: str, query: EventQuery, direction: str, settings: str) -> float | None:
@@ -50,7 +52,7 @@ async def _end(ex: Executor, project_id: str, query: EventQuery, direction: str,
 
 
 async def newest_first(ex: Executor, project_id: str, query: EventQuery, fetch: Fetch[T], chunk: int,
-                       settings: str = "") -> AsyncIterator[list[T]]:
+                       settings: str = "", days: SettledDays | None = None) -> AsyncIterator[list[T]]:
     top = await _end(ex, project_id, query, "DESC", settings)
     bottom = await _end(ex, project_id, query, "ASC", settings)
     if top is None or bottom is None:
@@ -71,7 +73,10 @@ async def newest_first(ex: Executor, project_id: str, query: EventQuery, fetch: 
         else:
             t, e = params.add(cursor[0], "Float64"), params.add(cursor[1], "String")
             where += f" AND start_time >= {low} AND (start_time < {t} OR (start_time = {t} AND event_id < {e}))"
-        page = await fetch(where, params)
+        def run(source: Source, where: str = where, values: dict[str, object] = params.values) -> Awaitable[Page[T]]:
+            return fetch(where, Params(dict(values)), source)  # a copy: a second run adds its values again
+
+        page = await read(days, ex, lo, upper if cursor is None else cursor[0], run)
         pages += 1
         if page.items:
             yield page.items
