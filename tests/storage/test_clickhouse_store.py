@@ -9,6 +9,7 @@ one of ``NOT_YET_EXPECTED`` (reads not built yet, issue #14; none left now), and
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -413,3 +414,26 @@ async def test_query_reads_run_under_the_read_timeout(tmp_path: Path) -> None:
         assert (await store.list_sessions(scope, SessionListQuery(sort_by="cost")))[1] == 1
     finally:
         await store.close()
+
+
+async def test_a_stream_left_early_leaves_no_read_behind(store: Store, scope_a: Scope) -> None:
+    """The stream sends each page's statement before handing on the page before it: a consumer
+    that stops after the first chunk leaves no statement running, and the store keeps serving."""
+    import gc
+    import warnings
+
+    sid = new_id()
+    await store.write_events(scope_a, [make_event(sid, start=1_000 + i) for i in range(40)])
+    q = contract.query()
+    events = store.events  # type: ignore[attr-defined]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "Task was destroyed but it is pending" would be one
+        for stream in (events.iter_event_lines(scope_a, q, scope_fields=True), events.iter_events(scope_a, q, chunk_size=4)):
+            async for _chunk in stream:  # type: ignore[attr-defined]
+                break
+            await stream.aclose()  # type: ignore[attr-defined]
+            gc.collect()
+    readers = [t for t in asyncio.all_tasks() if "newest_first" in repr(t.get_coro()) and not t.done()]
+    assert not readers, readers
+    everything = [e.event_id async for chunk in events.iter_events(scope_a, q, chunk_size=4) for e in chunk]
+    assert len(everything) == 41

@@ -96,8 +96,8 @@ def _days_of_page(days: Sequence[tuple[Any, Any]], offset: int, limit: int) -> t
     return first, last, skip
 
 
-async def stream(ex: Executor, project_id: str, query: EventQuery, settings: str = "",
-                 chunk: int = STREAM_CHUNK, days: SettledDays | None = None) -> AsyncIterator[list[Event]]:
+def stream(ex: Executor, project_id: str, query: EventQuery, settings: str = "",
+           chunk: int = STREAM_CHUNK, days: SettledDays | None = None) -> AsyncIterator[list[Event]]:
     """Every match in chunks, newest first, ties by event_id descending (byte order, so the order
     depends on the data alone): keyset pages in time windows (``windows.py``), so memory stays
     constant whatever the number of matches."""
@@ -109,10 +109,10 @@ async def stream(ex: Executor, project_id: str, query: EventQuery, settings: str
             f"ORDER BY start_time DESC, event_id DESC LIMIT {n}{settings}",
             params.values,
         )
-        return Page([row_to_event(r) for r in rows], len(rows), (float(rows[-1][6]), rows[-1][0]) if rows else None)
+        return Page(lambda: [row_to_event(r) for r in rows], len(rows),
+                    (float(rows[-1][6]), rows[-1][0]) if rows else None)
 
-    async for events in newest_first(ex, project_id, query, fetch, chunk, settings, days):
-        yield events
+    return newest_first(ex, project_id, query, fetch, chunk, settings, days)
 
 
 async def import_events(batch: Batch, events: Sequence[Event]) -> None:

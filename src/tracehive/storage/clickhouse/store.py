@@ -282,18 +282,17 @@ class ClickHouseEventStore(EventStore):
     async def export_events(self, scope: Scope, query: EventQuery) -> tuple[list[Event], int]:
         return await reads.export_page(self._executor(), scope.project_id, query, self._settings, self._days)
 
-    async def iter_events(self, scope: Scope, query: EventQuery, *,  # type: ignore[override]
-                          chunk_size: int = reads.STREAM_CHUNK) -> AsyncIterator[list[Event]]:
-        async for chunk in reads.stream(self._executor(), scope.project_id, query, self._settings, chunk_size,
-                                             self._days):
-            yield chunk
+    # The streams are handed over as they are (no generator around them), so that closing one
+    # closes the reader itself: it has a page's statement in flight (``windows.py``).
+    def iter_events(self, scope: Scope, query: EventQuery, *,  # type: ignore[override]
+                    chunk_size: int = reads.STREAM_CHUNK) -> AsyncIterator[list[Event]]:
+        return reads.stream(self._executor(), scope.project_id, query, self._settings, chunk_size, self._days)
 
-    async def iter_event_lines(self, scope: Scope, query: EventQuery, *,  # type: ignore[override]
-                               scope_fields: bool) -> AsyncIterator[list[bytes]]:
+    def iter_event_lines(self, scope: Scope, query: EventQuery, *,  # type: ignore[override]
+                         scope_fields: bool) -> AsyncIterator[list[bytes]]:
         """As the contract says; the engine builds the lines from the stored text (``lines.py``)."""
-        async for chunk in event_lines(self._executor(), scope.project_id, query, scope_fields=scope_fields,
-                                       settings=self._settings, days=self._days):
-            yield chunk
+        return event_lines(self._executor(), scope.project_id, query, scope_fields=scope_fields,
+                           settings=self._settings, days=self._days)
 
     async def import_events(self, scope: Scope, events: Sequence[Event]) -> None:
         if not events:

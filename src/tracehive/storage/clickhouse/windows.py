@@ -15,7 +15,10 @@ since a stale version only moves where the windows start or end, never what they
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from tracehive.query.filters import EventQuery
@@ -29,12 +32,13 @@ MAX_GROWTH = 16.0
 
 
 class Page(Generic[T]):
-    """What one read gave: the items, how many rows it read, and the last row's key."""
+    """What one read gave: how many rows it read, the last row's key, and ``build`` making its
+    items (called after the next read was sent, so that the engine reads while Python builds)."""
 
-    __slots__ = ("items", "rows", "last")
+    __slots__ = ("build", "last", "rows")
 
-    def __init__(self, items: list[T], rows: int, last: tuple[float, str] | None) -> None:
-        self.items, self.rows, self.last = items, rows, last
+    def __init__(self, build: Callable[[], list[T]], rows: int, last: tuple[float, str] | None) -> None:
+        self.build, self.rows, self.last = build, rows, last
 
 
 # fetch(where, params, source) runs the caller's SELECT over ``{source.table} WHERE
@@ -51,44 +55,75 @@ async def _end(ex: Executor, project_id: str, query: EventQuery, direction: str,
     return float(rows[0][0]) if rows else None
 
 
+@dataclass(frozen=True, slots=True)
+class _Window:
+    """Where the next page is read: start times in [lo, upper], below ``cursor`` when set."""
+
+    lo: float
+    upper: float
+    cursor: tuple[float, str] | None
+    width: float
+    pages: int  # pages read in this window before this one
+
+
 async def newest_first(ex: Executor, project_id: str, query: EventQuery, fetch: Fetch[T], chunk: int,
                        settings: str = "", days: SettledDays | None = None) -> AsyncIterator[list[T]]:
     top = await _end(ex, project_id, query, "DESC", settings)
     bottom = await _end(ex, project_id, query, "ASC", settings)
     if top is None or bottom is None:
         return
-    # The cursor: rows strictly below (t, e) in (start_time, event_id) order; at first, every
-    # row at or below ``top``.
-    cursor: tuple[float, str] | None = None
-    upper = top
-    width = FIRST_WIDTH_MS
-    pages = 0  # pages read in the current window
-    while True:
-        lo = max(upper - width, bottom)
+
+    async def read_page(w: _Window) -> Page[T]:
         params = Params()
         where = where_clause(project_id, query.date_range, query.conditions, params)
-        low = params.add(lo, "Float64")
-        if cursor is None:
-            where += f" AND start_time >= {low} AND start_time <= {params.add(upper, 'Float64')}"
+        low = params.add(w.lo, "Float64")
+        if w.cursor is None:
+            where += f" AND start_time >= {low} AND start_time <= {params.add(w.upper, 'Float64')}"
         else:
-            t, e = params.add(cursor[0], "Float64"), params.add(cursor[1], "String")
+            t, e = params.add(w.cursor[0], "Float64"), params.add(w.cursor[1], "String")
             where += f" AND start_time >= {low} AND (start_time < {t} OR (start_time = {t} AND event_id < {e}))"
-        def run(source: Source, where: str = where, values: dict[str, object] = params.values) -> Awaitable[Page[T]]:
-            return fetch(where, Params(dict(values)), source)  # a copy: a second run adds its values again
 
-        page = await read(days, ex, lo, upper if cursor is None else cursor[0], run)
-        pages += 1
-        if page.items:
-            yield page.items
-        if page.rows >= chunk and page.last is not None:
-            cursor = page.last  # the window holds more: continue inside it
-            continue
-        if lo <= bottom:
-            return
+        def run(source: Source) -> Awaitable[Page[T]]:
+            return fetch(where, Params(dict(params.values)), source)  # a copy: a rerun adds its values again
+
+        return await read(days, ex, w.lo, w.upper if w.cursor is None else w.cursor[0], run)
+
+    def after(w: _Window, page: Page[T]) -> _Window | None:
+        """The window of the next page; None past the last."""
+        if page.rows >= chunk and page.last is not None:  # the window holds more: continue inside it
+            return _Window(w.lo, w.upper, page.last, w.width, w.pages + 1)
+        if w.lo <= bottom:
+            return None
         # Window exhausted: the next one ends just below it; narrower when this one held many
         # pages (each re-resolves the rest of the window), wider when it held less than one.
+        pages, width = w.pages + 1, w.width
         if pages > 2:
             width /= pages / 2
         else:
             width *= min(MAX_GROWTH, max(2.0, chunk / max(page.rows, 1)))
-        cursor, upper, pages = (lo, ""), lo, 0
+        return _Window(max(w.lo - width, bottom), w.lo, (w.lo, ""), width, 0)
+
+    async def send(w: _Window) -> asyncio.Task[Page[T]]:
+        task = asyncio.ensure_future(read_page(w))
+        await asyncio.sleep(0)  # the task runs up to handing its statement to the engine
+        return task
+
+    # The cursor: rows strictly below (t, e) in (start_time, event_id) order; at first, every
+    # row at or below ``top``. Each page's statement is sent before the previous page's items
+    # are built and handed on: one page ahead, no more.
+    window: _Window | None = _Window(max(top - FIRST_WIDTH_MS, bottom), top, None, FIRST_WIDTH_MS, 0)
+    pending = await send(window)
+    try:
+        while window is not None:
+            page = await pending
+            window = after(window, page)
+            if window is not None:
+                pending = await send(window)
+            items = page.build()
+            if items:
+                yield items
+    finally:
+        if window is not None and not pending.done():
+            pending.cancel()
+            with contextlib.suppress(BaseException):
+                await pending
