@@ -21,44 +21,46 @@ from tracehive.query.schema import MAX_SCHEMA_FIELDS, field_name
 from tracehive.storage.clickhouse.compile import Params, where_clause
 from tracehive.storage.clickhouse.executor import Executor
 from tracehive.storage.clickhouse.rows import READ_COLUMNS, row_to_event
-from tracehive.storage.clickhouse.schema import DAY_PARTITION
-from tracehive.storage.clickhouse.settled import DAY_MS, SettledDays, Source, read
+from tracehive.storage.clickhouse.schema import HOUR_OF_START as HOUR
+from tracehive.storage.clickhouse.settled import SettledDays, Source, read
 from tracehive.storage.clickhouse.windows import Page, newest_first
 from tracehive.storage.clickhouse.writes import Batch
 from tracehive.storage.rules import implicit_session, session_spans
 
 STREAM_CHUNK = 1000
+HOUR_MS = 3_600_000
 
 
 async def export_page(ex: Executor, project_id: str, query: EventQuery, settings: str = "",
                       days: SettledDays | None = None) -> tuple[list[Event], int]:
     """One page, newest first (``seq``, the arrival order, breaks ties as SQLite's rowid does),
-    and the number of matches. The count is taken per day (the table's partitions), which tells
-    which days hold the page's rows: the page is then sorted from those days alone, not from
-    every match (a day only holds rows whose start is within it, so days are in the page's order).
-    Settled days are read without ``FINAL`` (``settled.py``)."""
+    and the number of matches. The count is taken per hour of start time (``schema.HOUR_OF_START``), which tells
+    which hours hold the page's rows: the page is then sorted from those hours alone, not from
+    every match (an hour only holds rows whose start is within it, so hours are in the page's
+    order). Per day before: at 10^7 events a first page read its whole day, 32 ms, where its hour
+    takes 18. Settled days are read without ``FINAL`` (``settled.py``)."""
     params = Params()
     where = where_clause(project_id, query.date_range, query.conditions, params)
     lo, hi = (query.date_range.start, query.date_range.end) if query.date_range else (None, None)
 
     async def count(source: Source) -> list[tuple[Any, ...]]:
         return await ex.query(
-            f"SELECT {DAY_PARTITION} AS day, count() FROM {source.table} WHERE {where}{source.live} "
-            f"GROUP BY day ORDER BY day DESC{settings}",
+            f"SELECT {HOUR} AS hour, count() FROM {source.table} WHERE {where}{source.live} "
+            f"GROUP BY hour ORDER BY hour DESC{settings}",
             params.values,
         )
 
-    per_day = await read(days, ex, lo, hi, count, mixed=True)
-    total = sum(int(n) for _, n in per_day)
+    per_hour = await read(days, ex, lo, hi, count, mixed=True)
+    total = sum(int(n) for _, n in per_hour)
     if total <= query.offset:
         return [], total
     if query.ignore_order:
         order, skip = "", query.offset
     else:
-        first, last, skip = _days_of_page(per_day, query.offset, query.limit)
-        lo_day, hi_day = params.add(last, "Int64"), params.add(first, "Int64")
-        where += f" AND {DAY_PARTITION} BETWEEN {lo_day} AND {hi_day}"
-        lo, hi = last * DAY_MS, first * DAY_MS + DAY_MS - 1
+        first, last, skip = _buckets_of_page(per_hour, query.offset, query.limit)
+        lo_hour, hi_hour = params.add(last, "Int64"), params.add(first, "Int64")
+        where += f" AND {HOUR} BETWEEN {lo_hour} AND {hi_hour}"
+        lo, hi = last * HOUR_MS, first * HOUR_MS + HOUR_MS - 1
         order = " ORDER BY start_time DESC, seq DESC"
     limit, offset = params.add(query.limit, "UInt64"), params.add(skip, "UInt64")
 
@@ -72,22 +74,22 @@ async def export_page(ex: Executor, project_id: str, query: EventQuery, settings
     return [row_to_event(r) for r in await read(days, ex, lo, hi, page)], total
 
 
-def _days_of_page(days: Sequence[tuple[Any, Any]], offset: int, limit: int) -> tuple[int, int, int]:
-    """(newest day, oldest day, offset within them) of the rows at ``offset``.. in a newest-first
-    order, from the match counts of each day (newest first)."""
+def _buckets_of_page(buckets: Sequence[tuple[Any, Any]], offset: int, limit: int) -> tuple[int, int, int]:
+    """(newest bucket, oldest bucket, offset within them) of the rows at ``offset``.. in a
+    newest-first order, from the match counts of each bucket (newest first)."""
     first: int | None = None
     last = 0
     skip, wanted = offset, limit
-    for day, count in days:
+    for bucket, count in buckets:
         n = int(count)
         if first is None:
             if skip >= n:
                 skip -= n
                 continue
-            first, last = int(day), int(day)
+            first, last = int(bucket), int(bucket)
             wanted -= n - skip
         else:
-            last = int(day)
+            last = int(bucket)
             wanted -= n
         if wanted <= 0:
             break

@@ -133,7 +133,10 @@ HOT_PATHS: dict[tuple[str, str], str] = {
 # cannot make unbounded partitions). Derived from the sorting key, so every version of a row is in
 # one partition, which lets ``FINAL`` leave partitions alone (``do_not_merge_across_partitions_
 # select_final``) and skip the merge of any partition that is a single part.
-DAY_PARTITION = "intDiv(toInt64(least(greatest(start_time, 0.), 7258118400000.)), 86400000)"
+_CLAMPED_START = "toInt64(least(greatest(start_time, 0.), 7258118400000.))"
+DAY_PARTITION = f"intDiv({_CLAMPED_START}, 86400000)"
+# The hour of a start time, clamped the same way (so an hour lies within one day).
+HOUR_OF_START = f"intDiv({_CLAMPED_START}, 3600000)"
 
 
 def events_v2(table: str) -> str:
