@@ -162,7 +162,7 @@ async def test_capabilities_and_description(store: Store) -> None:
 
 async def test_migrate_is_idempotent(tmp_path: Path) -> None:
     events = ClickHouseEventStore.chdb(tmp_path / "events")
-    assert await events.migrate() == await events.migrate() == SCHEMA_VERSION == 2
+    assert await events.migrate() == await events.migrate() == SCHEMA_VERSION == 3
     await events.open()
     try:
         assert await events.migrate() == SCHEMA_VERSION

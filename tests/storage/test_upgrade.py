@@ -8,6 +8,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import orjson
 import psycopg
 import pytest
 
@@ -111,7 +112,20 @@ async def test_a_clickhouse_events_store_of_an_earlier_release(release: str, tmp
     store = combined()
     await store.open()
     try:
-        await check(store, (source / "chdb-key").read_text().strip(), expected)
+        key = (source / "chdb-key").read_text().strip()
+        await check(store, key, expected)
+        # Numeric filters read the typed columns version 3 added to the release's parts.
+        scope = await store.resolve_key(key)
+        assert scope is not None
+        written = [orjson.loads(line) for line in expected.splitlines()]
+        for field, column, member, bound in (("metadata.cost", "metadata", "cost", 0.0015),
+                                             ("feedback.rating", "feedback", "rating", 0)):
+            query = parse_export_request({"filters": [{"field": field, "operator": "greater than", "value": bound,
+                                                       "type": "number"}], "limit": 1000})
+            found, total = await store.export_events(scope, query)
+            wanted = {e["event_id"] for e in written if isinstance((e[column] or {}).get(member), (int, float))
+                      and not isinstance(e[column][member], bool) and e[column][member] > bound}
+            assert wanted and {e.event_id for e in found} == wanted and total == len(wanted), field
     finally:
         await store.close()
     events = ClickHouseEventStore.chdb(tmp_path / "chdb" / "events")

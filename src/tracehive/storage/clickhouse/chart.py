@@ -56,7 +56,11 @@ def _metric(ref: FieldRef, params: Params) -> str:
         return f"toNullable({column})"
     if kind != "json" or not ref.path:
         raise ValueError(f"{ref} is not a numeric field")
-    r = Operand.of(ref).raw(params)
+    operand = Operand.of(ref)
+    typed = operand.typed()
+    if typed is not None:  # the number stored at insert (the same value)
+        return typed[1]
+    r = operand.raw(params)
     return let(f"coalesce({r}, '')", "if(match(r, '^-?[0-9]'), toFloat64OrNull(r), NULL)", "r")
 
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tracehive.query.filters import Condition, DateRange, FieldRef, Operator, ValueType, parse_number
-from tracehive.storage.clickhouse.schema import HOT_PATHS
+from tracehive.storage.clickhouse.schema import HOT_PATHS, NUMERIC_HOT_COLUMNS, is_int_sql, is_number_sql
 
 # Parsed column name -> (SQL column, kind). The SQL text is ours; the keys only select it.
 COLUMNS: dict[str, tuple[str, str]] = {
@@ -87,20 +87,11 @@ def real_text(x: str) -> str:
     return f"multiIf(isNaN({x}), NULL, {x} = 0, '0.0', isInfinite({x}), if({x} > 0, 'Inf', '-Inf'), {fixed})"
 
 
-def _is_int(r: str) -> str:
-    """The raw text is a JSON integer within int64 (SQLite's INTEGER)."""
-    return f"(match({r}, '^-?[0-9]+$') AND isNotNull(toInt64OrNull({r})))"
-
-
-def _is_number(r: str) -> str:
-    return f"match({r}, '^-?[0-9]')"
-
-
 def text_of_raw(r: str) -> str:
     """SQLite's text form of the JSON value whose raw text is ``r`` (NULL: none or null)."""
     return (
         f"multiIf({r} IN ('', 'null'), NULL, startsWith({r}, '\"'), JSONExtractString({r}), "
-        f"{r} IN ('true', 'false'), {r}, {_is_int(r)}, {r}, {_is_number(r)}, "
+        f"{r} IN ('true', 'false'), {r}, {is_int_sql(r)}, {r}, {is_number_sql(r)}, "
         f"{real_text(f'toFloat64OrZero({r})')}, {r})"
     )
 
@@ -179,7 +170,7 @@ def raw_number_in(r: str, sign: str, value: float, params: Params) -> str:
     """The JSON value (raw text ``r``) is a number and ``<sign> value``, as SQLite compares it."""
     ints = _range_sql(f"toInt64OrZero({r})", int_bounds(sign, value), "Int64", params)
     reals = _range_sql(f"toFloat64OrZero({r})", real_bounds(sign, value), "Float64", params)
-    return f"if({_is_int(r)}, {ints}, {_is_number(r)} AND {reals})"
+    return f"if({is_int_sql(r)}, {ints}, {is_number_sql(r)} AND {reals})"
 
 
 # Datetimes in JSON strings ----------------------------------------------------------------------
@@ -270,6 +261,14 @@ class Operand:
         extract = f"JSONExtractRaw({self.column}, {', '.join(args)})"
         return f"if({' AND '.join(guards)}, {extract}, '')" if guards else extract
 
+    def typed(self) -> tuple[str, str] | None:
+        """The typed columns (INTEGER, number) holding the path's number, when it has them."""
+        if len(self.path) == 1 and (self.column, self.path[0]) in HOT_PATHS:
+            hot = HOT_PATHS[(self.column, self.path[0])]  # type: ignore[index]
+            if hot in NUMERIC_HOT_COLUMNS:
+                return f"{hot}_i", f"{hot}_f"
+        return None
+
     def text(self, params: Params) -> str:
         if self.kind == "text":
             return self.column
@@ -320,6 +319,12 @@ def _numeric(op: Operand, sign: str, value: float, params: Params, *, datetime: 
         return double_column(op.column, sign, value, params)
     if op.kind != "json":
         raise ValueError("string columns hold no numbers")
+    typed = op.typed()
+    if typed is not None and not datetime:  # the same test on the numbers stored at insert
+        integer, number = typed
+        ints = _range_sql(integer, int_bounds(sign, value), "Int64", params)
+        reals = _range_sql(number, real_bounds(sign, value), "Float64", params)
+        return f"if(isNotNull({integer}), {ints}, isNotNull({number}) AND {reals})"
     body = raw_number_in("r", sign, value, params)
     if datetime:  # strings are ISO datetimes, read as SQLite's julianday() (a REAL in ms)
         ms = julian_ms("JSONExtractString(r)", params)

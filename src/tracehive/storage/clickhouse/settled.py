@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from tracehive.storage.clickhouse.executor import Executor, Params
-from tracehive.storage.clickhouse.schema import EVENT_COLUMNS, HOT_PATHS
+from tracehive.storage.clickhouse.schema import EVENT_COLUMNS, MATERIALIZED_COLUMNS
 
 REFRESH_S = 1.0
 _START = EVENT_COLUMNS.index("start_time")
@@ -44,7 +44,7 @@ _MAX_MS = 7258118400000.0  # schema.DAY_PARTITION's clamp
 _PARTS = ("SELECT partition_id, count() FROM system.parts WHERE active AND database = currentDatabase() "
           "AND table = 'events' GROUP BY partition_id")
 # The columns of a row as a subquery gives them (``*`` leaves out the materialized ones).
-_ALL = "*, " + ", ".join(HOT_PATHS.values())
+_ALL = "*, " + ", ".join(MATERIALIZED_COLUMNS)
 
 FINAL = "events FINAL"
 
