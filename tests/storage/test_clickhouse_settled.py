@@ -50,7 +50,7 @@ async def events(tmp_path: Path) -> AsyncIterator[ClickHouseEventStore]:
 
 
 def days_of(store: ClickHouseEventStore) -> SettledDays:
-    days = store._days  # noqa: SLF001 - the store's own tracker is what is under test
+    days = store._days  # the store's own tracker is what is under test
     assert days is not None
     return days
 
@@ -84,7 +84,7 @@ async def three_days(store: ClickHouseEventStore) -> dict[str, Any]:
 async def merge(store: ClickHouseEventStore) -> None:
     """Every day to one part, as background merges leave a day no longer written to (tombstones
     kept: no CLEANUP)."""
-    ex = store._executor()  # noqa: SLF001
+    ex = store._executor()
     await ex.command("OPTIMIZE TABLE events FINAL")
     await days_of(store).refresh(ex, force=True)
 
@@ -106,7 +106,7 @@ def searches() -> list[EventQuery]:
 
 async def every_read(store: ClickHouseEventStore, days: SettledDays | None) -> dict[str, Any]:
     """Each query read of the store, through the query functions with ``days`` (None: FINAL)."""
-    ex = store._executor()  # noqa: SLF001
+    ex = store._executor()
     p = SCOPE.project_id
     out: dict[str, Any] = {}
     for i, q in enumerate(searches()):
@@ -132,7 +132,7 @@ async def test_settled_days_read_as_final_does(events: ClickHouseEventStore) -> 
     await three_days(events)
     await merge(events)
     days = days_of(events)
-    ex = events._executor()  # noqa: SLF001
+    ex = events._executor()
     everything = await days.source(ex, None, None, mixed=False)
     assert everything.table == "events" and everything.live, "every day is one part: no FINAL"
     assert all(days.is_settled(day_of(T0 + d * DAY)) for d in range(3))
@@ -146,7 +146,7 @@ async def test_some_days_settled_read_as_final_does(events: ClickHouseEventStore
     await events.update_event(SCOPE, ids[1][0], EventUpdate(metadata={"cost": 0.5}))
     await events.write_events(SCOPE, [make_event(ids["sessions"][2], event_type="model", start=T0 + 5 * DAY)])
     days = days_of(events)
-    ex = events._executor()  # noqa: SLF001
+    ex = events._executor()
     assert days.is_settled(day_of(T0)) and not days.is_settled(day_of(T0 + DAY))
     mixed = await days.source(ex, None, None, mixed=True)
     assert mixed.table.startswith("(SELECT"), "settled days without FINAL, the others with it"
@@ -172,7 +172,7 @@ async def test_a_read_that_overlaps_an_insert_is_read_again_with_final(events: C
     ids = await three_days(events)
     await merge(events)
     days = days_of(events)
-    ex = events._executor()  # noqa: SLF001
+    ex = events._executor()
     target = ids[0][5]
     sources: list[Source] = []
 
@@ -191,14 +191,14 @@ async def test_a_read_that_overlaps_an_insert_is_read_again_with_final(events: C
 
 async def test_a_refresh_during_an_insert_leaves_its_day_unsettled(events: ClickHouseEventStore) -> None:
     days = days_of(events)
-    ex = events._executor()  # noqa: SLF001
+    ex = events._executor()
     session = new_id()
     day = day_of(T0 + 9 * DAY)
     # The insert is on the engine's one thread first, the refresh's question queued behind it:
     # the refresh sees the day as one part, but the insert had not returned when it was asked.
     insert = asyncio.create_task(events.write_events(SCOPE, [
         make_event(session, event_type="model", start=T0 + 9 * DAY + i) for i in range(2000)]))
-    while not days._marked.get(day):  # noqa: SLF001 - wait for the insert to have begun
+    while not days._marked.get(day):  # (wait for the insert to have begun)
         await asyncio.sleep(0.001)
     await days.refresh(ex, force=True)
     await insert
