@@ -219,12 +219,18 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 def cmd_clickhouse_ddl(args: argparse.Namespace) -> int:
     """Print the DDL of a ClickHouse cluster's tables (run it there, then serve with
     --events-store clickhouse://...?quorum=auto)."""
-    from tracehive.storage.clickhouse.cluster import cluster_ddl
+    from tracehive.storage.clickhouse.cluster import cluster_ddl, cluster_upgrade_ddl
 
     try:
-        statements = cluster_ddl(args.cluster, args.database)
+        if args.upgrade_from is None:
+            statements = cluster_ddl(args.cluster, args.database)
+        else:
+            statements = cluster_upgrade_ddl(args.cluster, args.database, args.upgrade_from)
     except ValueError as exc:
         return _fail("clickhouse-ddl", str(exc), 2)
+    if not statements:
+        print(f"-- the tables are at schema version {args.upgrade_from}: nothing to run")
+        return 0
     print(";\n\n".join(statements) + ";")
     return 0
 
@@ -604,6 +610,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "(replicated, distributed; ON CLUSTER)")
     ddl.add_argument("--cluster", required=True, help="the cluster's name in the servers' remote_servers")
     ddl.add_argument("--database", default="tracehive", help="the database to create (default tracehive)")
+    ddl.add_argument("--upgrade-from", type=int, metavar="VERSION",
+                     help="print instead what brings tables made at this schema version to the current one")
     ddl.set_defaults(func=cmd_clickhouse_ddl)
     return parser
 

@@ -28,6 +28,8 @@ from tracehive.storage.clickhouse.schema import (
     PENDING_UPDATES_DDL,
     SCHEMA_VERSION,
     events_v2,
+    typed_column_adds,
+    typed_column_names,
 )
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
@@ -66,4 +68,26 @@ def cluster_ddl(cluster: str, database: str) -> list[str]:
         )
     versions = ", ".join(f"({v}, now64(3))" for v in range(1, SCHEMA_VERSION + 1))
     statements.append(f"INSERT INTO {database}.schema_migrations VALUES {versions}")
+    return statements
+
+
+def cluster_upgrade_ddl(cluster: str, database: str, from_version: int) -> list[str]:
+    """The statements that bring a cluster's tables made at schema ``from_version`` to the
+    current one (``tracehive migrate`` cannot: it would alter the ``Distributed`` table alone).
+    Version 3 adds the typed hot columns to the local and the distributed tables, then writes them
+    into the existing parts (a background mutation on each replica)."""
+    for name in (cluster, database):
+        if not _NAME.fullmatch(name):
+            raise ValueError(f"not a plain identifier: {name!r}")
+    if not 2 <= from_version <= SCHEMA_VERSION:
+        raise ValueError(f"a cluster's tables start at schema version 2 (this release writes {SCHEMA_VERSION})")
+    statements: list[str] = []
+    if from_version < 3:
+        for table in ("events_local", "events"):
+            statements.append(f"ALTER TABLE {database}.{table} ON CLUSTER {cluster} {typed_column_adds()}")
+        statements += [f"ALTER TABLE {database}.events_local ON CLUSTER {cluster} MATERIALIZE COLUMN {name}"
+                       for name in typed_column_names()]
+    if statements:
+        versions = ", ".join(f"({v}, now64(3))" for v in range(from_version + 1, SCHEMA_VERSION + 1))
+        statements.append(f"INSERT INTO {database}.schema_migrations VALUES {versions}")
     return statements

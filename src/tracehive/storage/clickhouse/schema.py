@@ -56,6 +56,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
 
+from tracehive.model.errors import StoreUnavailable
 from tracehive.storage.clickhouse.executor import Executor
 
 # Columns of ``events`` that a write supplies, in the order ``rows.event_row`` gives them.
@@ -246,13 +247,31 @@ async def _to_time_key(executor: Executor) -> None:
     await executor.command(f"DROP TABLE {_REBUILD} SYNC")
 
 
+def typed_column_adds() -> str:
+    """The ``ADD COLUMN`` clauses of version 3 (for ``ALTER TABLE``; ``cluster.py`` too)."""
+    return ", ".join(f"ADD COLUMN IF NOT EXISTS {name} {definition}" for name, definition in _typed_columns())
+
+
+def typed_column_names() -> list[str]:
+    return [name for name, _ in _typed_columns()]
+
+
 async def _typed_hot_columns(executor: Executor) -> None:
     """Version 3: the typed hot columns added, then written into the existing parts in the
     background (a mutation; until it reaches a part, reads compute them from the hot columns,
-    to the same values). Safe to run again."""
-    adds = ", ".join(f"ADD COLUMN IF NOT EXISTS {name} {definition}" for name, definition in _typed_columns())
-    await executor.command(f"ALTER TABLE events {adds}")
-    for name, _ in _typed_columns():
+    to the same values). Safe to run again. A cluster's ``events`` is a ``Distributed`` table over
+    replicated ones, which this cannot alter: its operator runs what ``tracehive clickhouse-ddl
+    --upgrade-from 2`` prints (``cluster.py``)."""
+    # (A cluster's tables, as ``cluster.py`` makes them: ``events`` Distributed over ``events_local``.)
+    [(clustered,)] = await executor.query(
+        "SELECT countIf(name = 'events' AND engine = 'Distributed') + countIf(name = 'events_local') "
+        "FROM system.tables WHERE database = currentDatabase()")
+    if int(clustered):
+        raise StoreUnavailable(
+            "the events table is Distributed (a cluster): run the statements `tracehive clickhouse-ddl --cluster NAME "
+            "--upgrade-from 2` prints on the cluster (schema version 3 adds columns), then start again")
+    await executor.command(f"ALTER TABLE events {typed_column_adds()}")
+    for name in typed_column_names():
         await executor.command(f"ALTER TABLE events MATERIALIZE COLUMN {name} SETTINGS mutations_sync = 0")
 
 
