@@ -168,7 +168,9 @@ MATERIALIZED_COLUMNS = (*HOT_PATHS.values(), *(name for name, _ in _typed_column
 # cannot make unbounded partitions). Derived from the sorting key, so every version of a row is in
 # one partition, which lets ``FINAL`` leave partitions alone (``do_not_merge_across_partitions_
 # select_final``) and skip the merge of any partition that is a single part.
+# (The text is kept as the tables were created with it; MAX_START_MS is its number, 2200-01-01.)
 _CLAMPED_START = "toInt64(least(greatest(start_time, 0.), 7258118400000.))"
+MAX_START_MS = 7258118400000.0
 DAY_PARTITION = f"intDiv({_CLAMPED_START}, 86400000)"
 # The hour of a start time, clamped the same way (so an hour lies within one day).
 HOUR_OF_START = f"intDiv({_CLAMPED_START}, 3600000)"

@@ -16,7 +16,7 @@ exactly what ``FINAL`` gives. Such a day is *settled* until something is inserte
 - every insert into ``events`` made through the executor it wraps (``watch``) marks the days of
   its rows unsettled when it starts, and again when it ends (a generation number each time);
 - a read that used settled days is *checked* once its statement returned: if an insert into one of
-  them started meanwhile, the caller reads again with ``FINAL`` (``Ticket.valid``);
+  them started meanwhile, the caller reads again with ``FINAL`` (``SettledDays.valid``, ``read``);
 - a refresh settles no day marked after the refresh was asked, so an insert that was running
   during the refresh keeps its day unsettled until the next one.
 Background merges never make a settled day wrong (they only merge versions). What this cannot see
@@ -35,12 +35,11 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from tracehive.storage.clickhouse.executor import Executor, Params
-from tracehive.storage.clickhouse.schema import EVENT_COLUMNS, MATERIALIZED_COLUMNS
+from tracehive.storage.clickhouse.schema import EVENT_COLUMNS, MATERIALIZED_COLUMNS, MAX_START_MS
 
 REFRESH_S = 1.0
 _START = EVENT_COLUMNS.index("start_time")
 DAY_MS = 86_400_000
-_MAX_MS = 7258118400000.0  # schema.DAY_PARTITION's clamp
 _PARTS = ("SELECT partition_id, count() FROM system.parts WHERE active AND database = currentDatabase() "
           "AND table = 'events' GROUP BY partition_id")
 # The columns of a row as a subquery gives them (``*`` leaves out the materialized ones).
@@ -51,7 +50,7 @@ FINAL = "events FINAL"
 
 def day_of(start_time: float) -> int:
     """``schema.DAY_PARTITION`` of a start time, as the engine computes it."""
-    return int(min(max(float(start_time), 0.0), _MAX_MS)) // DAY_MS
+    return int(min(max(float(start_time), 0.0), MAX_START_MS)) // DAY_MS
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +125,7 @@ class SettledDays:
         the others with it; else ``events FINAL``."""
         await self.refresh(ex)
         first = day_of(lo) if lo is not None else 0
-        last = day_of(hi) if hi is not None else day_of(_MAX_MS)
+        last = day_of(hi) if hi is not None else day_of(MAX_START_MS)
         days = {d for d in self._known if first <= d <= last}  # the days that hold rows
         settled = frozenset(days & self._settled)
         ticket = Ticket(settled, self._generation)
