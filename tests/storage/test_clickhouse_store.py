@@ -437,3 +437,37 @@ async def test_a_stream_left_early_leaves_no_read_behind(store: Store, scope_a: 
     assert not readers, readers
     everything = [e.event_id async for chunk in events.iter_events(scope_a, q, chunk_size=4) for e in chunk]
     assert len(everything) == 41
+
+
+@pytest.mark.parametrize("scope_fields", [True, False])
+async def test_engine_built_lines_match_orjson_for_every_kind_of_number(store: Store, scope_a: Scope,
+                                                                        scope_fields: bool) -> None:
+    """Times and durations of every kind (tiny, huge, with exponents, integral or not, negative,
+    zero, -0): each line is orjson's bytes of the event, read in pages of 7 and of 5,000."""
+    import random
+
+    import orjson
+
+    from tracehive.storage.clickhouse.lines import event_lines
+    from tracehive.transfer import record
+
+    rnd = random.Random(5)
+    values = [0.0, -0.0, 1.0, 0.5, 1e-4, 9.9e-5, 1e-300, 123.456, 1733500000000.0, 1733500000000.125, 999999999999999.9,
+              1e15, 1e16, 2.5e20, 1e300, -7.25, -1e-7, 0.1 + 0.2]
+    values += [rnd.uniform(-1, 1) * 10 ** rnd.uniform(-6, 18) for _ in range(200)]
+    sid = new_id()
+    events = []
+    for i, v in enumerate(values):
+        event = make_event(sid, start=1_000_000 + i, end=1_000_000 + i + abs(v))
+        event.duration = v
+        events.append(event)
+    events += [make_event(sid, start=v, end=v) for v in values[2:40]]
+    await store.write_events(scope_a, events)
+    q = contract.query()
+    expected = [orjson.dumps(e.to_dict() if scope_fields else record(e), option=orjson.OPT_APPEND_NEWLINE)
+                async for chunk in store.iter_events(scope_a, q) for e in chunk]
+    events_store = store.events  # type: ignore[attr-defined]
+    for size in (7, 5000):
+        lines = [line async for chunk in event_lines(events_store._executor(), scope_a.project_id, q,
+                                                     scope_fields=scope_fields, chunk=size) for line in chunk]
+        assert lines == expected
