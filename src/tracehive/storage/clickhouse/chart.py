@@ -29,7 +29,7 @@ from tracehive.query.filters import FieldRef
 from tracehive.storage.clickhouse.compile import COLUMNS, Operand, Params, let, where_clause
 from tracehive.storage.clickhouse.executor import Executor
 from tracehive.storage.clickhouse.rows import number
-from tracehive.storage.clickhouse.settled import SettledDays, Source, read
+from tracehive.storage.clickhouse.settled import SettledDays, Source, bounds, read
 
 _QUOTE_INF = "output_format_json_quote_denormals = 1"
 _SIMPLE = {
@@ -168,7 +168,7 @@ def _group_value(kind: str | None, text: Any, ref: FieldRef | None) -> Any:
 
 async def run_chart(ex: Executor, project_id: str, query: ChartQuery, settings: str = "",
                     days: SettledDays | None = None) -> list[ChartRow]:
-    lo, hi = (query.date_range.start, query.date_range.end) if query.date_range else (None, None)
+    lo, hi = bounds(query.date_range)
 
     async def chart(source: Source) -> list[tuple[Any, ...]]:
         sql, params = compile_chart(project_id, query, settings, source)

@@ -22,7 +22,7 @@ from tracehive.storage.clickhouse.compile import Params, where_clause
 from tracehive.storage.clickhouse.executor import Executor
 from tracehive.storage.clickhouse.rows import READ_COLUMNS, row_to_event
 from tracehive.storage.clickhouse.schema import HOUR_OF_START as HOUR
-from tracehive.storage.clickhouse.settled import SettledDays, Source, read
+from tracehive.storage.clickhouse.settled import SettledDays, Source, bounds, read
 from tracehive.storage.clickhouse.windows import Page, newest_first
 from tracehive.storage.clickhouse.writes import Batch
 from tracehive.storage.rules import implicit_session, session_spans
@@ -34,14 +34,14 @@ HOUR_MS = 3_600_000
 async def export_page(ex: Executor, project_id: str, query: EventQuery, settings: str = "",
                       days: SettledDays | None = None) -> tuple[list[Event], int]:
     """One page, newest first (``seq``, the arrival order, breaks ties as SQLite's rowid does),
-    and the number of matches. The count is taken per hour of start time (``schema.HOUR_OF_START``), which tells
-    which hours hold the page's rows: the page is then sorted from those hours alone, not from
-    every match (an hour only holds rows whose start is within it, so hours are in the page's
-    order). Per day before: at 10^7 events a first page read its whole day, 32 ms, where its hour
+    and the number of matches. The count is taken per hour of start time
+    (``schema.HOUR_OF_START``), which tells which hours hold the page's rows: the page is then
+    sorted from those hours alone, not from every match (an hour only holds rows whose start is
+    within it, so hours are in the page's order). Per day before: at 10^7 events a first page read its whole day, 32 ms, where its hour
     takes 18. Settled days are read without ``FINAL`` (``settled.py``)."""
     params = Params()
     where = where_clause(project_id, query.date_range, query.conditions, params)
-    lo, hi = (query.date_range.start, query.date_range.end) if query.date_range else (None, None)
+    lo, hi = bounds(query.date_range)
 
     async def count(source: Source) -> list[tuple[Any, ...]]:
         return await ex.query(
@@ -169,7 +169,7 @@ async def schema_fields(ex: Executor, project_id: str, query: EventQuery, sample
     where = where_clause(project_id, query.date_range, query.conditions, params)
     scalars = ", ".join(f"isNotNull({c})" for c in _SCALAR_COLUMNS)
     n = params.add(sample, "UInt64")
-    lo, hi = (query.date_range.start, query.date_range.end) if query.date_range else (None, None)
+    lo, hi = bounds(query.date_range)
 
     async def newest(source: Source) -> list[tuple[Any, ...]]:
         return await ex.query(

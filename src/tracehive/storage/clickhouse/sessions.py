@@ -19,7 +19,7 @@ from tracehive.storage.clickhouse.compile import Params, where_clause
 from tracehive.storage.clickhouse.executor import Executor
 from tracehive.storage.clickhouse.lookup import keys_condition
 from tracehive.storage.clickhouse.rows import number
-from tracehive.storage.clickhouse.settled import SettledDays, Source, read
+from tracehive.storage.clickhouse.settled import SettledDays, Source, bounds, read
 
 
 def _number_at(key: str) -> str:
@@ -50,7 +50,7 @@ async def list_sessions(ex: Executor, project_id: str, query: SessionListQuery, 
                         days: SettledDays | None = None) -> tuple[list[SessionSummary], int]:
     params = Params()
     where = where_clause(project_id, query.date_range, query.conditions, params) + " AND event_type = 'session'"
-    lo, hi = (query.date_range.start, query.date_range.end) if query.date_range else (None, None)
+    lo, hi = bounds(query.date_range)
 
     async def count(source: Source) -> list[tuple[Any, ...]]:
         return await ex.query(f"SELECT count() FROM {source.table} WHERE {where}{source.live}{settings}",

@@ -34,6 +34,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from tracehive.query.filters import DateRange
 from tracehive.storage.clickhouse.executor import Executor, Params
 from tracehive.storage.clickhouse.schema import EVENT_COLUMNS, MATERIALIZED_COLUMNS, MAX_START_MS
 
@@ -186,6 +187,11 @@ class _Watched:
 
 
 T = TypeVar("T")
+
+
+def bounds(date_range: DateRange | None) -> tuple[float | None, float | None]:
+    """(lo, hi) of a query's date range for ``read`` (None: unbounded)."""
+    return (date_range.start, date_range.end) if date_range is not None else (None, None)
 
 
 async def read(days: SettledDays | None, ex: Executor, lo: float | None, hi: float | None,

@@ -16,7 +16,6 @@ since a stale version only moves where the windows start or end, never what they
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -125,5 +124,4 @@ async def newest_first(ex: Executor, project_id: str, query: EventQuery, fetch: 
     finally:
         if window is not None and not pending.done():
             pending.cancel()
-            with contextlib.suppress(BaseException):
-                await pending
+            await asyncio.wait([pending])  # (the read's own error or cancellation stays in it)
