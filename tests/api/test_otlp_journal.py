@@ -5,8 +5,8 @@ Through the real app and the real store; the journal module's recovery is tested
 from __future__ import annotations
 
 import asyncio
-import os
 import dataclasses
+import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,7 +22,7 @@ from tests.helpers import Api, assert_error
 from tests.otlp_data import SESSION_ID, overloaded_store, protobuf_request, tracer_request, tracer_spans
 from tracehive.app import create_app
 from tracehive.ingest.applier_process import ApplierProcess
-from tracehive.ingest.journal import HEADER, Applier, Journal, Record, valid_length
+from tracehive.ingest.journal import CHECKPOINT_NAME, HEADER, Applier, Journal, Record, valid_length
 from tracehive.ingest.span_mapping import SPAN_NAMESPACE
 from tracehive.model.scope import KeyKind, Scope
 from tracehive.settings import Settings
@@ -215,8 +215,15 @@ def test_re_applying_a_record_upserts_the_same_rows(data_dir: Path, store_url: s
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         assert tracer_post(client, keys["a"]).status_code == 200
         before = _normalized(wait_for_tree(Api(client, keys["a"]), 7))
+        # The rows are visible a moment before the applier saves its position (a thread write):
+        # wait for it, or the file could appear after the unlink below and nothing is re-applied.
+        checkpoint = data_dir / "otlp-journal" / CHECKPOINT_NAME
+        deadline = time.monotonic() + VISIBLE_WITHIN
+        while not checkpoint.exists():
+            assert time.monotonic() < deadline, "the applied position was never saved"
+            time.sleep(0.02)
     # Forget the applied position: the next start re-applies the whole segment.
-    (data_dir / "otlp-journal" / "applied").unlink()
+    checkpoint.unlink()
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         applier = client.app.state.otlp_applier  # type: ignore[attr-defined]
         deadline = time.monotonic() + VISIBLE_WITHIN
