@@ -574,7 +574,7 @@ def client_main(port: int | list[int], clients: int, deadline: float, started: A
 # ------------------------------------------------------------------------------------------------
 
 _COLUMNS = (
-    "project_id, event_id, session_id, parent_id, event_type, event_name, source, start_time, end_time, "
+    "{project}, event_id, session_id, parent_id, event_type, event_name, source, start_time, end_time, "
     "duration, error, config, inputs, outputs, metadata, feedback, metrics, user_properties, children_ids, "
     "org_id, workspace_id, implicit, updated_at"
 )
@@ -590,8 +590,14 @@ def limit_main(db_path: str, deadline: float, synchronous: str, conn_out: Any) -
     sync = db.execute("PRAGMA synchronous").fetchone()[0]
     journal = db.execute("PRAGMA journal_mode").fetchone()[0]
     project_id, org_id, workspace_id = (str(uuid.uuid4()) for _ in range(3))
+    # The schema of the tracehive under test (--src): since migration 8 rows hold a project key.
+    if "project_key" in {row[1] for row in db.execute("PRAGMA table_info(events)")}:
+        project: Any = 1
+        insert = _INSERT.format(project="project_key")
+    else:
+        project = project_id
+        insert = _INSERT.format(project="project_id")
     loads, dumps = orjson.loads, orjson.dumps
-    insert = _INSERT
     done = 0
     io0 = proc_io("self")
     cpu0 = time.process_time()
@@ -604,7 +610,7 @@ def limit_main(db_path: str, deadline: float, synchronous: str, conn_out: Any) -
             start, end = e["start_time"], e["end_time"]
             outputs = e.get("outputs")
             rows.append((
-                project_id, e["event_id"], sid, e.get("parent_id") or sid, e["event_type"],
+                project, e["event_id"], sid, e.get("parent_id") or sid, e["event_type"],
                 e.get("event_name") or "unknown", e.get("source") or "unknown", start, end, end - start,
                 e.get("error"), dumps(e.get("config") or {}).decode(), dumps(e["inputs"]).decode(),
                 None if outputs is None else dumps(outputs).decode(), dumps(e.get("metadata") or {}).decode(),

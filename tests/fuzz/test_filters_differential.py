@@ -113,7 +113,8 @@ class Pair:
         db = sqlite3.connect(self.path)
         try:
             stored = [sqlite_rows.row_to_event(r) for r in db.execute(
-                f"SELECT {sqlite_rows.EVENT_COLUMNS} FROM events WHERE project_id = ? ORDER BY rowid",
+                f"SELECT {sqlite_rows.event_columns(scope.project_id)} FROM events "
+                "WHERE project_key = (SELECT project_key FROM project_keys WHERE project_id = ?) ORDER BY rowid",
                 (scope.project_id,))]
         finally:
             db.close()

@@ -47,6 +47,7 @@ from tracehive.query.search import parse_search_request
 from tracehive.settings import Settings
 from tracehive.storage.sqlite import SQLiteStore
 from tracehive.storage.sqlite.compile import compile_export
+from tracehive.storage.sqlite.project_keys import Owner
 
 FUZZ = settings(max_examples=120, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -234,7 +235,7 @@ BODY = GOOD_BODY | ANY_BODY
 
 
 def no_value_in_sql(query: EventQuery, project_id: str) -> None:
-    compiled = compile_export(project_id, query)
+    compiled = compile_export(Owner(1, project_id, "org", "workspace"), query)
     for sql in (compiled.select_sql, compiled.count_sql):
         assert MARK not in sql, sql
         assert "DROP" not in sql and "--" not in sql and ";" not in sql, sql

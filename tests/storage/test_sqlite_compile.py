@@ -10,6 +10,7 @@ import pytest
 from tracehive.query.filters import Operator, ValueType, parse_export_request
 from tracehive.storage.sqlite.compile import compile_export, json_path
 from tracehive.storage.sqlite.migrations import migrate
+from tracehive.storage.sqlite.project_keys import Owner, sql_text
 
 MARK = "zqxmarker"
 
@@ -37,6 +38,16 @@ def accepted() -> list[dict[str, Any]]:
     return good
 
 
+# Rows hold the project's key; the project id (a UUID of ours) is selected as a constant.
+OWNER = Owner(7, "0f9b6a52-3c1e-4d5a-9b7e-2f4c8d1a6e30", "org", "workspace")
+
+
+def test_the_project_id_constant_is_a_quoted_sql_string() -> None:
+    conn = sqlite3.connect(":memory:")
+    for value in (OWNER.project_id, "it's", "'; DROP TABLE events; --", "\\'"):
+        assert conn.execute(f"SELECT {sql_text(value)}").fetchone()[0] == value
+
+
 @pytest.fixture(scope="module")
 def conn() -> sqlite3.Connection:
     db = sqlite3.connect(":memory:", isolation_level=None)
@@ -51,11 +62,11 @@ def test_many_combinations_are_accepted() -> None:
 @pytest.mark.parametrize("flt", accepted(), ids=lambda f: f"{f['field'].split('.')[0]}|{f['operator']}|{f['type']}")
 def test_values_and_paths_are_parameters(conn: sqlite3.Connection, flt: dict[str, Any]) -> None:
     query = parse_export_request({"filters": [flt], "dateRange": {"$gte": 1234567, "$lte": 7654321}})
-    compiled = compile_export("project-" + MARK, query)
+    compiled = compile_export(OWNER, query)
     for sql, params in ((compiled.select_sql, compiled.select_params), (compiled.count_sql, compiled.count_params)):
         assert MARK not in sql and "123456789" not in sql and "1234567" not in sql
         assert sql.count("?") == len(params)
-        assert params[0] == "project-" + MARK
+        assert params[0] == OWNER.key
         conn.execute(sql, params).fetchall()  # valid SQL with these parameters
 
 
@@ -77,7 +88,7 @@ HOT_FILTERS = [
 
 
 def _plan(conn: sqlite3.Connection, body: dict[str, Any]) -> str:
-    compiled = compile_export("p", parse_export_request(body))
+    compiled = compile_export(OWNER, parse_export_request(body))
     rows = conn.execute("EXPLAIN QUERY PLAN " + compiled.count_sql, compiled.count_params).fetchall()
     return " | ".join(str(r[-1]) for r in rows)
 
@@ -92,12 +103,12 @@ def test_hot_path_sql_carries_only_our_constant() -> None:
     from tracehive.storage.sqlite.compile import HOT_PATHS
 
     query = parse_export_request({"filters": [{"field": "metadata.cost", "operator": "greater than", "value": 1}]})
-    sql = compile_export("p", query).count_sql
+    sql = compile_export(OWNER, query).count_sql
     assert "json_extract(e.metadata, '$.\"cost\"')" in sql and HOT_PATHS[("metadata", ("cost",))] in sql
     # A path that is not hot stays a parameter, even one that looks like a hot path.
     for field in ("metadata.cost.0", "metadata.costs", "inputs.cost", "metadata.Cost"):
         query = parse_export_request({"filters": [{"field": field, "operator": "greater than", "value": 1}]})
-        compiled = compile_export("p", query)
+        compiled = compile_export(OWNER, query)
         assert "'$." not in compiled.count_sql and compiled.count_sql.count("?") == len(compiled.count_params)
 
 
@@ -108,14 +119,14 @@ def test_type_and_name_searches_are_checked_inside_the_time_index(conn: sqlite3.
     for field in ("event_type", "event_name"):
         body = {"filters": [{"field": field, "operator": "is", "value": "model"}],
                 "dateRange": {"$gte": 1, "$lte": 2}}
-        compiled = compile_export("p", parse_export_request(body))
+        compiled = compile_export(OWNER, parse_export_request(body))
         select = " | ".join(str(r[-1]) for r in conn.execute("EXPLAIN QUERY PLAN " + compiled.select_sql,
                                                               compiled.select_params))
         count = " | ".join(str(r[-1]) for r in conn.execute("EXPLAIN QUERY PLAN " + compiled.count_sql,
                                                              compiled.count_params))
-        assert "USING INDEX events_timeline (project_id=? AND start_time>? AND start_time<?)" in select, select
+        assert "USING INDEX events_timeline (project_key=? AND start_time>? AND start_time<?)" in select, select
         assert "TEMP B-TREE FOR ORDER BY" not in select, select  # "RIGHT PART OF ORDER BY": ties only
-        assert count == "SEARCH e USING COVERING INDEX events_timeline (project_id=? AND start_time>? AND start_time<?)"
+        assert count == "SEARCH e USING COVERING INDEX events_timeline (project_key=? AND start_time>? AND start_time<?)"
 
 
 @pytest.mark.parametrize("sort_by", ["start_time", "event_name", "duration", "num_events", "cost", "total_tokens"])
@@ -134,18 +145,18 @@ def test_the_sessions_list_reads_session_rows_from_their_partial_index(
         {"field": "metadata.cost", "operator": "greater than", "value": 0}]}
     if date_range:
         body["dateRange"] = date_range
-    count_sql, page_sql, count_params, page_params = compile_page("p", parse_session_list_request(body))
+    count_sql, page_sql, count_params, page_params = compile_page(OWNER.key, parse_session_list_request(body))
     for sql, params in ((count_sql, count_params), (page_sql, page_params)):
         plan = " | ".join(str(r[-1]) for r in conn.execute("EXPLAIN QUERY PLAN " + sql, params))
-        assert "USING INDEX events_sessions (project_id=?" in plan, plan
+        assert "USING INDEX events_sessions (project_key=?" in plan, plan
         assert "events_timeline" not in plan and "events_by_parent" not in plan, plan
 
 
 @pytest.mark.parametrize("value", ["gpt-4o", "5", "5.0", "true", "[\"a\"]", "{\"a\": 1}", "", " x"])
 def test_hot_string_is_matches_like_the_general_form(conn: sqlite3.Connection, value: str) -> None:
     """The index-friendly form of ``is`` on a hot path selects exactly what the general form does."""
-    from tracehive.storage.sqlite.compile import condition_sql
     from tracehive.query.filters import parse_filter
+    from tracehive.storage.sqlite.compile import condition_sql
 
     docs = ['{"model": "gpt-4o"}', '{"model": 5}', '{"model": 5.0}', '{"model": true}', '{"model": ["a"]}',
             '{"model": {"a": 1}}', '{"model": ""}', '{"model": " x"}', '{"model": null}', "{}", '{"model": "5"}']

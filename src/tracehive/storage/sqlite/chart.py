@@ -23,7 +23,7 @@ The aggregation runs inside SQLite; Python only reads the aggregated rows (at mo
      time.
   The earlier form ranked every value with three windows partitioned by (bucket, group),
   which buffered each partition twice: 2.3 s for a 7-day hourly p95 at 200k events.
-* Index: ``events_timeline`` (migration 6) covers ``(project_id, start_time, event_type,
+* Index: ``events_timeline`` (migration 6) covers ``(project_key, start_time, event_type,
   event_name, duration)``: the common chart (duration or a count, optionally by event_type or
   event_name, over a time range) reads only the range's slice of that index, never the table.
 """
@@ -87,9 +87,9 @@ def _bucket(bucket: Bucket) -> Sql:
     return "(t - (((t - ?) % ?) + ?) % ?)", [bucket.origin_ms, width, width, width]
 
 
-def _bucketed(project_id: str, query: ChartQuery) -> Sql:
+def _bucketed(project_key: int, query: ChartQuery) -> Sql:
     """SELECT of (b, gt, g, v) per selected event: bucket, group type, group value, metric."""
-    where, where_params = where_clause(project_id, query.date_range, query.conditions)
+    where, where_params = where_clause(project_key, query.date_range, query.conditions)
 
     metric_sql, metric_params = _metric(query.metric)
     gt_sql, g_sql, group_params = _group(query.group_by)
@@ -104,11 +104,11 @@ def _bucketed(project_id: str, query: ChartQuery) -> Sql:
     return f"SELECT {bucket_sql} AS b, gt, g, v FROM ({rows})", [*bucket_params, *rows_params]
 
 
-def compile_chart(project_id: str, query: ChartQuery) -> Sql:
+def compile_chart(project_key: int, query: ChartQuery) -> Sql:
     """One SELECT of (bucket, group type, group value, events, numeric values, value), ordered by
     bucket then group, limited to ``max_rows + 1`` rows. For percentiles ``value`` is NULL: the
     ranks come from ``compile_ranks``."""
-    bucketed, bucketed_params = _bucketed(project_id, query)
+    bucketed, bucketed_params = _bucketed(project_key, query)
     aggregate = "NULL" if query.aggregation.percentile is not None else _SIMPLE[query.aggregation]
     sql = (
         f"SELECT b, gt, g, count(*), count(v), {aggregate} FROM ({bucketed}) "
@@ -117,10 +117,10 @@ def compile_chart(project_id: str, query: ChartQuery) -> Sql:
     return sql, [*bucketed_params, query.max_rows + 1]
 
 
-def compile_values(project_id: str, query: ChartQuery) -> Sql:
+def compile_values(project_key: int, query: ChartQuery) -> Sql:
     """The numeric values of every row, ordered by (bucket, group, value): row i's values come
     after the numeric values of rows 0..i-1, in order."""
-    bucketed, bucketed_params = _bucketed(project_id, query)
+    bucketed, bucketed_params = _bucketed(project_key, query)
     return f"SELECT v FROM ({bucketed}) WHERE v IS NOT NULL ORDER BY b, g, gt, v", bucketed_params
 
 
@@ -134,9 +134,9 @@ def _group_value(kind: str | None, value: Any) -> Any:
     return value
 
 
-def _read_rows(conn: sqlite3.Connection, project_id: str, query: ChartQuery) -> list[tuple[Any, ...]]:
+def _read_rows(conn: sqlite3.Connection, project_key: int, query: ChartQuery) -> list[tuple[Any, ...]]:
     """The (b, gt, g, total, numeric, value) rows, refused past max_buckets / max_rows."""
-    sql, params = compile_chart(project_id, query)
+    sql, params = compile_chart(project_key, query)
     cursor = conn.execute(sql, params)
     rows: list[tuple[Any, ...]] = []
     buckets = 0
@@ -160,11 +160,11 @@ def _read_rows(conn: sqlite3.Connection, project_id: str, query: ChartQuery) -> 
     return rows
 
 
-def _percentiles(conn: sqlite3.Connection, project_id: str, query: ChartQuery, percent: int,
+def _percentiles(conn: sqlite3.Connection, project_key: int, query: ChartQuery, percent: int,
                  rows: list[tuple[Any, ...]]) -> list[Any]:
     """Per row, the interpolated percentile of its numeric values (None without any), read in
     one ordered pass that keeps only the two values around each row's rank."""
-    sql, params = compile_values(project_id, query)
+    sql, params = compile_values(project_key, query)
     cursor = conn.execute(sql, params)
     out: list[Any] = []
     consumed = 0  # values read from the cursor so far
@@ -193,18 +193,18 @@ def _percentiles(conn: sqlite3.Connection, project_id: str, query: ChartQuery, p
     return out
 
 
-def run_chart(conn: sqlite3.Connection, project_id: str, query: ChartQuery) -> list[ChartRow]:
+def run_chart(conn: sqlite3.Connection, project_key: int, query: ChartQuery) -> list[ChartRow]:
     percent = query.aggregation.percentile
     # One snapshot for both queries: the positions of the second come from the counts of the first.
     own_transaction = percent is not None and not conn.in_transaction
     if own_transaction:
         conn.execute("BEGIN")
     try:
-        rows = _read_rows(conn, project_id, query)
+        rows = _read_rows(conn, project_key, query)
         if percent is None:
             values = [row[5] for row in rows]
         else:
-            values = _percentiles(conn, project_id, query, percent, rows)
+            values = _percentiles(conn, project_key, query, percent, rows)
     finally:
         if own_transaction:
             conn.execute("COMMIT")

@@ -29,7 +29,8 @@ from tracehive.query.filters import (
     only_a_string_equals,
     parse_number,
 )
-from tracehive.storage.sqlite.rows import EVENT_COLUMNS
+from tracehive.storage.sqlite.project_keys import Owner
+from tracehive.storage.sqlite.rows import event_columns
 
 # Parsed column name -> (SQL column, kind). The SQL text is ours; the keys only select it.
 COLUMNS: dict[str, tuple[str, str]] = {
@@ -53,7 +54,6 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "children_ids": ("e.children_ids", "json"),
 }
 
-_SELECT_COLUMNS = ", ".join(f"e.{c.strip()}" for c in EVENT_COLUMNS.split(","))
 # Text form of a JSON value for string filters: booleans as true/false, numbers as written,
 # objects/arrays as their JSON text.
 _TEXT_OF_EACH = "CASE j.type WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' ELSE CAST(j.value AS TEXT) END"
@@ -251,12 +251,12 @@ class CompiledQuery:
 
 
 def where_clause(
-    project_id: str, date_range: DateRange | None, conditions: Iterable[Condition]
+    project_key: int, date_range: DateRange | None, conditions: Iterable[Condition]
 ) -> tuple[str, list[Any]]:
     """The WHERE of a query (project, date range on start_time, every condition ANDed) and its
     parameters; shared by every statement compiled from a query (export, stream, chart, schema)."""
-    where = ["e.project_id = ?"]
-    params: list[Any] = [project_id]
+    where = ["e.project_key = ?"]
+    params: list[Any] = [project_key]
     if date_range is not None:
         if date_range.start is not None:
             where.append("e.start_time >= ?")
@@ -271,12 +271,12 @@ def where_clause(
     return " AND ".join(where), params
 
 
-def compile_export(project_id: str, query: EventQuery) -> CompiledQuery:
-    """SELECT of one page and COUNT of all matches, always confined to ``project_id``."""
-    clause, params = where_clause(project_id, query.date_range, query.conditions)
+def compile_export(owner: Owner, query: EventQuery) -> CompiledQuery:
+    """SELECT of one page and COUNT of all matches, always confined to the owner's project."""
+    clause, params = where_clause(owner.key, query.date_range, query.conditions)
     order = "" if query.ignore_order else " ORDER BY e.start_time DESC, e.rowid DESC"
     return CompiledQuery(
-        select_sql=f"SELECT {_SELECT_COLUMNS} FROM events AS e WHERE {clause}{order} LIMIT ? OFFSET ?",
+        select_sql=f"SELECT {event_columns(owner.project_id, 'e.')} FROM events AS e WHERE {clause}{order} LIMIT ? OFFSET ?",
         select_params=[*params, query.limit, query.offset],
         count_sql=f"SELECT count(*) FROM events AS e WHERE {clause}",
         count_params=list(params),
@@ -300,13 +300,13 @@ class CompiledStream:
         return self.after_sql, [*self.params, start_time, start_time, event_id, chunk]
 
 
-def compile_stream(project_id: str, query: EventQuery, columns: str = _SELECT_COLUMNS) -> CompiledStream:
+def compile_stream(owner: Owner, query: EventQuery, columns: str | None = None) -> CompiledStream:
     """For ``Store.iter_events``: the query's conditions and date range (not its page), ordered by
-    (start_time, event_id) descending: the (project_id, start_time) index gives the order, only
-    rows with equal start_time are sorted among themselves. ``columns``: the select list (a
-    constant of ours, e.g. ``rows.LINE_COLUMNS``), by default ``EVENT_COLUMNS``."""
-    clause, params = where_clause(project_id, query.date_range, query.conditions)
-    select = f"SELECT {columns} FROM events AS e WHERE {clause}"
+    (start_time, event_id) descending: the (project_key, start_time) index gives the order, only
+    rows with equal start_time are sorted among themselves. ``columns``: the select list (built by
+    our code, e.g. ``rows.line_columns``), by default ``rows.event_columns``."""
+    clause, params = where_clause(owner.key, query.date_range, query.conditions)
+    select = f"SELECT {columns or event_columns(owner.project_id, 'e.')} FROM events AS e WHERE {clause}"
     order = " ORDER BY e.start_time DESC, e.event_id DESC LIMIT ?"
     return CompiledStream(
         first_sql=select + order,

@@ -162,6 +162,100 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    (
+        8,
+        """
+        -- A small integer per project for the events tables (issue #15). Every events index led
+        -- by the 36-character project id paid for it on each insert: keys 40 bytes shorter mean
+        -- smaller B-trees, fewer pages dirtied and written per commit. AUTOINCREMENT: a key is
+        -- never reused, so rows of a removed project can never be read as another's. Keys of
+        -- removed projects stay (a few bytes each) and the mapping never changes, so every
+        -- process may cache it.
+        CREATE TABLE project_keys (
+            project_key INTEGER PRIMARY KEY AUTOINCREMENT,
+            project_id TEXT NOT NULL UNIQUE
+        );
+        INSERT INTO project_keys (project_id) SELECT project_id FROM projects ORDER BY created_at, project_id;
+        -- Rows of a project being removed (its events are deleted in steps) keep a key too.
+        INSERT OR IGNORE INTO project_keys (project_id) SELECT DISTINCT project_id FROM events;
+        INSERT OR IGNORE INTO project_keys (project_id) SELECT DISTINCT project_id FROM pending_updates;
+        INSERT OR IGNORE INTO project_keys (project_id) SELECT DISTINCT project_id FROM event_aliases;
+
+        -- The events table rebuilt with the key, rows copied in their order (rowid order is
+        -- arrival order, which the time index and the writes rely on staying append-mostly).
+        CREATE TABLE events_keyed (
+            project_key INTEGER NOT NULL,
+            event_id TEXT NOT NULL,
+            session_id TEXT NOT NULL,
+            parent_id TEXT,
+            event_type TEXT NOT NULL,
+            event_name TEXT NOT NULL,
+            source TEXT NOT NULL,
+            start_time NUMERIC NOT NULL,
+            end_time NUMERIC NOT NULL,
+            duration NUMERIC NOT NULL,
+            error TEXT,
+            config TEXT NOT NULL,
+            inputs TEXT NOT NULL,
+            outputs TEXT,
+            metadata TEXT NOT NULL,
+            feedback TEXT NOT NULL,
+            metrics TEXT NOT NULL,
+            user_properties TEXT NOT NULL,
+            children_ids TEXT NOT NULL,
+            org_id TEXT NOT NULL,
+            workspace_id TEXT NOT NULL,
+            implicit INTEGER NOT NULL DEFAULT 0,
+            updated_at INTEGER NOT NULL,
+            PRIMARY KEY (project_key, event_id)
+        );
+        INSERT INTO events_keyed
+            SELECT k.project_key, e.event_id, e.session_id, e.parent_id, e.event_type, e.event_name,
+                   e.source, e.start_time, e.end_time, e.duration, e.error, e.config, e.inputs,
+                   e.outputs, e.metadata, e.feedback, e.metrics, e.user_properties, e.children_ids,
+                   e.org_id, e.workspace_id, e.implicit, e.updated_at
+            FROM events e JOIN project_keys k ON k.project_id = e.project_id ORDER BY e.rowid;
+        DROP TABLE events;
+        ALTER TABLE events_keyed RENAME TO events;
+        -- The indexes of migrations 1, 3 and 6, led by the key.
+        CREATE INDEX events_by_session ON events (project_key, session_id, start_time);
+        CREATE INDEX events_by_parent ON events (project_key, parent_id);
+        CREATE INDEX events_by_model ON events (project_key, json_extract(config, '$."model"'))
+            WHERE json_extract(config, '$."model"') IS NOT NULL;
+        CREATE INDEX events_by_user_id ON events (project_key, json_extract(user_properties, '$."user_id"'))
+            WHERE json_extract(user_properties, '$."user_id"') IS NOT NULL;
+        CREATE INDEX events_by_rating ON events (project_key, json_extract(feedback, '$."rating"'))
+            WHERE json_extract(feedback, '$."rating"') IS NOT NULL;
+        CREATE INDEX events_timeline ON events (project_key, start_time, event_type, event_name, duration);
+        CREATE INDEX events_sessions ON events (project_key, start_time) WHERE event_type = 'session';
+
+        CREATE TABLE pending_updates_keyed (
+            project_key INTEGER NOT NULL,
+            event_id TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            PRIMARY KEY (project_key, event_id)
+        );
+        INSERT INTO pending_updates_keyed
+            SELECT k.project_key, p.event_id, p.payload, p.created_at
+            FROM pending_updates p JOIN project_keys k ON k.project_id = p.project_id;
+        DROP TABLE pending_updates;
+        ALTER TABLE pending_updates_keyed RENAME TO pending_updates;
+
+        CREATE TABLE event_aliases_keyed (
+            project_key INTEGER NOT NULL,
+            alias_id TEXT NOT NULL,
+            event_id TEXT NOT NULL,
+            PRIMARY KEY (project_key, alias_id)
+        );
+        INSERT INTO event_aliases_keyed
+            SELECT k.project_key, a.alias_id, a.event_id
+            FROM event_aliases a JOIN project_keys k ON k.project_id = a.project_id;
+        DROP TABLE event_aliases;
+        ALTER TABLE event_aliases_keyed RENAME TO event_aliases;
+        CREATE INDEX event_aliases_by_event ON event_aliases (project_key, event_id);
+        """,
+    ),
 ]
 
 

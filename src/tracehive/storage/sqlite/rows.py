@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 import orjson
 
 from tracehive.model.event import Event, deep_merge
 from tracehive.storage.event_rows import event_from_row
+from tracehive.storage.sqlite.project_keys import sql_text
 
-EVENT_COLUMNS = (
+STORED_COLUMNS = (
     "event_id, session_id, parent_id, event_type, event_name, source, start_time, end_time, duration, error, "
     "config, inputs, outputs, metadata, feedback, metrics, user_properties, children_ids, "
-    "org_id, workspace_id, project_id"
+    "org_id, workspace_id"
 )
+"""The columns of an event row but its project, which rows hold as a key (``project_keys``)."""
+
+
+@lru_cache(maxsize=256)
+def event_columns(project_id: str, prefix: str = "") -> str:
+    """The select list ``row_to_event`` reads: the stored columns (each after ``prefix``, e.g.
+    ``e.``), then the scope's project id as a constant (every read is confined to one project)."""
+    stored = ", ".join(f"{prefix}{c.strip()}" for c in STORED_COLUMNS.split(","))
+    return f"{stored}, {sql_text(project_id)}"
 
 _dumps = orjson.dumps
 _loads = orjson.loads
@@ -27,10 +38,10 @@ def dump_optional(value: Any) -> str | None:
     return None if value is None else _dumps(value).decode()
 
 
-def event_params(event: Event, project_id: str, org_id: str, workspace_id: str, now: int) -> tuple[Any, ...]:
+def event_params(event: Event, project_key: int, org_id: str, workspace_id: str, now: int) -> tuple[Any, ...]:
     """Parameters for ``UPSERT_EVENT`` (in its column order)."""
     return (
-        project_id,
+        project_key,
         event.event_id,
         event.session_id,
         event.parent_id,
@@ -56,7 +67,7 @@ def event_params(event: Event, project_id: str, org_id: str, workspace_id: str, 
 
 
 def row_to_event(row: tuple[Any, ...]) -> Event:
-    """Inverse of ``EVENT_COLUMNS`` (times come back as stored: NUMERIC keeps ints)."""
+    """Inverse of ``event_columns`` (times come back as stored: NUMERIC keeps ints)."""
     return event_from_row(row)
 
 
@@ -73,7 +84,8 @@ def merge_json(base: str | None, patch: str | None) -> str | None:
 
 
 
-def _line_sql(scope_fields: bool) -> str:
+@lru_cache(maxsize=256)
+def line_columns(scope_fields: bool, project_id: str) -> str:
     """Select list for ``row_to_line``: the line up to ``"start_time":`` and after ``duration``
     built by SQLite as one blob (the stored JSON text as it is, text columns through
     ``json_quote``, which escapes exactly as orjson does: tested on every code point), then
@@ -97,19 +109,16 @@ def _line_sql(scope_fields: bool) -> str:
     ]  # fmt: skip
     if scope_fields:
         tail += ["',\"org_id\":'", text("org_id"), "',\"workspace_id\":'", text("workspace_id"),
-                 "',\"project_id\":'", text("project_id"), "',\"tenant\":'", text("org_id")]  # fmt: skip
+                 "',\"project_id\":'", f"json_quote({sql_text(project_id)})", "',\"tenant\":'",
+                 text("org_id")]  # fmt: skip
     tail.append("'}'")
     return (
         f"CAST({head} AS BLOB), e.start_time, e.end_time, e.duration, CAST({' || '.join(tail)} AS BLOB), e.event_id"
     )
 
 
-LINE_COLUMNS = {True: _line_sql(True), False: _line_sql(False)}
-"""Per ``scope_fields``: the select list ``row_to_line`` reads."""
-
-
 def row_to_line(row: tuple[Any, ...]) -> bytes:
-    """A ``LINE_COLUMNS`` row as its JSONL line, newline included: byte for byte what
+    """A ``line_columns`` row as its JSONL line, newline included: byte for byte what
     ``orjson.dumps(row_to_event(full_row).to_dict())`` (``scope_fields``) or
     ``orjson.dumps(transfer.record(...))`` gives. The JSON columns are embedded as stored, without
     parsing: their text is orjson output (``event_params``, ``merge_json``), which

@@ -1,7 +1,7 @@
 """``Store.schema_fields`` on SQLite: the field paths seen in a bounded sample of matching events.
 
 One statement: the newest ``sample`` matching events (the same WHERE as ``compile_export``, using
-the ``(project_id, start_time)`` index), then ``json_tree`` over each JSON column of each sampled
+the ``(project_key, start_time)`` index), then ``json_tree`` over each JSON column of each sampled
 event, keeping object members not under an array. SQLite does the walking, Python only parses the
 distinct ``fullkey`` strings, so the cost is bounded by the sample, not by the project's size.
 """
@@ -31,8 +31,8 @@ def _case(names: tuple[str, ...]) -> str:
     return "CASE c.name " + " ".join(f"WHEN '{n}' THEN s.{n}" for n in names) + " END"
 
 
-def compile_schema(project_id: str, query: EventQuery, sample: int) -> tuple[str, list[Any]]:
-    where, params = where_clause(project_id, query.date_range, query.conditions)
+def compile_schema(project_key: int, query: EventQuery, sample: int) -> tuple[str, list[Any]]:
+    where, params = where_clause(project_key, query.date_range, query.conditions)
     columns = ", ".join(f"e.{c}" for c in dict.fromkeys(_SCALAR_COLUMNS + _JSON_COLUMNS))
     sql = f"""
 WITH sample AS MATERIALIZED (
@@ -79,8 +79,8 @@ def parse_fullkey(fullkey: str) -> list[str] | None:
     return segments
 
 
-def schema_fields(conn: sqlite3.Connection, project_id: str, query: EventQuery, sample: int) -> list[tuple[str, str]]:
-    sql, params = compile_schema(project_id, query, sample)
+def schema_fields(conn: sqlite3.Connection, project_key: int, query: EventQuery, sample: int) -> list[tuple[str, str]]:
+    sql, params = compile_schema(project_key, query, sample)
     found: set[tuple[str, str]] = set()
     for event_type, column, fullkey in conn.execute(sql, params):
         if fullkey is None:

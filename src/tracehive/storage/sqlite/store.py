@@ -26,18 +26,19 @@ from tracehive.storage.base import ApiKeyRecord, Capabilities, Project, Pruned, 
 from tracehive.storage.children import complete_session
 from tracehive.storage.observer import StoreObserver
 from tracehive.storage.rules import inherit_sources, session_spans, sources_to_look_up
+from tracehive.storage.sqlite import projects, retention
 from tracehive.storage.sqlite.chart import run_chart
 from tracehive.storage.sqlite.compile import CompiledStream, compile_export, compile_stream
 from tracehive.storage.sqlite.connection import connect
-from tracehive.storage.sqlite import projects, retention
 from tracehive.storage.sqlite.migrations import migrate
+from tracehive.storage.sqlite.project_keys import Owner, ProjectKeys, give
 from tracehive.storage.sqlite.readers import ReaderPool
 from tracehive.storage.sqlite.records import SQLiteRecords
 from tracehive.storage.sqlite.rows import (
-    EVENT_COLUMNS,
-    LINE_COLUMNS,
     dump,
+    event_columns,
     event_params,
+    line_columns,
     row_to_event,
     row_to_line,
 )
@@ -120,6 +121,7 @@ class SQLiteStore(SQLiteRecords, Store):
         self._writer: GroupCommitWriter | None = None
         self._readers: ReaderPool | None = None
         self._light: ReaderPool | None = None
+        self._keys = ProjectKeys()
 
     # Lifecycle ---------------------------------------------------------------------------------
 
@@ -209,6 +211,7 @@ class SQLiteStore(SQLiteRecords, Store):
                 "INSERT INTO projects VALUES (?, ?, ?, ?, ?)",
                 (project.project_id, project.name, project.org_id, project.workspace_id, project.created_at),
             )
+            give(conn, project.project_id)
             return project, True
 
         return await self._write(job)
@@ -286,9 +289,10 @@ class SQLiteStore(SQLiteRecords, Store):
 
     async def create_session(self, scope: Scope, session: Event) -> Event:
         def job(conn: sqlite3.Connection) -> Event:
-            stored = upsert_session(conn, scope, session, _now())
-            apply_pending(conn, scope, [session.event_id])
-            return load_complete(conn, scope, stored.event_id) or stored
+            owner = self._keys.owner(conn, scope)
+            stored = upsert_session(conn, owner, session, _now())
+            apply_pending(conn, owner, [session.event_id])
+            return load_complete(conn, owner, stored.event_id) or stored
 
         stored = await self._write(job)
         if self._observer is not None:
@@ -298,13 +302,15 @@ class SQLiteStore(SQLiteRecords, Store):
     async def write_events(self, scope: Scope, events: Sequence[Event]) -> None:
         if not events:
             return
-        project_id, org_id, workspace_id = scope.project_id, scope.org_id, scope.workspace_id
+        org_id, workspace_id = scope.org_id, scope.workspace_id
 
         def job(conn: sqlite3.Connection) -> None:
             now = _now()
+            owner = self._keys.owner(conn, scope)
+            key = owner.key
             asked = sources_to_look_up(events)
             if asked:
-                inherit_sources(events, session_sources(conn, project_id, asked))
+                inherit_sources(events, session_sources(conn, key, asked))
             rows = []
             sessions: dict[str, list[Any]] = {}
             explicit_sessions = []
@@ -315,7 +321,7 @@ class SQLiteStore(SQLiteRecords, Store):
                 if event.event_type == "session":
                     explicit_sessions.append(event)
                     continue
-                rows.append(event_params(event, project_id, org_id, workspace_id, now))
+                rows.append(event_params(event, key, org_id, workspace_id, now))
                 span = sessions.get(event.session_id)
                 if span is None:
                     sessions[event.session_id] = [event.start_time, event.end_time, event]
@@ -324,24 +330,24 @@ class SQLiteStore(SQLiteRecords, Store):
                         span[0] = event.start_time
                     if event.end_time > span[1]:
                         span[1] = event.end_time
-            owners = link_aliases(conn, project_id, aliased, rows)
+            owners = link_aliases(conn, key, aliased, rows)
             # Both statements skip a row whose id already has the other role (event vs session);
             # a short change count is how that rare case is noticed without a lookup per event.
             changed = conn.executemany(UPSERT_EVENT, rows).rowcount
             covered = conn.executemany(
                 COVER_SESSION,
                 [
-                    implicit_session_params(sid, start, end, first, scope, now)
+                    implicit_session_params(sid, start, end, first, owner, now)
                     for sid, (start, end, first) in sessions.items()
                 ],
             ).rowcount
             if changed != len(rows) or covered != len(sessions):
-                refuse_role_clash(conn, scope, rows, sessions)
+                refuse_role_clash(conn, owner, rows, sessions)
             for session in explicit_sessions:
-                upsert_session(conn, scope, session, now)
+                upsert_session(conn, owner, session, now)
             if owners:
-                repoint_children(conn, project_id, owners, now)
-            apply_pending(conn, scope, [e.event_id for e in events] + list(sessions))
+                repoint_children(conn, key, owners, now)
+            apply_pending(conn, owner, [e.event_id for e in events] + list(sessions))
 
         await self._write(job)
         if self._observer is not None:
@@ -351,18 +357,19 @@ class SQLiteStore(SQLiteRecords, Store):
         self, scope: Scope, event_id: str, update: EventUpdate, *, keep_if_missing: bool = False
     ) -> bool:
         def job(conn: sqlite3.Connection) -> bool:
-            if update_row(conn, scope, event_id, update, _now()):
+            owner = self._keys.owner(conn, scope)
+            if update_row(conn, owner, event_id, update, _now()):
                 return True
             if keep_if_missing:
                 row = conn.execute(
-                    "SELECT payload FROM pending_updates WHERE project_id = ? AND event_id = ?",
-                    (scope.project_id, event_id),
+                    "SELECT payload FROM pending_updates WHERE project_key = ? AND event_id = ?",
+                    (owner.key, event_id),
                 ).fetchone()
                 merged = EventUpdate.from_dict(orjson.loads(row[0])).then(update) if row else update
                 conn.execute(
                     "INSERT INTO pending_updates VALUES (?, ?, ?, ?) "
-                    "ON CONFLICT (project_id, event_id) DO UPDATE SET payload = excluded.payload",
-                    (scope.project_id, event_id, dump(merged.to_dict()), _now()),
+                    "ON CONFLICT (project_key, event_id) DO UPDATE SET payload = excluded.payload",
+                    (owner.key, event_id, dump(merged.to_dict()), _now()),
                 )
             return False
 
@@ -370,17 +377,18 @@ class SQLiteStore(SQLiteRecords, Store):
 
     async def delete_session(self, scope: Scope, session_id: str) -> int:
         def job(conn: sqlite3.Connection) -> int:
+            key = self._keys.for_read(conn, scope.project_id)
             conn.execute(
-                "DELETE FROM event_aliases WHERE project_id = ? AND event_id IN (SELECT event_id FROM events "
-                "WHERE project_id = ? AND (session_id = ? OR event_id = ?))",
-                (scope.project_id, scope.project_id, session_id, session_id),
+                "DELETE FROM event_aliases WHERE project_key = ? AND event_id IN (SELECT event_id FROM events "
+                "WHERE project_key = ? AND (session_id = ? OR event_id = ?))",
+                (key, key, session_id, session_id),
             )
             cur = conn.execute(
-                "DELETE FROM events WHERE project_id = ? AND (session_id = ? OR event_id = ?)",
-                (scope.project_id, session_id, session_id),
+                "DELETE FROM events WHERE project_key = ? AND (session_id = ? OR event_id = ?)",
+                (key, session_id, session_id),
             )
             conn.execute(
-                "DELETE FROM pending_updates WHERE project_id = ? AND event_id = ?", (scope.project_id, session_id)
+                "DELETE FROM pending_updates WHERE project_key = ? AND event_id = ?", (key, session_id)
             )
             return cur.rowcount
 
@@ -388,34 +396,42 @@ class SQLiteStore(SQLiteRecords, Store):
 
     async def delete_event(self, scope: Scope, event_id: str) -> bool:
         def job(conn: sqlite3.Connection) -> bool:
-            cur = conn.execute(
-                "DELETE FROM events WHERE project_id = ? AND event_id = ?", (scope.project_id, event_id)
-            )
-            conn.execute(
-                "DELETE FROM event_aliases WHERE project_id = ? AND event_id = ?",
-                (scope.project_id, event_id),
-            )
+            key = self._keys.for_read(conn, scope.project_id)
+            cur = conn.execute("DELETE FROM events WHERE project_key = ? AND event_id = ?", (key, event_id))
+            conn.execute("DELETE FROM event_aliases WHERE project_key = ? AND event_id = ?", (key, event_id))
             return cur.rowcount > 0
 
         return await self._write(job)
 
     async def prune_events(self, scope: Scope, before: float, *, limit: int) -> Pruned:
-        return await self._write(lambda conn: retention.prune(conn, scope.project_id, before, limit))
+        return await self._write(
+            lambda conn: retention.prune(conn, self._keys.for_read(conn, scope.project_id), before, limit))
 
     async def delete_project_events(self, project_id: str, *, limit: int) -> int:
-        return await self._write(lambda conn: retention.delete_project_events(conn, project_id, limit))
+        return await self._write(
+            lambda conn: retention.delete_project_events(conn, self._keys.for_read(conn, project_id), limit))
 
     # Reads -------------------------------------------------------------------------------------
 
+    async def _reader(self, scope: Scope) -> Owner:
+        """The scope with its project's key (``NO_ROWS`` if it has none: it has no events)."""
+        key = self._keys.cached(scope.project_id)
+        if key is None:
+            key = await self._read_light(lambda c: self._keys.for_read(c, scope.project_id))
+        return Owner(key, scope.project_id, scope.org_id, scope.workspace_id)
+
     async def get_event(self, scope: Scope, event_id: str) -> Event | None:
-        return await self._read_light(lambda c: load_complete(c, scope, event_id))
+        owner = await self._reader(scope)
+        return await self._read_light(lambda c: load_complete(c, owner, event_id))
 
     async def session_events(self, scope: Scope, session_id: str) -> list[Event]:
+        owner = await self._reader(scope)
+
         def fn(conn: sqlite3.Connection) -> list[Event]:
             rows = conn.execute(
-                f"SELECT {EVENT_COLUMNS} FROM events WHERE project_id = ? AND session_id = ? "
+                f"SELECT {event_columns(owner.project_id)} FROM events WHERE project_key = ? AND session_id = ? "
                 "ORDER BY start_time, rowid",
-                (scope.project_id, session_id),
+                (owner.key, session_id),
             ).fetchall()
             events = [row_to_event(r) for r in rows]
             return complete_session(events)
@@ -423,7 +439,7 @@ class SQLiteStore(SQLiteRecords, Store):
         return await self._read(fn)
 
     async def export_events(self, scope: Scope, query: EventQuery) -> tuple[list[Event], int]:
-        compiled = compile_export(scope.project_id, query)
+        compiled = compile_export(await self._reader(scope), query)
 
         def fn(conn: sqlite3.Connection) -> tuple[list[Event], int]:
             conn.execute("BEGIN")  # one snapshot for the count and the page
@@ -441,25 +457,30 @@ class SQLiteStore(SQLiteRecords, Store):
         return await self._read(fn)
 
     async def chart_events(self, scope: Scope, query: ChartQuery) -> list[ChartRow]:
-        return await self._read(lambda conn: run_chart(conn, scope.project_id, query))
+        key = (await self._reader(scope)).key
+        return await self._read(lambda conn: run_chart(conn, key, query))
 
 
     # Bulk export and import ----------------------------------------------------------------------
 
     def iter_events(self, scope: Scope, query: EventQuery, *, chunk_size: int = 1000) -> AsyncIterator[list[Event]]:
-        return self._stream(compile_stream(scope.project_id, query), row_to_event, 6, 0, chunk_size)
+        return self._stream(scope, lambda owner: compile_stream(owner, query), row_to_event, 6, 0, chunk_size)
 
     def iter_event_lines(
         self, scope: Scope, query: EventQuery, *, scope_fields: bool, chunk_size: int = 5000
     ) -> AsyncIterator[list[bytes]]:
         """As the contract says; SQLite builds most of each line from the stored JSON text
-        (``LINE_COLUMNS``, ``row_to_line``), without parsing it into events."""
-        compiled = compile_stream(scope.project_id, query, LINE_COLUMNS[scope_fields])
-        return self._stream(compiled, row_to_line, 1, 5, chunk_size)
+        (``line_columns``, ``row_to_line``), without parsing it into events."""
+
+        def compiled(owner: Owner) -> CompiledStream:
+            return compile_stream(owner, query, line_columns(scope_fields, owner.project_id))
+
+        return self._stream(scope, compiled, row_to_line, 1, 5, chunk_size)
 
     async def _stream(
         self,
-        compiled: CompiledStream,
+        scope: Scope,
+        compile_for: Callable[[Owner], CompiledStream],
         convert: Callable[[tuple[Any, ...]], T],
         start_at: int,
         id_at: int,
@@ -476,6 +497,7 @@ class SQLiteStore(SQLiteRecords, Store):
 
             return fn
 
+        compiled = compile_for(await self._reader(scope))
         task: asyncio.Future[tuple[list[T], Any]] | None = asyncio.ensure_future(
             self._read(fetch(*compiled.first(chunk_size)))
         )
@@ -494,27 +516,28 @@ class SQLiteStore(SQLiteRecords, Store):
     async def import_events(self, scope: Scope, events: Sequence[Event]) -> None:
         if not events:
             return
-        project_id, org_id, workspace_id = scope.project_id, scope.org_id, scope.workspace_id
+        org_id, workspace_id = scope.org_id, scope.workspace_id
 
         def job(conn: sqlite3.Connection) -> None:
             now = _now()
+            owner = self._keys.owner(conn, scope)
             conn.executemany(
-                IMPORT_EVENT, [event_params(e, project_id, org_id, workspace_id, now) for e in events]
+                IMPORT_EVENT, [event_params(e, owner.key, org_id, workspace_id, now) for e in events]
             )
             # Sessions the batch's events name: created if unknown, widened while implicit; an
             # explicit session (this batch's own rows were just written as explicit) is left as is.
             spans = session_spans(events)
             conn.executemany(
                 IMPORT_COVER_SESSION,
-                [implicit_session_params(sid, start, end, first, scope, now) for sid, (start, end, first) in spans.items()],
+                [implicit_session_params(sid, start, end, first, owner, now) for sid, (start, end, first) in spans.items()],
             )
 
         await self._write(job)
 
     async def schema_fields(self, scope: Scope, query: EventQuery, *, sample: int = 1000) -> list[tuple[str, str]]:
-        project_id = scope.project_id
-        return await self._read(lambda conn: _schema_fields(conn, project_id, query, sample))
+        key = (await self._reader(scope)).key
+        return await self._read(lambda conn: _schema_fields(conn, key, query, sample))
 
     async def list_sessions(self, scope: Scope, query: SessionListQuery) -> tuple[list[SessionSummary], int]:
-        project_id = scope.project_id
-        return await self._read(lambda conn: _list_sessions(conn, project_id, query))
+        key = (await self._reader(scope)).key
+        return await self._read(lambda conn: _list_sessions(conn, key, query))

@@ -14,11 +14,11 @@ from typing import Any
 import orjson
 
 from tracehive.model.event import Event, EventUpdate
-from tracehive.model.scope import Scope
 from tracehive.storage.children import complete_children
 from tracehive.storage.rules import merge_session_start, role_clash
+from tracehive.storage.sqlite.project_keys import Owner
 from tracehive.storage.sqlite.rows import (
-    EVENT_COLUMNS,
+    STORED_COLUMNS,
     dump,
     dump_optional,
     event_params,
@@ -31,7 +31,7 @@ def _now() -> int:
 
 
 INSERT_COLUMNS = (
-    "project_id, event_id, session_id, parent_id, event_type, event_name, source, start_time, end_time, "
+    "project_key, event_id, session_id, parent_id, event_type, event_name, source, start_time, end_time, "
     "duration, error, config, inputs, outputs, metadata, feedback, metrics, user_properties, children_ids, "
     "org_id, workspace_id, updated_at"
 )
@@ -42,7 +42,7 @@ PLACEHOLDERS = ", ".join("?" * 22)
 # another type by an event that reuses its id.
 UPSERT_EVENT = f"""
 INSERT INTO events ({INSERT_COLUMNS}) VALUES ({PLACEHOLDERS})
-ON CONFLICT (project_id, event_id) DO UPDATE SET
+ON CONFLICT (project_key, event_id) DO UPDATE SET
     session_id = excluded.session_id, parent_id = excluded.parent_id, event_type = excluded.event_type,
     event_name = excluded.event_name, source = excluded.source, start_time = excluded.start_time,
     end_time = excluded.end_time, duration = excluded.duration, error = excluded.error,
@@ -60,7 +60,7 @@ WHERE events.event_type <> 'session'
 # Create the session an event names if it is unknown (marked implicit), else widen its time span.
 COVER_SESSION = f"""
 INSERT INTO events ({INSERT_COLUMNS}, implicit) VALUES ({PLACEHOLDERS}, 1)
-ON CONFLICT (project_id, event_id) DO UPDATE SET
+ON CONFLICT (project_key, event_id) DO UPDATE SET
     -- A session made up from its events takes the first real name offered (e.g. a late root span).
     event_name = CASE WHEN events.implicit = 1 AND events.event_name = 'unknown'
                       THEN excluded.event_name ELSE events.event_name END,
@@ -71,11 +71,12 @@ ON CONFLICT (project_id, event_id) DO UPDATE SET
 WHERE events.event_type = 'session'
 """
 
-SELECT_EVENT = f"SELECT {EVENT_COLUMNS}, implicit FROM events WHERE project_id = ? AND event_id = ?"
+# The project id is not stored (rows hold its key): ``load`` adds the owner's.
+SELECT_EVENT = f"SELECT {STORED_COLUMNS}, implicit FROM events WHERE project_key = ? AND event_id = ?"
 
-ANY_ALIAS = "SELECT 1 FROM event_aliases WHERE project_id = ? LIMIT 1"
+ANY_ALIAS = "SELECT 1 FROM event_aliases WHERE project_key = ? LIMIT 1"
 SELECT_ALIASES = (
-    "SELECT alias_id, event_id FROM event_aliases WHERE project_id = ? "
+    "SELECT alias_id, event_id FROM event_aliases WHERE project_key = ? "
     "AND alias_id IN (SELECT value FROM json_each(?))"
 )
 
@@ -85,53 +86,53 @@ SELECT_ALIASES = (
 _loads = orjson.loads
 
 
-def load(conn: sqlite3.Connection, scope: Scope, event_id: str) -> tuple[Event, bool] | None:
-    row = conn.execute(SELECT_EVENT, (scope.project_id, event_id)).fetchone()
+def load(conn: sqlite3.Connection, owner: Owner, event_id: str) -> tuple[Event, bool] | None:
+    row = conn.execute(SELECT_EVENT, (owner.key, event_id)).fetchone()
     if row is None:
         return None
-    return row_to_event(row[:-1]), bool(row[-1])
+    return row_to_event((*row[:-1], owner.project_id)), bool(row[-1])
 
 
 # ``+start_time``: with a plain ``start_time`` SQLite walks a time index over the whole project
 # to skip the sort (14 ms per read at 12k events, found by bench/peers.py); the few children of
 # one parent are found through events_by_parent and sorted instead.
 CHILDREN_SQL = (
-    "SELECT event_id FROM events WHERE project_id = ? AND parent_id = ? AND event_id <> ? "
+    "SELECT event_id FROM events WHERE project_key = ? AND parent_id = ? AND event_id <> ? "
     "ORDER BY +start_time, rowid"
 )
 
 
-def load_complete(conn: sqlite3.Connection, scope: Scope, event_id: str) -> Event | None:
+def load_complete(conn: sqlite3.Connection, owner: Owner, event_id: str) -> Event | None:
     """An event with ``children_ids`` completed from the children that point at it."""
-    loaded = load(conn, scope, event_id)
+    loaded = load(conn, owner, event_id)
     if loaded is None:
         return None
     event = loaded[0]
     found = [
         r[0]
-        for r in conn.execute(CHILDREN_SQL, (scope.project_id, event_id, event_id))
+        for r in conn.execute(CHILDREN_SQL, (owner.key, event_id, event_id))
     ]
     event.children_ids = complete_children(event.children_ids, found)
     return event
 
 
 def refuse_role_clash(
-    conn: sqlite3.Connection, scope: Scope, rows: list[tuple[Any, ...]], sessions: dict[str, Any]
+    conn: sqlite3.Connection, owner: Owner, rows: list[tuple[Any, ...]], sessions: dict[str, Any]
 ) -> None:
     """A session's id belongs to its session event alone. Name the id that an event tried to
     reuse, or that an event gave as its session but belongs to another event; the job's
     savepoint then undoes the whole write."""
     event_ids = {row[1] for row in rows}
     found = conn.execute(
-        "SELECT event_id, event_type FROM events WHERE project_id = ? AND event_id IN (SELECT value FROM json_each(?))",
-        (scope.project_id, dump([*event_ids, *sessions])),
+        "SELECT event_id, event_type FROM events WHERE project_key = ? AND event_id IN (SELECT value FROM json_each(?))",
+        (owner.key, dump([*event_ids, *sessions])),
     ).fetchall()
     raise role_clash(event_ids, sessions, found)
 
 
 def link_aliases(
     conn: sqlite3.Connection,
-    project_id: str,
+    project_key: int,
     aliased: list[Event],
     rows: list[tuple[Any, ...]],
 ) -> dict[str, str] | None:
@@ -140,21 +141,21 @@ def link_aliases(
     stored children ``repoint_children`` then links. The hot path (REST ingest: no aliases in the
     batch nor in the project) costs one index probe per job."""
     claims = [
-        (project_id, alias, event.event_id)
+        (project_key, alias, event.event_id)
         for event in aliased
         for alias in dict.fromkeys(event.aliases)
         if isinstance(alias, str) and alias and alias != event.event_id
     ]
     if claims:
         conn.executemany("INSERT OR IGNORE INTO event_aliases VALUES (?, ?, ?)", claims)
-    elif conn.execute(ANY_ALIAS, (project_id,)).fetchone() is None:
+    elif conn.execute(ANY_ALIAS, (project_key,)).fetchone() is None:
         return None
     # Rows are event_params tuples: [1] event_id, [2] session_id, [3] parent_id.
     linked = [i for i, row in enumerate(rows) if row[3] is not None and row[3] != row[2]]
     wanted = {rows[i][3] for i in linked}.union(claim[1] for claim in claims)
     if not wanted:
         return None
-    found: dict[str, str] = dict(conn.execute(SELECT_ALIASES, (project_id, dump(list(wanted)))).fetchall())
+    found: dict[str, str] = dict(conn.execute(SELECT_ALIASES, (project_key, dump(list(wanted)))).fetchall())
     if not found:
         return None
     for i in linked:
@@ -165,97 +166,97 @@ def link_aliases(
     return {claim[1]: found[claim[1]] for claim in claims if claim[1] in found}
 
 
-def repoint_children(conn: sqlite3.Connection, project_id: str, owners: dict[str, str], now: int) -> None:
+def repoint_children(conn: sqlite3.Connection, project_key: int, owners: dict[str, str], now: int) -> None:
     """Stored children that name an alias as their parent now name its owner (a link to an
     event's own session is never redirected, nor an event made its own parent)."""
     conn.executemany(
         "UPDATE events SET parent_id = ?, updated_at = ? "
-        "WHERE project_id = ? AND parent_id = ? AND session_id <> ? AND event_id <> ?",
-        [(owner, now, project_id, alias, alias, owner) for alias, owner in owners.items()],
+        "WHERE project_key = ? AND parent_id = ? AND session_id <> ? AND event_id <> ?",
+        [(owner, now, project_key, alias, alias, owner) for alias, owner in owners.items()],
     )
 
 
-def session_sources(conn: sqlite3.Connection, project_id: str, session_ids: list[str]) -> dict[str, str]:
+def session_sources(conn: sqlite3.Connection, project_key: int, session_ids: list[str]) -> dict[str, str]:
     """The stored source of each of these sessions that exists (``rules.inherit_sources``)."""
     found: dict[str, str] = {}
     for i in range(0, len(session_ids), 500):
         chunk = session_ids[i:i + 500]
         found.update(conn.execute(
-            "SELECT event_id, source FROM events WHERE project_id = ? AND event_type = 'session' "
-            f"AND event_id IN ({','.join('?' * len(chunk))})", (project_id, *chunk)).fetchall())
+            "SELECT event_id, source FROM events WHERE project_key = ? AND event_type = 'session' "
+            f"AND event_id IN ({','.join('?' * len(chunk))})", (project_key, *chunk)).fetchall())
     return found
 
 
 def implicit_session_params(
-    session_id: str, start: Any, end: Any, first: Event, scope: Scope, now: int
+    session_id: str, start: Any, end: Any, first: Event, owner: Owner, now: int
 ) -> tuple[Any, ...]:
     return (
-        scope.project_id, session_id, session_id, None, "session",
+        owner.key, session_id, session_id, None, "session",
         first.session_name_hint or "unknown", first.source, start, end, end - start, None,
-        "{}", "{}", None, "{}", "{}", "{}", "{}", "[]", scope.org_id, scope.workspace_id, now,
+        "{}", "{}", None, "{}", "{}", "{}", "{}", "[]", owner.org_id, owner.workspace_id, now,
     )  # fmt: skip
 
 
-def upsert_session(conn: sqlite3.Connection, scope: Scope, new: Event, now: int) -> Event:
+def upsert_session(conn: sqlite3.Connection, owner: Owner, new: Event, now: int) -> Event:
     """Create a session, adopt an implicit one, or merge into an explicit one (contract 5.7)."""
-    loaded = load(conn, scope, new.event_id)
+    loaded = load(conn, owner, new.event_id)
     if loaded is None:
         conn.execute(
             f"INSERT INTO events ({INSERT_COLUMNS}) VALUES ({PLACEHOLDERS})",
-            event_params(new, scope.project_id, scope.org_id, scope.workspace_id, now),
+            event_params(new, owner.key, owner.org_id, owner.workspace_id, now),
         )
-        new.org_id, new.workspace_id, new.project_id = scope.org_id, scope.workspace_id, scope.project_id
+        new.org_id, new.workspace_id, new.project_id = owner.org_id, owner.workspace_id, owner.project_id
         return new
     existing = merge_session_start(*loaded, new)
     conn.execute(
         "UPDATE events SET event_name = ?, source = ?, config = ?, inputs = ?, outputs = ?, error = ?, "
         "children_ids = ?, start_time = ?, end_time = ?, duration = ?, metadata = ?, user_properties = ?, "
-        "implicit = 0, updated_at = ? WHERE project_id = ? AND event_id = ?",
+        "implicit = 0, updated_at = ? WHERE project_key = ? AND event_id = ?",
         (
             existing.event_name, existing.source, dump(existing.config), dump(existing.inputs),
             dump_optional(existing.outputs), existing.error, dump(existing.children_ids),
             existing.start_time, existing.end_time, existing.duration, dump(existing.metadata),
-            dump(existing.user_properties), now, scope.project_id, existing.event_id,
+            dump(existing.user_properties), now, owner.key, existing.event_id,
         ),
     )  # fmt: skip
     return existing
 
 
-def update_row(conn: sqlite3.Connection, scope: Scope, event_id: str, update: EventUpdate, now: int) -> bool:
-    loaded = load(conn, scope, event_id)
+def update_row(conn: sqlite3.Connection, owner: Owner, event_id: str, update: EventUpdate, now: int) -> bool:
+    loaded = load(conn, owner, event_id)
     if loaded is None:
         return False
     event = loaded[0]
     update.apply(event)
     conn.execute(
         "UPDATE events SET config = ?, outputs = ?, metadata = ?, feedback = ?, metrics = ?, user_properties = ?, "
-        "duration = ?, end_time = ?, children_ids = ?, updated_at = ? WHERE project_id = ? AND event_id = ?",
+        "duration = ?, end_time = ?, children_ids = ?, updated_at = ? WHERE project_key = ? AND event_id = ?",
         (
             dump(event.config), dump_optional(event.outputs), dump(event.metadata), dump(event.feedback),
             dump(event.metrics), dump(event.user_properties), event.duration, event.end_time,
-            dump(event.children_ids), now, scope.project_id, event_id,
+            dump(event.children_ids), now, owner.key, event_id,
         ),
     )  # fmt: skip
     if event.event_type != "session" and update.end_time is not None:
         conn.execute(
             "UPDATE events SET end_time = max(end_time, ?), duration = max(end_time, ?) - start_time "
-            "WHERE project_id = ? AND event_id = ? AND event_type = 'session'",
-            (event.end_time, event.end_time, scope.project_id, event.session_id),
+            "WHERE project_key = ? AND event_id = ? AND event_type = 'session'",
+            (event.end_time, event.end_time, owner.key, event.session_id),
         )
     return True
 
 
-def apply_pending(conn: sqlite3.Connection, scope: Scope, event_ids: list[str]) -> None:
+def apply_pending(conn: sqlite3.Connection, owner: Owner, event_ids: list[str]) -> None:
     """Apply updates that arrived before these events, then forget them."""
     pending = conn.execute(
-        "SELECT event_id, payload FROM pending_updates WHERE project_id = ? "
+        "SELECT event_id, payload FROM pending_updates WHERE project_key = ? "
         "AND event_id IN (SELECT value FROM json_each(?))",
-        (scope.project_id, dump(event_ids)),
+        (owner.key, dump(event_ids)),
     ).fetchall()
     for event_id, payload in pending:
-        if update_row(conn, scope, event_id, EventUpdate.from_dict(_loads(payload)), _now()):
+        if update_row(conn, owner, event_id, EventUpdate.from_dict(_loads(payload)), _now()):
             conn.execute(
-                "DELETE FROM pending_updates WHERE project_id = ? AND event_id = ?", (scope.project_id, event_id)
+                "DELETE FROM pending_updates WHERE project_key = ? AND event_id = ?", (owner.key, event_id)
             )
 
 
@@ -264,7 +265,7 @@ def apply_pending(conn: sqlite3.Connection, scope: Scope, event_ids: list[str]) 
 # An imported row replaces what is stored under its id, field for field, and is explicit.
 IMPORT_EVENT = f"""
 INSERT INTO events ({INSERT_COLUMNS}, implicit) VALUES ({PLACEHOLDERS}, 0)
-ON CONFLICT (project_id, event_id) DO UPDATE SET
+ON CONFLICT (project_key, event_id) DO UPDATE SET
     session_id = excluded.session_id, parent_id = excluded.parent_id, event_type = excluded.event_type,
     event_name = excluded.event_name, source = excluded.source, start_time = excluded.start_time,
     end_time = excluded.end_time, duration = excluded.duration, error = excluded.error,
@@ -278,7 +279,7 @@ ON CONFLICT (project_id, event_id) DO UPDATE SET
 # A session named by imported events: made up if unknown, widened only while it is made up.
 IMPORT_COVER_SESSION = f"""
 INSERT INTO events ({INSERT_COLUMNS}, implicit) VALUES ({PLACEHOLDERS}, 1)
-ON CONFLICT (project_id, event_id) DO UPDATE SET
+ON CONFLICT (project_key, event_id) DO UPDATE SET
     start_time = min(events.start_time, excluded.start_time),
     end_time = max(events.end_time, excluded.end_time),
     duration = max(events.end_time, excluded.end_time) - min(events.start_time, excluded.start_time),
