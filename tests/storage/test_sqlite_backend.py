@@ -89,3 +89,29 @@ def test_children_of_one_event_are_found_through_the_parent_index(tmp_path: Path
     migrate(conn)
     plan = " ".join(row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + CHILDREN_SQL, ("p", "x", "x")))
     assert "events_by_parent" in plan and "events_chart_duration" not in plan, plan
+
+
+async def test_a_batch_larger_than_one_statement_upserts_in_order(tmp_path: Path) -> None:
+    """Rows go in multi-row INSERTs of ROWS_PER_STATEMENT: a batch spanning several, naming one
+    id in the first and again in the last, stores every event once and merges the repeat as a
+    re-send (its metadata merged into the first's)."""
+    from tracehive.storage.sqlite.writes import ROWS_PER_STATEMENT
+
+    store = SQLiteStore(tmp_path / "db.sqlite")
+    await store.open()
+    try:
+        scope = await _scope(store)
+        sid = str(uuid.uuid4())
+        events = [_event(sid, i) for i in range(ROWS_PER_STATEMENT * 2 + 3)]
+        events[0].metadata = {"first": 1}
+        repeat = _event(sid, 999)
+        repeat.event_id, repeat.metadata = events[0].event_id, {"again": 2}
+        await store.write_events(scope, [*events, repeat])
+        stored = await store.session_events(scope, sid)
+        assert len(stored) == len(events) + 1  # every event once, and the session
+        first = next(e for e in stored if e.event_id == events[0].event_id)
+        assert first.metadata == {"first": 1, "again": 2} and first.event_name == "e999"
+        session = next(e for e in stored if e.event_type == "session")
+        assert (session.start_time, session.end_time) == (0, 1000)
+    finally:
+        await store.close()

@@ -36,7 +36,9 @@ def connect(
 ) -> sqlite3.Connection:
     disable_memstatus()  # first connection of the process only; see memstatus.py
     # isolation_level=None: we issue BEGIN/COMMIT ourselves so the writer controls transactions.
-    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000)
+    # 512 cached statements: the writer's multi-row INSERTs are one statement per row count.
+    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000,
+                           cached_statements=512)
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     if readonly:
         conn.execute("PRAGMA query_only = ON")

@@ -50,6 +50,7 @@ from tracehive.storage.sqlite.writes import (
     IMPORT_COVER_SESSION,
     IMPORT_EVENT,
     UPSERT_EVENT,
+    PreparedWrite,
     apply_pending,
     implicit_session_params,
     link_aliases,
@@ -303,47 +304,32 @@ class SQLiteStore(SQLiteRecords, Store):
         if not events:
             return
         org_id, workspace_id = scope.org_id, scope.workspace_id
+        # The rows are built here, off the writer thread, once the project's key is known (after
+        # its first write in this process); the job builds them itself otherwise.
+        known = self._keys.cached(scope.project_id)
+        prepared = None if known is None else PreparedWrite.of(events, known, org_id, workspace_id, _now())
 
         def job(conn: sqlite3.Connection) -> None:
-            now = _now()
             owner = self._keys.owner(conn, scope)
             key = owner.key
+            write = prepared if prepared is not None and prepared.key == key else \
+                PreparedWrite.of(events, key, org_id, workspace_id, _now())
+            now, rows, sessions = write.now, write.rows, write.sessions
             asked = sources_to_look_up(events)
             if asked:
                 inherit_sources(events, session_sources(conn, key, asked))
-            rows = []
-            sessions: dict[str, list[Any]] = {}
-            explicit_sessions = []
-            aliased = []
-            for event in events:
-                if event.aliases:
-                    aliased.append(event)
-                if event.event_type == "session":
-                    explicit_sessions.append(event)
-                    continue
-                rows.append(event_params(event, key, org_id, workspace_id, now))
-                span = sessions.get(event.session_id)
-                if span is None:
-                    sessions[event.session_id] = [event.start_time, event.end_time, event]
-                else:
-                    if event.start_time < span[0]:
-                        span[0] = event.start_time
-                    if event.end_time > span[1]:
-                        span[1] = event.end_time
-            owners = link_aliases(conn, key, aliased, rows)
+                write.take_sources()
+            owners = link_aliases(conn, key, write.aliased, rows)
             # Both statements skip a row whose id already has the other role (event vs session);
             # a short change count is how that rare case is noticed without a lookup per event.
-            changed = conn.executemany(UPSERT_EVENT, rows).rowcount
-            covered = conn.executemany(
-                COVER_SESSION,
-                [
-                    implicit_session_params(sid, start, end, first, owner, now)
-                    for sid, (start, end, first) in sessions.items()
-                ],
-            ).rowcount
+            changed = UPSERT_EVENT.run(conn, rows)
+            covered = COVER_SESSION.run(conn, [
+                implicit_session_params(sid, start, end, first, owner, now)
+                for sid, (start, end, first) in sessions.items()
+            ])
             if changed != len(rows) or covered != len(sessions):
                 refuse_role_clash(conn, owner, rows, sessions)
-            for session in explicit_sessions:
+            for session in write.explicit:
                 upsert_session(conn, owner, session, now)
             if owners:
                 repoint_children(conn, key, owners, now)
@@ -521,16 +507,13 @@ class SQLiteStore(SQLiteRecords, Store):
         def job(conn: sqlite3.Connection) -> None:
             now = _now()
             owner = self._keys.owner(conn, scope)
-            conn.executemany(
-                IMPORT_EVENT, [event_params(e, owner.key, org_id, workspace_id, now) for e in events]
-            )
+            IMPORT_EVENT.run(conn, [event_params(e, owner.key, org_id, workspace_id, now) for e in events])
             # Sessions the batch's events name: created if unknown, widened while implicit; an
             # explicit session (this batch's own rows were just written as explicit) is left as is.
             spans = session_spans(events)
-            conn.executemany(
-                IMPORT_COVER_SESSION,
-                [implicit_session_params(sid, start, end, first, owner, now) for sid, (start, end, first) in spans.items()],
-            )
+            IMPORT_COVER_SESSION.run(conn, [
+                implicit_session_params(sid, start, end, first, owner, now) for sid, (start, end, first) in spans.items()
+            ])
 
         await self._write(job)
 
