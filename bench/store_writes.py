@@ -9,6 +9,7 @@ says how much of the server's time per event is the store's, and how much the re
 the GIL it shares with the writer thread) adds.
 
     python bench/store_writes.py                      # 500 batches of 100 events
+    python bench/store_writes.py --stages             # + the request path's Python per event, by stage
     PYTHONPATH=/tmp/prev/src python bench/store_writes.py   # another tree's store, same events
 """
 
@@ -22,6 +23,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ingest import make_events
@@ -43,6 +45,39 @@ def batches(count: int, size: int, seed: int) -> list[list[Event]]:
         body = SessionEventBatchRequest.model_validate({"events": make_events(rng, sid, size, 1_760_000_000_000 + i * 1000)})
         out.append([event_from_request(e, session_id=sid, now=1_760_000_000_000) for e in body.events])
     return out
+
+
+def stages(count: int, size: int, seed: int) -> None:
+    """Best-of-5 CPU per event of each step the REST batch route runs in Python, in order."""
+    import orjson
+
+    from tracehive.api.bodies import check_depth
+    from tracehive.storage.sqlite.rows import event_params
+
+    rng = random.Random(seed)
+    sid = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+    bodies = [orjson.dumps({"events": make_events(rng, sid, size, 1_760_000_000_000 + i * 1000)})
+              for i in range(count)]
+    docs = [orjson.loads(b) for b in bodies]
+    models = [SessionEventBatchRequest.model_validate(d) for d in docs]
+    events = [[event_from_request(e, session_id=sid, now=1) for e in m.events] for m in models]
+    steps = {
+        "orjson.loads": lambda: [orjson.loads(b) for b in bodies],
+        "check_depth": lambda: [check_depth(d, 64) for d in docs],
+        "pydantic validate": lambda: [SessionEventBatchRequest.model_validate(d) for d in docs],
+        "event_from_request": lambda: [[event_from_request(e, session_id=sid, now=1) for e in m.events]
+                                       for m in models],
+        "event_params (rows)": lambda: [[event_params(e, 1, "org", "workspace", 1) for e in es] for es in events],
+    }
+    for name, step in steps.items():
+        best = min(_timed(step) for _ in range(5))
+        print(f"  {name:22s} {best / (count * size) * 1e6:6.1f} us/event")
+
+
+def _timed(step: Any) -> float:
+    t0 = time.process_time()
+    step()
+    return time.process_time() - t0
 
 
 async def run(work: list[list[Event]], writers: int, directory: Path) -> tuple[float, float, int]:
@@ -72,6 +107,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=100, help="events per batch (default 100)")
     parser.add_argument("--writers", type=int, default=8, help="concurrent writers (default 8)")
     parser.add_argument("--seed", type=int, default=2)
+    parser.add_argument("--stages", action="store_true", help="also time the request path's Python steps")
     args = parser.parse_args()
     work = batches(args.batches, args.size, args.seed)
     events = args.batches * args.size
@@ -80,6 +116,9 @@ def main() -> None:
     print(f"tracehive: {Path(tracehive.__file__).parent}")
     print(f"{events:,} events in batches of {args.size}, {args.writers} writers: {events / wall:,.0f} events/s, "
           f"{cpu / events * 1e6:.0f} us CPU/event, {commits} commits ({wall:.2f} s)")
+    if args.stages:
+        print("the request path's Python, per event (50 batches):")
+        stages(50, args.size, args.seed)
     print("command: python " + " ".join(sys.argv))
 
 
