@@ -26,8 +26,9 @@ class Settings:
     # the store commit. Past otlp_journal_max_bytes of unindexed requests: 503 + Retry-After.
     otlp_journal: bool = False
     otlp_journal_max_bytes: int = 512 * 1024 * 1024
-    # Worker processes that decode and map large OTLP exports (ingest/decode_pool.py), so that
-    # this work does not share the server's GIL with HTTP and the writer; 0 = a thread instead.
+    # Worker processes that decode and map large OTLP exports and REST event batches
+    # (ingest/decode_pool.py, api/batch_decode.py), so that this work does not share the server's
+    # GIL with HTTP and the writer; 0 = a thread (OTLP) or the event loop (REST) instead.
     otlp_decode_processes: int = 1
     data_dir: Path = Path("./tracehive-data")
     # Where projects, keys and events live: empty = SQLite in data_dir (the default, nothing to

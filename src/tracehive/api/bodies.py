@@ -201,17 +201,25 @@ def check_media_type(request: Request) -> None:
 
 
 async def read_json(request: Request, settings: Settings) -> Any:
+    return parse_json(await read_json_bytes(request, settings), settings.max_json_depth)
+
+
+async def read_json_bytes(request: Request, settings: Settings) -> bytes:
+    """The body of a JSON request, its media type and size checked, not parsed yet."""
     check_media_type(request)
-    body = await read_body(request, settings.max_body_bytes)
+    return await read_body(request, settings.max_body_bytes)
+
+
+def parse_json(body: bytes, max_depth: int) -> Any:
     if not body.strip():
         raise MalformedBody("request body is empty; a JSON document is required")
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         if str(exc).startswith("depth limit exceeded"):  # orjson stops at 1024 levels by itself
-            raise ValidationFailed(f"JSON nesting exceeds the limit of {settings.max_json_depth} levels") from None
+            raise ValidationFailed(f"JSON nesting exceeds the limit of {max_depth} levels") from None
         raise MalformedBody(_json_error(body, exc)) from None
-    check_depth(data, settings.max_json_depth)
+    check_depth(data, max_depth)
     return data
 
 
@@ -224,6 +232,15 @@ def _json_error(body: bytes, exc: orjson.JSONDecodeError) -> str:
         return f"request body is not valid UTF-8: invalid byte 0x{body[bad.start]:02x} at offset {bad.start}"
     pos = exc.pos if isinstance(exc.pos, int) else 0
     return f"request body is not valid JSON: {exc}, near {text[max(0, pos - 40) : pos + 10]!r}"
+
+
+def check_batch_size(data: Any, key: str, limit: int) -> None:
+    """Refuse oversized batches before validating them (validation of a huge list is the cost
+    the cap exists to avoid)."""
+    if isinstance(data, dict):
+        items = data.get(key)
+        if isinstance(items, list) and len(items) > limit:
+            raise PayloadTooLarge(f"{key}: batch of {len(items)} events exceeds the limit of {limit}")
 
 
 def check_depth(data: Any, limit: int) -> None:

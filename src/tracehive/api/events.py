@@ -9,12 +9,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from tracehive.api.auth import authenticate
-from tracehive.api.bodies import read_json, validate
+from tracehive.api.batch_decode import decoded, event_batch
+from tracehive.api.bodies import read_json, read_json_bytes, validate
 from tracehive.api.context import path_id, redacted, redacted_update, settings_of, store_of
 from tracehive.api.documented import READ_ERRORS, WRITE_ERRORS, errors, request_body
 from tracehive.api.responses import JSONResponse, success
-from tracehive.ingest.normalize import event_from_request, session_from_request
-from tracehive.model.errors import BadRequest, NotFound, PayloadTooLarge
+from tracehive.ingest.normalize import event_from_request
+from tracehive.model.errors import BadRequest, NotFound
 from tracehive.model.event import EventUpdate
 from tracehive.model.times import now_ms
 from tracehive.model.wire import (
@@ -24,22 +25,12 @@ from tracehive.model.wire import (
     PostEventBatchResponse,
     PostEventRequest,
     PostEventResponse,
-    SessionProperties,
     SuccessResponse,
     UpdateEventRequest,
 )
 from tracehive.pricing import sent_cost_wins
 
 router = APIRouter(tags=["events"])
-
-
-def check_batch_size(data: Any, key: str, limit: int) -> None:
-    """Refuse oversized batches before validating them (validation of a huge list is the cost
-    the cap exists to avoid)."""
-    if isinstance(data, dict):
-        items = data.get(key)
-        if isinstance(items, list) and len(items) > limit:
-            raise PayloadTooLarge(f"{key}: batch of {len(items)} events exceeds the limit of {limit}")
 
 
 @router.post("/v1/events", response_model=PostEventResponse, responses=WRITE_ERRORS, summary="Create an event")
@@ -60,18 +51,12 @@ async def create_event_batch(request: Request) -> Response:
     ``session_properties`` and every event is put in it."""
     scope = await authenticate(request, write=True)
     settings = settings_of(request)
-    data = await read_json(request, settings)
-    check_batch_size(data, "events", settings.max_batch_events)
-    body = validate(PostEventBatchRequest, data)
-    now = now_ms()
-    to_write = []
-    session_id: str | None = None
-    if body.single_session:
-        session = session_from_request(body.session_properties or SessionProperties(), now=now)
-        session_id = session.session_id
-        to_write.append(session)
-    events = [event_from_request(e, session_id=session_id, now=now) for e in body.events]
-    to_write.extend(events)
+    body = await read_json_bytes(request, settings)
+    session, events = await decoded(request.app.state.decode_pool, event_batch, body, now_ms(),
+                                    settings.max_json_depth, settings.max_batch_events)
+    del body
+    session_id = None if session is None else session.session_id
+    to_write = events if session is None else [session, *events]
     await store_of(request).write_events(scope, redacted(request, scope, to_write))
     if session_id is None:
         distinct = {e.session_id for e in events}

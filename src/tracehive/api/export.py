@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 import orjson
-
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
@@ -20,8 +19,8 @@ from starlette.responses import Response, StreamingResponse
 from tracehive.api.auth import authenticate
 from tracehive.api.bodies import read_json
 from tracehive.api.context import settings_of, store_of
-from tracehive.api.read_gate import heavy_read
 from tracehive.api.documented import errors, request_body
+from tracehive.api.read_gate import heavy_read
 from tracehive.api.responses import JSONResponse
 from tracehive.model.event import Event, for_readers
 from tracehive.model.scope import Scope

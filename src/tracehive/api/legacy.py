@@ -19,10 +19,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from tracehive.api.auth import authenticate
-from tracehive.api.bodies import check_depth, format_location, read_json, validate, validation_failed
+from tracehive.api.bodies import (
+    check_batch_size,
+    check_depth,
+    format_location,
+    read_json,
+    validate,
+    validation_failed,
+)
 from tracehive.api.context import redacted, redacted_update, settings_of, store_of
 from tracehive.api.documented import WRITE_ERRORS, request_body
-from tracehive.api.events import check_batch_size, update_from_request
+from tracehive.api.events import update_from_request
 from tracehive.api.responses import JSONResponse, success
 from tracehive.api.sessions import start_session
 from tracehive.ingest.legacy import (

@@ -27,12 +27,12 @@ from pydantic import BaseModel, Field
 from starlette.requests import Request
 from starlette.responses import Response
 
-from tracehive.api.bodies import read_body
 from tracehive.api.auth import authenticate
+from tracehive.api.bodies import read_body
 from tracehive.api.context import settings_of, store_of
 from tracehive.api.documented import errors
-from tracehive.api.responses import JSONResponse
 from tracehive.api.otlp_journal import journal_ingest
+from tracehive.api.responses import JSONResponse
 from tracehive.ingest.journal import Journal
 from tracehive.ingest.otlp_decode import DecodeLimits
 from tracehive.ingest.otlp_ingest import Prepared, ingest

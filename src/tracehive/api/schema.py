@@ -12,8 +12,8 @@ from starlette.responses import Response
 
 from tracehive.api.auth import authenticate
 from tracehive.api.context import store_of
-from tracehive.api.read_gate import heavy_read
 from tracehive.api.documented import errors
+from tracehive.api.read_gate import heavy_read
 from tracehive.api.responses import JSONResponse
 from tracehive.api.search import QUERY_PARAMETERS, _param
 from tracehive.model.wire import ResponseBody

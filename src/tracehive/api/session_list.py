@@ -17,8 +17,8 @@ from starlette.responses import Response
 from tracehive.api.auth import authenticate
 from tracehive.api.bodies import read_json
 from tracehive.api.context import settings_of, store_of
-from tracehive.api.read_gate import heavy_read
 from tracehive.api.documented import errors, request_body
+from tracehive.api.read_gate import heavy_read
 from tracehive.api.responses import JSONResponse
 from tracehive.api.search import SearchDateRange, SearchFilter
 from tracehive.model.wire import ResponseBody

@@ -10,13 +10,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from tracehive.api.auth import authenticate
-from tracehive.api.bodies import read_json, validate
+from tracehive.api.batch_decode import decoded, session_batch
+from tracehive.api.bodies import read_json, read_json_bytes, validate
 from tracehive.api.context import path_id, redacted, settings_of, store_of
-from tracehive.api.read_gate import heavy_read
 from tracehive.api.documented import READ_ERRORS, WRITE_ERRORS, errors, request_body
-from tracehive.api.events import check_batch_size
+from tracehive.api.read_gate import heavy_read
 from tracehive.api.responses import JSONResponse
-from tracehive.ingest.normalize import event_from_request, session_from_request
+from tracehive.ingest.normalize import session_from_request
 from tracehive.model.errors import NotFound
 from tracehive.model.event import Event
 from tracehive.model.scope import Scope
@@ -74,11 +74,11 @@ async def create_session_event_batch(request: Request, session_id: str) -> Respo
     An unknown session is created."""
     scope = await authenticate(request, write=True)
     sid = path_id(session_id, "session_id")
-    data = await read_json(request, settings_of(request))
-    check_batch_size(data, "events", settings_of(request).max_batch_events)
-    body = validate(SessionEventBatchRequest, data)
-    now = now_ms()
-    events = [event_from_request(e, session_id=sid, now=now) for e in body.events]
+    settings = settings_of(request)
+    body = await read_json_bytes(request, settings)
+    events = await decoded(request.app.state.decode_pool, session_batch, body, sid, now_ms(),
+                           settings.max_json_depth, settings.max_batch_events)
+    del body
     await store_of(request).write_events(scope, redacted(request, scope, events))
     return JSONResponse({"success": True, "event_ids": [e.event_id for e in events], "session_id": sid})
 

@@ -1,4 +1,5 @@
-"""OTLP decode and span mapping in worker processes (issue #15), in front of the one writer.
+"""OTLP decode and span mapping (and REST event batches: ``api/batch_decode.py``) in worker
+processes (issue #15), in front of the one writer.
 
 Decoding a protobuf export and mapping its spans to events is pure Python (about 0.1 ms of CPU a
 span, bench/otlp.py and py-spy): in the server's process it holds the GIL that the HTTP handling
@@ -21,13 +22,16 @@ import functools
 import logging
 import multiprocessing
 import threading
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from typing import TypeVar
 
 from tracehive.ingest.otlp_decode import DecodeLimits
 from tracehive.ingest.otlp_ingest import Prepared, prepare
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def _context() -> multiprocessing.context.BaseContext:
@@ -57,14 +61,19 @@ class DecodePool:
 
     async def prepare(self, body: bytes, *, protobuf: bool, limits: DecodeLimits,
                       default_source: str | None) -> Prepared:
-        call = functools.partial(prepare, body, protobuf=protobuf, limits=limits, default_source=default_source)
+        return await self.run(functools.partial(prepare, body, protobuf=protobuf, limits=limits,
+                                                default_source=default_source))
+
+    async def run(self, call: Callable[[], T]) -> T:
+        """``call()`` in a worker process (a module-level function and picklable arguments), or in
+        a thread of this process without workers or when one died."""
         if self.processes <= 0:
             return await asyncio.to_thread(call)
         executor = self._get()
         try:
             return await asyncio.get_running_loop().run_in_executor(executor, call)
         except BrokenProcessPool:
-            log.error("otlp decode: a worker process died; decoding this request in a thread")
+            log.error("decode pool: a worker process died; decoding this request in a thread")
             self._drop(executor)
             return await asyncio.to_thread(call)
 
