@@ -115,3 +115,21 @@ async def test_a_batch_larger_than_one_statement_upserts_in_order(tmp_path: Path
         assert (session.start_time, session.end_time) == (0, 1000)
     finally:
         await store.close()
+
+
+async def test_statements_stay_within_sqlites_parameter_limit(tmp_path: Path) -> None:
+    """A SQLite built with fewer parameters a statement (999 before 3.32) still takes any batch:
+    the multi-row INSERTs shrink to fit."""
+    store = SQLiteStore(tmp_path / "db.sqlite")
+    await store.open()
+    try:
+        scope = await _scope(store)
+        conn = store.writer._conn  # type: ignore[attr-defined]
+        if not hasattr(conn, "setlimit"):
+            pytest.skip("sqlite3.Connection.setlimit needs Python 3.11")
+        conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 100)  # four rows of 22 a statement
+        sid = str(uuid.uuid4())
+        await store.write_events(scope, [_event(sid, i) for i in range(30)])
+        assert len(await store.session_events(scope, sid)) == 31
+    finally:
+        await store.close()
