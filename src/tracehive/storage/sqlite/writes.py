@@ -18,7 +18,7 @@ import orjson
 
 from tracehive.model.event import Event, EventUpdate
 from tracehive.storage.children import complete_children
-from tracehive.storage.rules import merge_session_start, role_clash
+from tracehive.storage.rules import merge_session_start, role_clash, session_spans
 from tracehive.storage.sqlite.project_keys import Owner
 from tracehive.storage.sqlite.rows import (
     STORED_COLUMNS,
@@ -251,7 +251,6 @@ class PreparedWrite:
     @classmethod
     def of(cls, events: Sequence[Event], key: int, org_id: str, workspace_id: str, now: int) -> PreparedWrite:
         rows: list[tuple[Any, ...]] = []
-        sessions: dict[str, list[Any]] = {}
         explicit: list[Event] = []
         aliased: list[Event] = []
         inheriting: list[tuple[int, Event]] = []
@@ -264,15 +263,7 @@ class PreparedWrite:
             if event.inherit_source:
                 inheriting.append((len(rows), event))
             rows.append(event_params(event, key, org_id, workspace_id, now))
-            span = sessions.get(event.session_id)
-            if span is None:
-                sessions[event.session_id] = [event.start_time, event.end_time, event]
-            else:
-                if event.start_time < span[0]:
-                    span[0] = event.start_time
-                if event.end_time > span[1]:
-                    span[1] = event.end_time
-        return cls(key, rows, sessions, explicit, aliased, inheriting, now)
+        return cls(key, rows, session_spans(events), explicit, aliased, inheriting, now)
 
     def take_sources(self) -> None:
         """After ``rules.inherit_sources`` changed the events: their rows carry the new source."""
