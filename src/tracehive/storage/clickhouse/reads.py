@@ -37,8 +37,9 @@ async def export_page(ex: Executor, project_id: str, query: EventQuery, settings
     and the number of matches. The count is taken per hour of start time
     (``schema.HOUR_OF_START``), which tells which hours hold the page's rows: the page is then
     sorted from those hours alone, not from every match (an hour only holds rows whose start is
-    within it, so hours are in the page's order). Per day before: at 10^7 events a first page read its whole day, 32 ms, where its hour
-    takes 18. Settled days are read without ``FINAL`` (``settled.py``)."""
+    within it, so hours are in the page's order). Per day before: at 10^7 events a first page
+    read its whole day, 32 ms, where its hour takes 18. Settled days are read without ``FINAL``
+    (``settled.py``)."""
     params = Params()
     where = where_clause(project_id, query.date_range, query.conditions, params)
     lo, hi = bounds(query.date_range)

@@ -25,7 +25,7 @@ from tracehive.query.session_list import SessionListQuery, SessionSummary
 from tracehive.storage.base import ApiKeyRecord, Capabilities, Project, Pruned, Store, StoreStats
 from tracehive.storage.children import complete_session
 from tracehive.storage.observer import StoreObserver
-from tracehive.storage.rules import inherit_sources, session_spans, sources_to_look_up
+from tracehive.storage.rules import inherit_sources, session_spans
 from tracehive.storage.sqlite import projects, retention
 from tracehive.storage.sqlite.chart import run_chart
 from tracehive.storage.sqlite.compile import CompiledStream, compile_export, compile_stream
@@ -315,9 +315,8 @@ class SQLiteStore(SQLiteRecords, Store):
             write = prepared if prepared is not None and prepared.key == key else \
                 PreparedWrite.of(events, key, org_id, workspace_id, _now())
             now, rows, sessions = write.now, write.rows, write.sessions
-            asked = sources_to_look_up(events)
-            if asked:
-                inherit_sources(events, session_sources(conn, key, asked))
+            if write.asked:
+                inherit_sources(events, session_sources(conn, key, write.asked))
                 write.take_sources()
             owners = link_aliases(conn, key, write.aliased, rows)
             # Both statements skip a row whose id already has the other role (event vs session);
@@ -333,7 +332,7 @@ class SQLiteStore(SQLiteRecords, Store):
                 upsert_session(conn, owner, session, now)
             if owners:
                 repoint_children(conn, key, owners, now)
-            apply_pending(conn, owner, [e.event_id for e in events] + list(sessions))
+            apply_pending(conn, owner, write.ids)
 
         await self._write(job)
         if self._observer is not None:

@@ -18,7 +18,7 @@ import orjson
 
 from tracehive.model.event import Event, EventUpdate
 from tracehive.storage.children import complete_children
-from tracehive.storage.rules import merge_session_start, role_clash, session_spans
+from tracehive.storage.rules import merge_session_start, role_clash, session_spans, sources_to_look_up
 from tracehive.storage.sqlite.project_keys import Owner
 from tracehive.storage.sqlite.rows import (
     STORED_COLUMNS,
@@ -246,6 +246,8 @@ class PreparedWrite:
     explicit: list[Event]  # session events of the batch
     aliased: list[Event]
     inheriting: list[tuple[int, Event]]  # (row index, event) of events taking their session's source
+    asked: list[str]  # sessions whose stored source those events take (``rules.sources_to_look_up``)
+    ids: list[str]  # every id the write names (events and sessions), for ``apply_pending``
     now: int
 
     @classmethod
@@ -263,7 +265,9 @@ class PreparedWrite:
             if event.inherit_source:
                 inheriting.append((len(rows), event))
             rows.append(event_params(event, key, org_id, workspace_id, now))
-        return cls(key, rows, session_spans(events), explicit, aliased, inheriting, now)
+        sessions = session_spans(events)
+        ids = [e.event_id for e in events] + list(sessions)
+        return cls(key, rows, sessions, explicit, aliased, inheriting, sources_to_look_up(events), ids, now)
 
     def take_sources(self) -> None:
         """After ``rules.inherit_sources`` changed the events: their rows carry the new source."""
