@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""The SQLite store's write path alone (issue #15): ``SQLiteStore.write_events`` in-process.
+"""The SQLite store's write path alone (issue #15): ``SQLiteStore.write_events`` in-process
+(``--chdb``: the ClickHouse event store's, on chDB, issue #14).
 
 No HTTP, no JSON parsing, no validation: the same ~1 KB events as ``bench/ingest.py`` (its
 generator, 100 per batch, one session per batch out of 1,000) are decoded, validated and
@@ -10,6 +11,7 @@ the GIL it shares with the writer thread) adds.
 
     python bench/store_writes.py                      # 500 batches of 100 events
     python bench/store_writes.py --stages             # + the request path's Python per event, by stage
+    python bench/store_writes.py --chdb               # the ClickHouse event store on chDB
     PYTHONPATH=/tmp/prev/src python bench/store_writes.py   # another tree's store, same events
 """
 
@@ -101,6 +103,34 @@ async def run(work: list[list[Event]], writers: int, directory: Path) -> tuple[f
         await store.close()
 
 
+async def run_chdb(work: list[list[Event]], writers: int, directory: Path) -> tuple[float, float, int]:
+    """The same writes into the ClickHouse event store on chDB (issue #14), in ``directory``."""
+    from tracehive.model.scope import Scope
+    from tracehive.storage.clickhouse import ClickHouseEventStore
+
+    store = ClickHouseEventStore.chdb(directory / "events")
+    await store.open()
+    try:
+        scope = Scope(org_id=str(uuid.uuid4()), workspace_id=str(uuid.uuid4()), project_id=str(uuid.uuid4()),
+                      project_name="bench")
+        queue = list(reversed(work))
+
+        async def writer() -> None:
+            while queue:
+                await store.write_events(scope, queue.pop())
+
+        ex = store._executor()
+        block = "SELECT max(max_block_number) FROM system.parts WHERE database = currentDatabase() AND table = 'events'"
+        (before,), = await ex.query(block)
+        cpu0, t0 = time.process_time(), time.perf_counter()
+        await asyncio.gather(*(writer() for _ in range(writers)))
+        wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+        (after,), = await ex.query(block)  # every insert takes the next block number
+        return wall, cpu, int(after or 0) - int(before or 0)
+    finally:
+        await store.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batches", type=int, default=500, help="batches (default 500)")
@@ -108,14 +138,16 @@ def main() -> None:
     parser.add_argument("--writers", type=int, default=8, help="concurrent writers (default 8)")
     parser.add_argument("--seed", type=int, default=2)
     parser.add_argument("--stages", action="store_true", help="also time the request path's Python steps")
+    parser.add_argument("--chdb", action="store_true",
+                        help="the ClickHouse event store on chDB instead (issue #14; commits are its inserts)")
     args = parser.parse_args()
     work = batches(args.batches, args.size, args.seed)
     events = args.batches * args.size
     with tempfile.TemporaryDirectory(prefix="tracehive-store-writes-") as tmp:
-        wall, cpu, commits = asyncio.run(run(work, args.writers, Path(tmp)))
-    print(f"tracehive: {Path(tracehive.__file__).parent}")
+        wall, cpu, commits = asyncio.run((run_chdb if args.chdb else run)(work, args.writers, Path(tmp)))
+    print(f"tracehive: {Path(tracehive.__file__).parent}" + (" (events in chDB)" if args.chdb else ""))
     print(f"{events:,} events in batches of {args.size}, {args.writers} writers: {events / wall:,.0f} events/s, "
-          f"{cpu / events * 1e6:.0f} us CPU/event, {commits} commits ({wall:.2f} s)")
+          f"{cpu / events * 1e6:.0f} us CPU/event (the process), {commits} commits ({wall:.2f} s)")
     if args.stages:
         print("the request path's Python, per event (50 batches):")
         stages(50, args.size, args.seed)

@@ -397,6 +397,42 @@ async def test_a_group_sees_its_own_alias_claims_and_applies_a_kept_update_once(
     assert stored_kept is not None and stored_kept.metadata == {"k": "rewrite"}
 
 
+async def test_session_rows_the_writer_remembers_never_hide_another_write(store: Store, scope_a: Scope) -> None:
+    """Groups read the session rows they stored last from memory (session_rows.py); any other
+    write empties that memory, so a session changed by an update, or deleted, is read again."""
+    from tracehive.model.event import EventUpdate
+
+    sid = new_id()
+    await store.write_events(scope_a, [make_event(sid, start=1_000, end=1_100)])
+    await store.write_events(scope_a, [make_event(sid, start=1_200, end=1_300)])  # from memory
+    assert await store.update_event(scope_a, sid, EventUpdate(metadata={"rated": "by update"}))
+    await store.write_events(scope_a, [make_event(sid, start=1_400, end=1_500)])  # widens it
+    session = await store.get_event(scope_a, sid)
+    assert session is not None and session.metadata == {"rated": "by update"}
+    assert (session.start_time, session.end_time) == (1_000, 1_500)
+
+    assert await store.delete_session(scope_a, sid) == 4
+    late = make_event(sid, start=5_000, end=5_100)
+    await store.write_events(scope_a, [late])  # a new session, not the deleted one's row
+    session = await store.get_event(scope_a, sid)
+    assert session is not None and (session.start_time, session.end_time) == (5_000, 5_100)
+    assert session.metadata == {}
+    assert await contract.non_session_ids(store, scope_a, sid) == [late.event_id]
+
+
+def test_remembered_session_rows_are_bounded_least_recent_first() -> None:
+    from tracehive.storage.clickhouse.session_rows import SessionRows
+
+    rows = SessionRows(capacity=2)
+    rows.remember("p", {"a": ("a",), "b": ("b",)})
+    assert rows.get("p", "a") == ("a",)  # now the most recent
+    rows.remember("p", {"c": ("c",)})
+    assert (rows.get("p", "a"), rows.get("p", "b"), rows.get("p", "c")) == (("a",), None, ("c",))
+    assert rows.get("other project", "a") is None
+    rows.clear()
+    assert len(rows) == 0
+
+
 async def test_query_reads_run_under_the_read_timeout(tmp_path: Path) -> None:
     """With ``read_timeout``, query reads carry ``max_execution_time`` and still answer."""
     events = ClickHouseEventStore.chdb(tmp_path / "events", read_timeout=2.5)

@@ -29,9 +29,12 @@ from tracehive.storage.clickhouse import writes
 from tracehive.storage.clickhouse.executor import Executor
 from tracehive.storage.clickhouse.rows import VersionClock, now_ms
 from tracehive.storage.clickhouse.schema import EVENT_COLUMNS
+from tracehive.storage.clickhouse.session_rows import SessionRows
 
 # A group stops growing past this many events (the insert and the batches stay bounded).
 MAX_GROUP_EVENTS = 20_000
+# The longest a leader waits for more writes before it stores a group (``WriteQueue``).
+MAX_WAIT = 0.02
 
 
 def _retrieve(future: asyncio.Future[None]) -> None:
@@ -50,23 +53,75 @@ class PendingWrite:
         self.done.add_done_callback(_retrieve)
 
 
-def take(queue: deque[PendingWrite]) -> list[PendingWrite]:
-    """The next group: queued writes in order, up to ``MAX_GROUP_EVENTS`` (at least one)."""
-    group: list[PendingWrite] = []
-    size = 0
-    while queue and (not group or size + len(queue[0].events) <= MAX_GROUP_EVENTS):
-        write = queue.popleft()
-        group.append(write)
-        size += len(write.events)
-    return group
+class WriteQueue:
+    """The writes waiting for the writer, and how long a leader waits for more of them.
+
+    A group costs about the same whatever its size, so a leader that starts at once with the one
+    write that arrived first spends a whole insert on it. With N clients that each send their next
+    batch once the last one is stored, groups then alternate between one write and N - 1 (measured
+    with 8 clients: 256 groups for 1,016 writes, 4 writes each on average). So a leader first
+    waits for as many writes as the last group held (their senders are likely on their way
+    back), for at most a quarter of the time the last group took and never past ``MAX_WAIT``:
+    a lone writer (its last group was one write) never waits, and when traffic stops the cost is
+    one short wait.
+    """
+
+    def __init__(self) -> None:
+        self._writes: deque[PendingWrite] = deque()
+        self._events = 0
+        self._arrived = asyncio.Event()
+        self._last_writes = 0
+        self._last_seconds = 0.0
+
+    def __len__(self) -> int:
+        return len(self._writes)
+
+    def append(self, write: PendingWrite) -> None:
+        self._writes.append(write)
+        self._events += len(write.events)
+        self._arrived.set()
+
+    async def gather(self) -> None:
+        """Wait (briefly, see above) until the queue holds as many writes as the last group."""
+        target = self._last_writes
+        if len(self._writes) >= target or self._events >= MAX_GROUP_EVENTS:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + min(MAX_WAIT, self._last_seconds / 4)
+        while len(self._writes) < target and self._events < MAX_GROUP_EVENTS:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            self._arrived.clear()
+            try:
+                await asyncio.wait_for(self._arrived.wait(), remaining)
+            except asyncio.TimeoutError:  # (not the builtin TimeoutError before Python 3.11)
+                return
+
+    def take(self) -> list[PendingWrite]:
+        """The next group: queued writes in order, up to ``MAX_GROUP_EVENTS`` (at least one)."""
+        group: list[PendingWrite] = []
+        size = 0
+        while self._writes and (not group or size + len(self._writes[0].events) <= MAX_GROUP_EVENTS):
+            write = self._writes.popleft()
+            group.append(write)
+            size += len(write.events)
+        self._events -= size
+        return group
+
+    def finished(self, writes: int, seconds: float) -> None:
+        """Record the size and the time of the group just stored (or failed)."""
+        self._last_writes, self._last_seconds = writes, seconds
 
 
-async def write_group(ex: Executor, group: list[PendingWrite], clock: VersionClock) -> None:
-    """Apply and store ``group``, settling each write's ``done``."""
+async def write_group(ex: Executor, group: list[PendingWrite], clock: VersionClock, sessions: SessionRows) -> None:
+    """Apply and store ``group``, settling each write's ``done``. Session rows are read from
+    ``sessions`` where it has them, and it gets the group's once they are stored; it is emptied
+    when the group fails (what was stored is then unknown)."""
     live = [w for w in group if not w.done.done()]
     try:
         while live:
-            refused = await _apply_and_store(ex, live, clock)
+            refused = await _apply_and_store(ex, live, clock, sessions)
             if refused is None:
                 for write in live:
                     write.done.set_result(None)
@@ -75,6 +130,7 @@ async def write_group(ex: Executor, group: list[PendingWrite], clock: VersionClo
             write.done.set_exception(error)
             live.remove(write)
     except BaseException as exc:
+        sessions.clear()
         # The leader's own cancellation (its client went away) is not the others' error: theirs
         # is a retryable one (their rows may be stored; a write sent again is idempotent).
         error = (StoreUnavailable("the write was interrupted before it was confirmed; retry it")
@@ -85,17 +141,19 @@ async def write_group(ex: Executor, group: list[PendingWrite], clock: VersionClo
         raise
 
 
-async def _apply_and_store(ex: Executor, live: list[PendingWrite],
-                           clock: VersionClock) -> tuple[PendingWrite, BadRequest] | None:
+async def _apply_and_store(ex: Executor, live: list[PendingWrite], clock: VersionClock,
+                           sessions: SessionRows) -> tuple[PendingWrite, BadRequest] | None:
     """One attempt: every write applied, then one insert; or the first refused write (nothing
     stored)."""
     batches: dict[str, writes.Batch] = {}
     for write in live:
-        batches.setdefault(write.scope.project_id, writes.Batch(ex, write.scope))
-    # One lookup per project for every row the group touches (later loads find them in the batch).
+        batches.setdefault(write.scope.project_id, writes.Batch(ex, write.scope, cache=sessions))
+    # One lookup per project for every row the group touches and their kept updates (later loads
+    # find them in the batch).
     for project_id, batch in batches.items():
-        await batch.load([i for w in live if w.scope.project_id == project_id
-                          for e in w.events for i in (e.event_id, e.session_id)])
+        ids = [i for w in live if w.scope.project_id == project_id for e in w.events for i in (e.event_id, e.session_id)]
+        await batch.load(ids)
+        await batch.load_pending(ids)
     claims: dict[str, list[tuple[str, str]]] = {p: [] for p in batches}
     applied: dict[str, list[str]] = {p: [] for p in batches}
     for write in live:
@@ -113,4 +171,6 @@ async def _apply_and_store(ex: Executor, live: list[PendingWrite],
     for project_id, batch in batches.items():
         await writes.record_claims(ex, batch.scope, claims[project_id], clock)
         await writes.forget_pending(ex, batch.scope, applied[project_id])
+    for project_id, batch in batches.items():
+        sessions.remember(project_id, batch.session_rows)
     return None

@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 
 from tracehive.model.event import Event
+from tracehive.storage.clickhouse.schema import EVENT_COLUMNS
 from tracehive.storage.event_rows import event_from_row, integral
 
 # The columns a read selects, in the order ``row_to_event`` takes them (then implicit, seq).
@@ -48,6 +49,14 @@ def event_row(event: Event, project_id: str, org_id: str, workspace_id: str, *, 
         dump(event.metadata), dump(event.feedback), dump(event.metrics), dump(event.user_properties),
         dump(event.children_ids), org_id, workspace_id, int(implicit), seq, version, 0, now,
     ]  # fmt: skip
+
+
+_READ_ORDER = [EVENT_COLUMNS.index(name) for name in READ_COLUMNS.split(", ")]
+
+
+def as_read(stored: list[Any]) -> tuple[Any, ...]:
+    """A row as ``event_row`` gave it for the insert, as a read of ``READ_COLUMNS`` returns it."""
+    return tuple(stored[i] for i in _READ_ORDER)
 
 
 def tombstone_row(project_id: str, session_id: str, start_time: float, event_id: str, version: int,

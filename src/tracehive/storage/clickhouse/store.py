@@ -13,6 +13,8 @@ versions of the rows it touches, applies the contract's rules in memory (``write
 inserts the new versions, so read-modify-write is exact, as SQLite's single writer is. Event
 writes that queue meanwhile are stored together, in one insert (group commit: ``group.py``). The engine
 is in-process and serialises calls anyway; the lock makes a write's read and its insert one step.
+Being the only writer, the store keeps the session rows its groups stored last and reads them from
+memory rather than from the table (``session_rows.py``; any other write forgets them).
 Reads take no lock: they see each insert whole (one part), but may see a write's events before
 the aliases it claimed or before its kept updates are forgotten (each is idempotent).
 
@@ -41,7 +43,6 @@ import asyncio
 import logging
 import math
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -61,6 +62,7 @@ from tracehive.storage.clickhouse.lines import event_lines
 from tracehive.storage.clickhouse.rows import VersionClock, now_ms
 from tracehive.storage.clickhouse.schema import migrate as apply_migrations
 from tracehive.storage.clickhouse.sessions import list_sessions
+from tracehive.storage.clickhouse.session_rows import SessionRows
 from tracehive.storage.clickhouse.settled import SettledDays
 from tracehive.storage.observer import StoreObserver
 
@@ -83,7 +85,8 @@ class ClickHouseEventStore(EventStore):
         self._migrate_on_open = migrate_on_open
         self._ex: Executor | None = None
         self._write_lock = asyncio.Lock()
-        self._queue: deque[group.PendingWrite] = deque()
+        self._queue = group.WriteQueue()
+        self._sessions = SessionRows()
         self._pending_writes = 0
         self._clock = VersionClock()
         self._days: SettledDays | None = None
@@ -169,14 +172,18 @@ class ClickHouseEventStore(EventStore):
             raise StoreUnavailable("the event store is not open")
         return self._ex
 
-    async def _write(self, job: Callable[[Executor], Any]) -> Any:
-        """Run ``job`` alone (the one writer), shedding load past ``max_pending_writes``."""
+    async def _write(self, job: Callable[[Executor], Any], *, keeps_sessions: bool = False) -> Any:
+        """Run ``job`` alone (the one writer), shedding load past ``max_pending_writes``. Unless it
+        ``keeps_sessions`` (event groups, which keep them right), the session rows the writer
+        remembers are forgotten before it runs (``session_rows.py``)."""
         if self._pending_writes >= self._max_pending_writes:
             raise Overloaded(f"{self._pending_writes} writes are waiting on this node; retry shortly", retry_after=1)
         self._pending_writes += 1
         began = time.perf_counter()
         try:
             async with self._write_lock:
+                if not keeps_sessions:
+                    self._sessions.clear()
                 result = await job(self._executor())
             self._observe(True, time.perf_counter() - began)
             return result
@@ -217,13 +224,18 @@ class ClickHouseEventStore(EventStore):
 
         async def job(ex: Executor) -> None:
             while not write.done.done():  # the leader: store the queue's writes, up to this one's
-                queued = group.take(self._queue)
+                await self._queue.gather()
+                queued = self._queue.take()
                 if not queued:  # cannot happen: an unsettled write is queued until a leader takes it
                     raise StoreUnavailable("a queued write was lost before it was stored; retry it")
-                await group.write_group(ex, queued, self._clock)
+                began = time.perf_counter()
+                try:
+                    await group.write_group(ex, queued, self._clock, self._sessions)
+                finally:
+                    self._queue.finished(len(queued), time.perf_counter() - began)
             await write.done
 
-        await self._write(job)
+        await self._write(job, keeps_sessions=True)
         self._stored(len(events))
 
     async def create_session(self, scope: Scope, session: Event) -> Event:

@@ -29,6 +29,7 @@ from tracehive.storage.clickhouse.lookup import live_rows
 from tracehive.storage.clickhouse.rows import (
     READ_COLUMNS,
     VersionClock,
+    as_read,
     dump,
     event_row,
     now_ms,
@@ -36,6 +37,7 @@ from tracehive.storage.clickhouse.rows import (
     tombstone_row,
 )
 from tracehive.storage.clickhouse.schema import EVENT_COLUMNS
+from tracehive.storage.clickhouse.session_rows import SessionRows
 from tracehive.storage.rules import (
     implicit_session,
     inherit_sources,
@@ -75,9 +77,25 @@ class Batch:
     claimed: dict[str, str] = field(default_factory=dict)
     # Events whose kept updates an earlier write of the batch applied (forgotten after the insert).
     applied: set[str] = field(default_factory=set)
+    # Kept updates read so far ({event_id: payloads, oldest first}) and the ids already asked
+    # for: the writes of a group ask once for all their ids (``load_pending``), not once each.
+    pending: dict[str, list[str]] = field(default_factory=dict)
+    pending_asked: set[str] = field(default_factory=set)
+    # Whether the project had an alias claim stored when first asked (None: not asked yet).
+    aliases_stored: bool | None = None
+    # Session rows the writer stored last (read from there, not from the table: session_rows.py),
+    # and the batch's session rows as they are stored once its insert succeeds.
+    cache: SessionRows | None = None
+    session_rows: dict[str, tuple[Any, ...]] = field(default_factory=dict)
 
     async def load(self, event_ids: Iterable[str]) -> None:
         wanted = [i for i in dict.fromkeys(event_ids) if i not in self.rows and i not in self.missing]
+        if self.cache is not None:
+            cached = [raw for i in wanted if (raw := self.cache.get(self.scope.project_id, i)) is not None]
+            for raw in cached:
+                self._add(raw)
+            if cached:
+                wanted = [i for i in wanted if i not in self.rows]
         if not wanted:
             return
         for raw in await live_rows(self.ex, self.scope.project_id, "event_id", wanted, READ_COLUMNS):
@@ -96,6 +114,30 @@ class Batch:
         event = row_to_event(raw)
         self.rows[event.event_id] = Row(event, bool(raw[21]), int(raw[22]), float(raw[6]), event.session_id)
         self.stored_types.append((event.event_id, event.event_type))
+        if event.event_type == "session":
+            self.session_rows[event.event_id] = tuple(raw)
+
+    async def load_pending(self, event_ids: Iterable[str]) -> None:
+        """Read the kept updates of these events (those not asked for yet). Only the writer
+        adds kept updates, and not while a batch is open, so what was read stays true for it."""
+        wanted = [i for i in dict.fromkeys(event_ids) if i not in self.pending_asked]
+        if not wanted:
+            return
+        self.pending_asked.update(wanted)
+        for event_id, payload in await self.ex.query(
+            "SELECT event_id, payload FROM pending_updates WHERE project_id = {p:String} "
+            "AND event_id IN {ids:Array(String)} ORDER BY event_id, version",
+            {"p": self.scope.project_id, "ids": wanted},
+        ):
+            self.pending.setdefault(event_id, []).append(payload)
+
+    async def has_stored_aliases(self) -> bool:
+        """Whether any alias claim of the project is stored (asked once per batch: claims are
+        recorded by the writer after the insert, and ``claimed`` holds the batch's own)."""
+        if self.aliases_stored is None:
+            self.aliases_stored = bool(await self.ex.query(
+                "SELECT 1 FROM event_aliases WHERE project_id = {p:String} LIMIT 1", {"p": self.scope.project_id}))
+        return self.aliases_stored
 
     def get(self, event_id: str) -> Row | None:
         return self.rows.get(event_id)
@@ -131,8 +173,11 @@ class Batch:
                 out.append(tombstone_row(scope.project_id, row.stored_session or "", row.stored_start,
                                          row.event.event_id, version, now))
                 version = clock.next()
-            out.append(event_row(row.event, scope.project_id, scope.org_id, scope.workspace_id,
-                                 implicit=row.implicit, seq=row.seq, version=version, now=now))
+            stored = event_row(row.event, scope.project_id, scope.org_id, scope.workspace_id,
+                               implicit=row.implicit, seq=row.seq, version=version, now=now)
+            out.append(stored)
+            if row.event.event_type == "session":
+                self.session_rows[row.event.event_id] = as_read(stored)
             row.stored_start, row.stored_session, row.changed = start, row.event.session_id, False
         return out
 
@@ -256,18 +301,15 @@ async def keep_update(ex: Executor, scope: Scope, event_id: str, update: EventUp
 
 async def apply_pending(batch: Batch, event_ids: list[str]) -> list[str]:
     """Apply the kept updates of these events that exist now; return the ids applied."""
-    event_ids = [i for i in event_ids if i not in batch.applied]
+    event_ids = [i for i in dict.fromkeys(event_ids) if i not in batch.applied]
     if not event_ids:
         return []
-    pending = await batch.ex.query(
-        "SELECT event_id, payload FROM pending_updates WHERE project_id = {p:String} "
-        "AND event_id IN {ids:Array(String)} ORDER BY event_id, version",
-        {"p": batch.scope.project_id, "ids": list(dict.fromkeys(event_ids))},
-    )
+    await batch.load_pending(event_ids)
     composed: dict[str, EventUpdate] = {}
-    for event_id, payload in pending:
-        update = EventUpdate.from_dict(orjson.loads(payload))
-        composed[event_id] = composed[event_id].then(update) if event_id in composed else update
+    for event_id in event_ids:
+        for payload in batch.pending.get(event_id, ()):
+            update = EventUpdate.from_dict(orjson.loads(payload))
+            composed[event_id] = composed[event_id].then(update) if event_id in composed else update
     applied = []
     for event_id, update in composed.items():
         if await update_row(batch, event_id, update):
@@ -308,11 +350,8 @@ async def _link_aliases(batch: Batch, aliased: list[Event], rows: list[Event],
         for alias in dict.fromkeys(event.aliases)
         if isinstance(alias, str) and alias and alias != event.event_id
     ]
-    if not claims and not batch.claimed:
-        probe = await batch.ex.query("SELECT 1 FROM event_aliases WHERE project_id = {p:String} LIMIT 1",
-                                     {"p": project_id})
-        if not probe:
-            return None
+    if not claims and not batch.claimed and not await batch.has_stored_aliases():
+        return None
     linked = [e for e in rows if e.parent_id is not None and e.parent_id != e.session_id]
     wanted = list(dict.fromkeys([*(e.parent_id for e in linked if e.parent_id), *(c[0] for c in claims)]))
     if not wanted:
