@@ -81,7 +81,9 @@ class Batch:
     # for: the writes of a group ask once for all their ids (``load_pending``), not once each.
     pending: dict[str, list[str]] = field(default_factory=dict)
     pending_asked: set[str] = field(default_factory=set)
-    # Whether the project had an alias claim stored when first asked (None: not asked yet).
+    # Whether the project had a kept update, and an alias claim, stored when first asked (None:
+    # not asked yet): most projects have neither, and one probe answers both for the group.
+    pending_stored: bool | None = None
     aliases_stored: bool | None = None
     # Session rows the writer stored last (read from there, not from the table: session_rows.py),
     # and the batch's session rows as they are stored once its insert succeeds.
@@ -124,6 +126,10 @@ class Batch:
         if not wanted:
             return
         self.pending_asked.update(wanted)
+        if self.pending_stored is None:
+            await self._probe()
+        if not self.pending_stored:
+            return
         for event_id, payload in await self.ex.query(
             "SELECT event_id, payload FROM pending_updates WHERE project_id = {p:String} "
             "AND event_id IN {ids:Array(String)} ORDER BY event_id, version",
@@ -135,9 +141,15 @@ class Batch:
         """Whether any alias claim of the project is stored (asked once per batch: claims are
         recorded by the writer after the insert, and ``claimed`` holds the batch's own)."""
         if self.aliases_stored is None:
-            self.aliases_stored = bool(await self.ex.query(
-                "SELECT 1 FROM event_aliases WHERE project_id = {p:String} LIMIT 1", {"p": self.scope.project_id}))
-        return self.aliases_stored
+            await self._probe()
+        return bool(self.aliases_stored)
+
+    async def _probe(self) -> None:
+        [(pending, aliases)] = await self.ex.query(
+            "SELECT (SELECT count() FROM (SELECT 1 FROM pending_updates WHERE project_id = {p:String} LIMIT 1)), "
+            "(SELECT count() FROM (SELECT 1 FROM event_aliases WHERE project_id = {p:String} LIMIT 1))",
+            {"p": self.scope.project_id})
+        self.pending_stored, self.aliases_stored = bool(int(pending)), bool(int(aliases))
 
     def get(self, event_id: str) -> Row | None:
         return self.rows.get(event_id)
