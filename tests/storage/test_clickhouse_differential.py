@@ -183,3 +183,31 @@ def test_numeric_filters_and_metrics_on_typed_hot_paths_match_sqlite(pair: Pair)
         for aggregation in ("sum", "avg", "max", "p50", "p95"):
             chart = {"metric": field, "aggregation": aggregation, "bucket": "day", "groupBy": "event_type"}
             pair.chart(scope, replace(parse_chart_request(chart, now=NOW), date_range=None))
+
+
+def test_objects_and_arrays_compare_as_their_stored_text(pair: Pair) -> None:
+    """``is`` on a JSON object or array compares its text (SQLite's ``json_extract`` keeps the
+    numbers as stored); ClickHouse rewrites numbers it extracts (1.0 as 1, exponents spelled
+    out), which a generated filter once caught."""
+    import orjson
+
+    sid = str(uuid.uuid4())
+    nested = {"list": -3.710605435811733e16, "one": 1.0, "many": [100000.0, -0.0, 1.5e300], "tiny": 4.7613018039910135e-137}
+    values = [nested, [1.0, {"a": 2.5e-7}], {"one": 2.0}, "{}", 1.0, [1], {"one": 2}]
+    events = [Event(event_id=str(uuid.uuid4()), session_id=sid, parent_id=sid, event_type="tool", event_name="t",
+                    source="diff", start_time=NOW - i * 1000, end_time=NOW - i * 1000, duration=0,
+                    user_properties={"v": v}) for i, v in enumerate(values)]
+    scope = pair.project(events)
+    for value in [*values[:3], *values[5:]]:  # [1] must not match the stored [1.0], nor {"one":2} {"one":2.0}
+        text = orjson.dumps(value).decode()
+        for operator in ("is", "is not"):
+            query = parsed_query([{"field": "user_properties.v", "operator": operator, "value": text}], None)
+            assert query.conditions
+            pair.export(scope, replace(query, limit=1000))
+        found = pair.run(pair.ch.export_events(scope, parsed_query(
+            [{"field": "user_properties.v", "operator": "is", "value": text}], None)))
+        assert found[1] == 1
+        whole = parsed_query([{"field": "user_properties", "operator": "is", "value": f'{{"v":{text}}}'}], None)
+        assert whole.conditions
+        pair.export(scope, replace(whole, limit=1000))
+        assert pair.run(pair.ch.export_events(scope, whole))[1] == 1

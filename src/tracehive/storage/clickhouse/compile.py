@@ -305,6 +305,17 @@ def _contains(op: Operand, needle: str, params: Params) -> str:
 def _string_is(op: Operand, value: str, params: Params) -> str:
     s = params.add(value, "String")
     number = parse_number(value) if op.kind == "json" else None
+    if op.kind == "json" and op.path and value[:1] in ("{", "["):  # (a whole column is its stored text)
+        # An object or array is compared as text, as SQLite does, but ClickHouse writes the
+        # numbers of one it extracts its own way (1.0 as 1, -3.710605435811733e+16 as
+        # -37106054358117330) where SQLite returns the stored text. So a stored object or array
+        # matches when it is the value once both are written ClickHouse's way and the value's
+        # text is found as it is in the stored JSON (the one difference left: [1.0] matches a
+        # stored [1] when "[1.0]" is elsewhere in the same column); anything else as text.
+        container = "(startsWith(r, '{') OR startsWith(r, '['))"
+        body = (f"if({container}, r = JSONExtractRaw({s}) AND position({op.column}, {s}) > 0, "
+                f"{text_of_raw('r')} = {s})")
+        return let(f"coalesce({op.raw(params)}, '')", body, "r")
     if number is None:
         return f"{op.text(params)} = {s}"
     # "5" also matches the numbers 5 and 5.0
