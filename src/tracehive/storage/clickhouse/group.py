@@ -61,13 +61,14 @@ class WriteQueue:
     batch once the last one is stored, groups then alternate between one write and N - 1 (measured
     with 8 clients: 256 groups for 1,016 writes, 4 writes each on average). So a leader first
     waits for as many writes as the last group held (their senders are likely on their way
-    back), for at most a quarter of the time the last group took and never past ``MAX_WAIT``:
+    back), for at most a quarter of the time the last group took and never past ``max_wait``:
     a lone writer (its last group was one write) never waits, and when traffic stops the cost is
     one short wait. (Measured: groups grew only to 4.3 writes, since the clients come back one
     request decode apart, and ingest within the noise of the machine; BENCHMARKS.md.)
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_wait: float = MAX_WAIT) -> None:
+        self._max_wait = max_wait
         self._writes: deque[PendingWrite] = deque()
         self._events = 0
         self._arrived = asyncio.Event()
@@ -88,7 +89,7 @@ class WriteQueue:
         if len(self._writes) >= target or self._events >= MAX_GROUP_EVENTS:
             return
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + min(MAX_WAIT, self._last_seconds / 4)
+        deadline = loop.time() + min(self._max_wait, self._last_seconds / 4)
         while len(self._writes) < target and self._events < MAX_GROUP_EVENTS:
             remaining = deadline - loop.time()
             if remaining <= 0:
