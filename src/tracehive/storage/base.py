@@ -49,12 +49,17 @@ serialisation. PostgreSQL runs writers at once, in READ COMMITTED, and makes eac
 - *lock order*: rows are upserted sorted by id (events, then sessions), so transactions that touch
   the same rows take their locks in one order; a deadlock or serialization failure that still
   happens is retried inside the store (a few times, with jitter) and never reaches a client.
+
+A store without transactions (ClickHouse) shared by several nodes borrows them from the control
+store: ``ControlStore.write_leases`` serialises the event writes of each project across every node
+and orders them (``WriteLeases``).
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -236,6 +241,45 @@ class ControlStore(StoreLifecycle):
         ``updated_at``), replacing any stored record of the same kind and id, in one atomic commit
         (``tracehive import``)."""
 
+    def write_leases(self) -> WriteLeases | None:
+        """Leases that let several nodes share an events store without transactions of its own
+        (``WriteLeases``), or None where this store cannot hand them across nodes."""
+        return None
+
+
+@dataclass(slots=True)
+class WriteLease:
+    """What a holder of ``WriteLeases.hold`` learns when it gets the lease."""
+
+    # The highest write order (an integer, the events store's version) any holder published for
+    # these projects: this holder's writes must be ordered past it.
+    floor: int
+    # Whether another holder published for one of these projects since this one last did: what
+    # this holder remembers of them (e.g. rows it read or wrote) may be stale.
+    others_wrote: bool
+
+
+class WriteLeases(abc.ABC):
+    """Serialise the writes of an events store shared by several nodes, project by project.
+
+    A holder reads, applies the write rules and inserts while it holds the lease of every project
+    it writes to, so read-modify-write is exact as under one writer. Before each insert it
+    publishes the highest order it may have written (``publish``): a later holder, on any node and
+    whatever its clock, orders its writes past it, even if this holder died after inserting.
+    A holder that dies (its connection drops) gives its leases up. One ``WriteLeases`` per events
+    store instance; it is used by one holder at a time (the events store's writer)."""
+
+    @abc.abstractmethod
+    def hold(self, project_ids: Collection[str]) -> AbstractAsyncContextManager[WriteLease]:
+        """Wait for the leases of ``project_ids`` (taken in one order: no deadlock); raise
+        ``Overloaded`` when they do not come in the write timeout."""
+
+    @abc.abstractmethod
+    async def publish(self, version: int) -> None:
+        """Under ``hold``: record ``version`` for the held projects, before it is stored."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
 
 
 class EventStore(StoreLifecycle):

@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from tracehive.model.errors import ValidationFailed
 from tracehive.settings import Settings
-from tracehive.storage.base import EventStore, Store
+from tracehive.storage.base import EventStore, Store, WriteLeases
 from tracehive.storage.observer import StoreObserver
 
 POSTGRES_SCHEMES = ("postgresql", "postgres")
@@ -29,13 +29,14 @@ def store_from_settings(settings: Settings, observer: StoreObserver | None = Non
         return control
     from tracehive.storage.clickhouse import CombinedStore
 
-    return CombinedStore(control, _events_store(events_url, settings))
+    return CombinedStore(control, _events_store(events_url, settings, control.write_leases()))
 
 
-def _events_store(url: str, settings: Settings) -> EventStore:
+def _events_store(url: str, settings: Settings, leases: WriteLeases | None) -> EventStore:
     """``chdb:///abs/dir[?database=name]``: ClickHouse in-process on that directory (one engine per
     directory and process; databases in it are separate stores); ``clickhouse://user:pw@host:8123/db``
-    (``clickhouses://`` for HTTPS): a ClickHouse server over HTTP."""
+    (``clickhouses://`` for HTTPS): a ClickHouse server over HTTP, which the nodes of one control
+    store share when it hands out write ``leases`` (PostgreSQL does)."""
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     read_timeout = settings.clickhouse_read_timeout_seconds or None
@@ -64,7 +65,7 @@ def _events_store(url: str, settings: Settings) -> EventStore:
                 f"pip install 'tracehive[clickhouse]' ({exc})"
             ) from None
         try:
-            return ClickHouseEventStore.http(url, read_timeout=read_timeout)
+            return ClickHouseEventStore.http(url, read_timeout=read_timeout, leases=leases)
         except ValueError as exc:
             raise ValidationFailed(f"--events-store {redact_url(url)!r}: {exc}") from None
     raise ValidationFailed(

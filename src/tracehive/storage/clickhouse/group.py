@@ -132,15 +132,21 @@ async def write_group(ex: Executor, group: list[PendingWrite], clock: VersionClo
             write.done.set_exception(error)
             live.remove(write)
     except BaseException as exc:
-        sessions.clear()
-        # The leader's own cancellation (its client went away) is not the others' error: theirs
-        # is a retryable one (their rows may be stored; a write sent again is idempotent).
-        error = (StoreUnavailable("the write was interrupted before it was confirmed; retry it")
-                 if isinstance(exc, asyncio.CancelledError) else exc)
-        for write in live:
-            if not write.done.done():
-                write.done.set_exception(error)
+        fail(live, exc, sessions)
         raise
+
+
+def fail(group: Sequence[PendingWrite], exc: BaseException, sessions: SessionRows) -> None:
+    """Settle every unsettled write of ``group`` with ``exc`` (what was stored is then unknown:
+    ``sessions`` is emptied)."""
+    sessions.clear()
+    # The leader's own cancellation (its client went away) is not the others' error: theirs
+    # is a retryable one (their rows may be stored; a write sent again is idempotent).
+    error = (StoreUnavailable("the write was interrupted before it was confirmed; retry it")
+             if isinstance(exc, asyncio.CancelledError) else exc)
+    for write in group:
+        if not write.done.done():
+            write.done.set_exception(error)
 
 
 async def _apply_and_store(ex: Executor, live: list[PendingWrite], clock: VersionClock,

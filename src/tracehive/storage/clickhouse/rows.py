@@ -78,14 +78,18 @@ def row_to_event(row: tuple[Any, ...]) -> Event:
 class VersionClock:
     """Versions for ReplacingMergeTree: strictly increasing within this store, and past every
     version already stored (``floor`` is read at open), so a clock that steps back between runs
-    never lets an old version win. Nanoseconds since the epoch, so several stores over one
-    database order their writes by time at worst (see store.py on many writers)."""
+    never lets an old version win. Nanoseconds since the epoch; stores that share a database order
+    their writes past each other's through their leases (``advance``, ``leased.py``)."""
 
     last: int = 0
 
     def next(self) -> int:
         self.last = max(self.last + 1, time.time_ns())
         return self.last
+
+    def advance(self, floor: int) -> None:
+        """Order every later version past ``floor`` (another node's, ``leased.py``)."""
+        self.last = max(self.last, floor)
 
 
 def now_ms() -> int:

@@ -3,9 +3,10 @@
 Nearly every event write touches its session's row (to widen it, or only to see that it need not
 be), and reading a row back from ClickHouse by key decompresses whole blocks of its wide columns:
 at 8 writers of 100 events it was the costliest statement of a group (34 ms of a ~90 ms cycle,
-tmpfs, 100,000 events). The writer is the only one that changes rows (one writer per events
-store: ``capabilities.concurrent_writers`` is False), so what it stored last is what a read would
-return, as long as nothing else changed the row in between. Hence the rules of this cache:
+tmpfs, 100,000 events). This node's writer is the only one that changes rows, or the only one
+since it last wrote the project (nodes that share the store: ``leased.py`` empties this when
+another node wrote to the project since), so what it stored last is what a read would return, as
+long as nothing else changed the row in between. Hence the rules of this cache:
 - it is filled only after a group's insert (and what follows it) succeeded, with the rows as
   stored (``READ_COLUMNS`` tuples, the same a read returns);
 - any other write job of the store (an update, a delete, a prune, an import, a session start)

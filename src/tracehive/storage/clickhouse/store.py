@@ -18,19 +18,13 @@ memory rather than from the table (``session_rows.py``; any other write forgets 
 Reads take no lock: they see each insert whole (one part), but may see a write's events before
 the aliases it claimed or before its kept updates are forgotten (each is idempotent).
 
-With many writers (several processes or nodes on one ClickHouse), read-modify-write is not
-enough; what each rule would need:
-- *idempotent upserts, merges*: a new version per write is fine, but merging dicts written by two
-  nodes needs the merge at read time (a version per field group, or ``argMax`` per JSON key) or a
-  per-project lease (one writer node per project, e.g. Keeper-based);
-- *session widening*: an ``AggregatingMergeTree`` of ``min(start_time)``/``max(end_time)`` per
-  session, joined at read, is commutative and needs no read;
-- *kept updates*: already append-only and composed in version order; applying one exactly once
-  needs the lease, or applying them at read;
-- *aliases*: the first claim wins by lowest version (``argMin``), which holds across nodes if
-  versions are ordered (Keeper sequence numbers, not wall clocks);
-- *role clashes*: cannot be refused atomically without a lease.
-``capabilities.concurrent_writers`` is False until then: one process per events store.
+Several nodes may share one events store (a ClickHouse server) when the control store hands out
+write leases (``leases``: PostgreSQL's, wired by the factory): each write then runs under the
+leases of its projects, which serialise it with every node's writes to them and order its
+versions past theirs (``leased.py``). Such a store reads every day with ``FINAL``: a day settled
+here can get another node's insert unseen (``settled.py``). Without leases (chDB, which one
+process owns, or a SQLite control store) it is the one writer of its store:
+``capabilities.concurrent_writers`` says which.
 
 A write that returns is stored: inserts are synchronous (``async_insert = 0``) and fsynced
 (``fsync_after_insert``); on a replicated cluster, ``?quorum=auto`` in the URL adds
@@ -40,10 +34,12 @@ A write that returns is stored: inserts are synchronous (``async_insert = 0``) a
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -53,8 +49,8 @@ from tracehive.model.scope import Scope
 from tracehive.query.chart import ChartQuery, ChartRow
 from tracehive.query.filters import EventQuery
 from tracehive.query.session_list import SessionListQuery, SessionSummary
-from tracehive.storage.base import Capabilities, EventStore, Pruned, StoreStats
-from tracehive.storage.clickhouse import group, reads, retention, writes
+from tracehive.storage.base import Capabilities, EventStore, Pruned, StoreStats, WriteLeases
+from tracehive.storage.clickhouse import group, leased, reads, retention, writes
 from tracehive.storage.clickhouse.chart import run_chart
 from tracehive.storage.clickhouse.executor import ChdbExecutor, Executor
 from tracehive.storage.clickhouse.http_executor import HttpExecutor, HttpTarget
@@ -77,8 +73,12 @@ class ClickHouseEventStore(EventStore):
 
     def __init__(self, executor_factory: Callable[[], Executor], *, where: str = "clickhouse",
                  max_pending_writes: int = 256, observer: StoreObserver | None = None,
-                 migrate_on_open: bool = True, read_timeout: float | None = None) -> None:
+                 migrate_on_open: bool = True, read_timeout: float | None = None,
+                 leases: WriteLeases | None = None) -> None:
         self._factory = executor_factory
+        self._leases = leases
+        if leases is not None:
+            self.capabilities = dataclasses.replace(self.capabilities, concurrent_writers=True)  # type: ignore[misc]
         self._where = where
         self._max_pending_writes = max_pending_writes
         self._observer = observer
@@ -143,15 +143,22 @@ class ClickHouseEventStore(EventStore):
             await executor.close()
             raise
         # Reads of settled days skip FINAL; every insert through this executor unsettles its days.
-        self._days = SettledDays()
-        self._ex = self._days.watch(executor)
+        # Not when other nodes write too: their inserts would not unsettle them.
+        if self._leases is None:
+            self._days = SettledDays()
+            executor = self._days.watch(executor)
+        self._ex = executor
 
     async def close(self) -> None:
         if self._ex is None:
             return
         async with self._write_lock:  # queued writes finish first
             executor, self._ex = self._ex, None
-            await executor.close()
+            try:
+                await executor.close()
+            finally:
+                if self._leases is not None:
+                    await self._leases.close()
 
     async def health(self) -> bool:
         if self._ex is None:
@@ -172,10 +179,13 @@ class ClickHouseEventStore(EventStore):
             raise StoreUnavailable("the event store is not open")
         return self._ex
 
-    async def _write(self, job: Callable[[Executor], Any], *, keeps_sessions: bool = False) -> Any:
-        """Run ``job`` alone (the one writer), shedding load past ``max_pending_writes``. Unless it
-        ``keeps_sessions`` (event groups, which keep them right), the session rows the writer
-        remembers are forgotten before it runs (``session_rows.py``)."""
+    async def _write(self, job: Callable[[Executor], Any], project_id: str | None, *,
+                     keeps_sessions: bool = False) -> Any:
+        """Run ``job`` alone (the one writer of this node; under the lease of ``project_id``
+        where nodes share the store, ``leased.py``), shedding load past ``max_pending_writes``.
+        Unless it ``keeps_sessions`` (event groups, which keep them right), the session rows the
+        writer remembers are forgotten before it runs (``session_rows.py``). ``project_id`` None:
+        ``job`` takes its leases itself."""
         if self._pending_writes >= self._max_pending_writes:
             raise Overloaded(f"{self._pending_writes} writes are waiting on this node; retry shortly", retry_after=1)
         self._pending_writes += 1
@@ -184,7 +194,11 @@ class ClickHouseEventStore(EventStore):
             async with self._write_lock:
                 if not keeps_sessions:
                     self._sessions.clear()
-                result = await job(self._executor())
+                if project_id is None:
+                    result = await job(self._executor())
+                else:
+                    async with self._held(self._executor(), [project_id]) as ex:
+                        result = await job(ex)
             self._observe(True, time.perf_counter() - began)
             return result
         except BaseException:
@@ -192,6 +206,9 @@ class ClickHouseEventStore(EventStore):
             raise
         finally:
             self._pending_writes -= 1
+
+    def _held(self, ex: Executor, project_ids: Collection[str]) -> AbstractAsyncContextManager[Executor]:
+        return leased.held(ex, self._leases, project_ids, self._clock, self._sessions)
 
     def _observe(self, ok: bool, seconds: float = 0.0) -> None:
         if self._observer is None:
@@ -230,12 +247,16 @@ class ClickHouseEventStore(EventStore):
                     raise StoreUnavailable("a queued write was lost before it was stored; retry it")
                 began = time.perf_counter()
                 try:
-                    await group.write_group(ex, queued, self._clock, self._sessions)
+                    async with self._held(ex, {w.scope.project_id for w in queued}) as held:
+                        await group.write_group(held, queued, self._clock, self._sessions)
+                except BaseException as exc:  # e.g. no lease in time: the group's writes fail with it
+                    group.fail(queued, exc, self._sessions)
+                    raise
                 finally:
                     self._queue.finished(len(queued), time.perf_counter() - began)
             await write.done
 
-        await self._write(job, keeps_sessions=True)
+        await self._write(job, None, keeps_sessions=True)
         self._stored(len(events))
 
     async def create_session(self, scope: Scope, session: Event) -> Event:
@@ -246,7 +267,7 @@ class ClickHouseEventStore(EventStore):
             await self._finish(ex, scope, batch, applied, [])
             return await writes.load_complete(ex, scope, session.event_id) or stored
 
-        stored: Event = await self._write(job)
+        stored: Event = await self._write(job, scope.project_id)
         self._stored(1)
         return stored
 
@@ -261,21 +282,25 @@ class ClickHouseEventStore(EventStore):
                 await writes.keep_update(ex, scope, event_id, update, self._clock.next())
             return False
 
-        return bool(await self._write(job))
+        return bool(await self._write(job, scope.project_id))
 
     async def delete_session(self, scope: Scope, session_id: str) -> int:
-        return int(await self._write(lambda ex: writes.delete_session(ex, scope, session_id, self._clock)))
+        return int(await self._write(lambda ex: writes.delete_session(ex, scope, session_id, self._clock),
+                                     scope.project_id))
 
     async def delete_event(self, scope: Scope, event_id: str) -> bool:
-        return bool(await self._write(lambda ex: writes.delete_event(ex, scope, event_id, self._clock)))
+        return bool(await self._write(lambda ex: writes.delete_event(ex, scope, event_id, self._clock),
+                                      scope.project_id))
 
     async def prune_events(self, scope: Scope, before: float, *, limit: int) -> Pruned:
-        pruned: Pruned = await self._write(lambda ex: retention.prune(ex, scope, before, limit, self._clock))
+        pruned: Pruned = await self._write(lambda ex: retention.prune(ex, scope, before, limit, self._clock),
+                                           scope.project_id)
         return pruned
 
     async def delete_project_events(self, project_id: str, *, limit: int) -> int:
         scope = Scope(org_id="", workspace_id="", project_id=project_id, project_name="")
-        return int(await self._write(lambda ex: retention.delete_project_events(ex, scope, limit, self._clock)))
+        return int(await self._write(lambda ex: retention.delete_project_events(ex, scope, limit, self._clock),
+                                     project_id))
 
     def _stored(self, count: int) -> None:
         if self._observer is not None:
@@ -315,7 +340,7 @@ class ClickHouseEventStore(EventStore):
             await reads.import_events(batch, events)
             await batch.flush(self._clock, now_ms())
 
-        await self._write(job)
+        await self._write(job, scope.project_id)
         self._stored(len(events))
 
     async def schema_fields(self, scope: Scope, query: EventQuery, *, sample: int = 1000) -> list[tuple[str, str]]:

@@ -495,6 +495,18 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    (
+        6,
+        r"""
+        -- Write leases of an events store that several nodes share (storage/postgres/leases.py):
+        -- per project, the highest version any node published and which node published it.
+        CREATE TABLE event_write_leases (
+            project_id text PRIMARY KEY,
+            version bigint NOT NULL,
+            holder text NOT NULL
+        );
+        """,
+    ),
 ]
 
 

@@ -35,10 +35,11 @@ from tracehive.model.scope import KeyKind, Scope
 from tracehive.query.chart import ChartQuery, ChartRow
 from tracehive.query.filters import EventQuery
 from tracehive.query.session_list import SessionListQuery, SessionSummary
-from tracehive.storage.base import ApiKeyRecord, Capabilities, Project, Pruned, Store, StoreStats
+from tracehive.storage.base import ApiKeyRecord, Capabilities, Project, Pruned, Store, StoreStats, WriteLeases
 from tracehive.storage.factory import redact_url
 from tracehive.storage.observer import StoreObserver
 from tracehive.storage.postgres import lifecycle, reads, writes
+from tracehive.storage.postgres.leases import PostgresWriteLeases
 from tracehive.storage.postgres.migrations import migrate as apply_migrations
 from tracehive.storage.postgres.records import PostgresRecords
 from tracehive.storage.postgres.rows import text
@@ -124,6 +125,11 @@ class PostgresStore(PostgresRecords, Store):
 
     def stats(self) -> StoreStats:
         return StoreStats(self._pending_writes if self._pool is not None else None, self._max_pending_writes)
+
+    def write_leases(self) -> WriteLeases:
+        """Leases for an events store the nodes of this database share (``leases.py``); a wait
+        for one is bounded by the write timeout, as a wait for a connection is."""
+        return PostgresWriteLeases(self.url, wait=self._write_timeout)
 
     async def health(self) -> bool:
         if self._pool is None:
