@@ -150,6 +150,30 @@ async def test_many_projects_in_one_group_and_across_nodes(stores: Pair, scope: 
         assert len(await a.session_events(s, sid)) == 7  # the session and its six events
 
 
+async def test_a_write_that_gets_no_lease_in_time_is_shed_and_the_next_is_stored(
+        url: str, control_url: str, tmp_path: Path) -> None:
+    """Another holder keeps the project's lease past the write timeout: every write queued on the
+    node fails with Overloaded (503 + Retry-After), none hangs, and once the lease is free the
+    node writes again."""
+    node = store_from_settings(Settings(data_dir=tmp_path / "data", store=control_url, events_store=url,
+                                        write_timeout_seconds=0.3))
+    await node.open()
+    blocker = PostgresWriteLeases(control_url, wait=10)
+    try:
+        scope = await scope_for(node, "held")
+        sid = new_id()
+        async with blocker.hold([scope.project_id]):
+            results = await asyncio.wait_for(asyncio.gather(
+                *(node.write_events(scope, [make_event(sid)]) for _ in range(3)), return_exceptions=True), 30)
+            assert all(isinstance(r, Overloaded) for r in results), results
+        event = make_event(sid)
+        await node.write_events(scope, [event])
+        assert await node.get_event(scope, event.event_id) is not None
+    finally:
+        await blocker.close()
+        await node.close()
+
+
 # The leases on PostgreSQL ------------------------------------------------------------------------
 
 

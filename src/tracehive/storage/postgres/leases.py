@@ -69,25 +69,38 @@ class PostgresWriteLeases(WriteLeases):
         except BaseException as exc:
             await self._drop()
             if isinstance(exc, pg_errors.LockNotAvailable):
-                raise Overloaded("another node held this project's writes past the write timeout; retry shortly",
-                                 retry_after=1) from exc
+                raise Overloaded("another node held this project's writes past the write timeout; "
+                                 "retry shortly", retry_after=1) from exc
             if isinstance(exc, psycopg.Error):
-                raise StoreUnavailable(f"the write lease could not be taken: {str(exc).splitlines()[0]}") from exc
+                raise StoreUnavailable(
+                    f"the write lease could not be taken: {str(exc).splitlines()[0]}") from exc
             raise
         self._held, self._published = projects, 0
         lease = WriteLease(floor=max((int(v) for v, _ in rows), default=0),
                            others_wrote=any(h != self._holder for _, h in rows))
-        released = False
         try:
             yield lease
-            await conn.execute("SELECT pg_advisory_unlock_all()")
-            released = True
-        except psycopg.Error as exc:
-            raise StoreUnavailable(f"the write lease was lost: {str(exc).splitlines()[0]}") from exc
+        except Exception:  # the write failed (a refused write, an engine error): give the leases up
+            await self._release(quiet=True)
+            raise
+        except BaseException:  # cancelled mid-statement, perhaps: the connection is not reused
+            await self._drop()
+            raise
+        else:
+            await self._release(quiet=False)
         finally:
             self._held = None
-            if not released:
-                await self._drop()
+
+    async def _release(self, *, quiet: bool) -> None:
+        """Unlock every lease of this connection; where that fails, close it (which does too)."""
+        try:
+            if self._conn is None:
+                raise psycopg.OperationalError("the connection is closed")
+            await self._conn.execute("SELECT pg_advisory_unlock_all()")
+        except psycopg.Error as exc:
+            await self._drop()
+            if not quiet:
+                raise StoreUnavailable(f"the write lease was lost: {str(exc).splitlines()[0]}") from exc
 
     async def publish(self, version: int) -> None:
         if self._held is None:
