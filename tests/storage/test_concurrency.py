@@ -43,9 +43,18 @@ from tracehive.storage.sqlite import SQLiteStore
 pytestmark = pytest.mark.anyio
 
 Pair = tuple[Store, Store]
+# How many rounds a race runs, given the count written in the test (the ``rounds`` fixture).
+Rounds = Callable[[int], int]
 
 
 # Fixtures and helpers ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def rounds() -> Rounds:
+    """Every race as many rounds as written; a module whose backend writes slowly (over HTTP)
+    overrides this with fewer."""
+    return lambda written: written
 
 
 @pytest.fixture
@@ -131,12 +140,12 @@ def assert_listed_once(listed: Sequence[str], expected: set[str]) -> None:
 # 1. Session start: concurrent merges ----------------------------------------------------------------
 
 
-async def test_concurrent_session_starts_merge_every_key(stores: Pair, scope: Scope) -> None:
+async def test_concurrent_session_starts_merge_every_key(stores: Pair, scope: Scope, rounds: Rounds) -> None:
     """K starts of one session at once (create_session, and session events in write_events),
     each with its own metadata and user_properties key: one session, every key kept."""
     rng = random.Random(1)
     racers = 10
-    for _ in range(20):
+    for _ in range(rounds(20)):
         sid = new_id()
         calls: list[Awaitable[Any]] = []
         for i in range(racers):
@@ -161,11 +170,12 @@ async def test_concurrent_session_starts_merge_every_key(stores: Pair, scope: Sc
         assert await ids_of_session(stores[0], scope, sid) == [sid]
 
 
-async def test_session_starts_racing_its_events_adopt_the_implicit_session(stores: Pair, scope: Scope) -> None:
+async def test_session_starts_racing_its_events_adopt_the_implicit_session(
+        stores: Pair, scope: Scope, rounds: Rounds) -> None:
     """Starts of a session racing events that name it (which create it implicitly): the start
     always adopts it (its name, every start's keys) and its times cover every event."""
     rng = random.Random(2)
-    for _ in range(20):
+    for _ in range(rounds(20)):
         sid = new_id()
         calls: list[Awaitable[Any]] = []
         events: list[Event] = []
@@ -191,11 +201,12 @@ async def test_session_starts_racing_its_events_adopt_the_implicit_session(store
 # 2. Session widening -----------------------------------------------------------------------------------
 
 
-async def test_concurrent_batches_create_and_widen_one_session(stores: Pair, scope: Scope) -> None:
+async def test_concurrent_batches_create_and_widen_one_session(
+        stores: Pair, scope: Scope, rounds: Rounds) -> None:
     """Many batches naming the same unknown session, from both instances, with different times:
     the session exists once and covers every event exactly."""
     rng = random.Random(3)
-    for _ in range(20):
+    for _ in range(rounds(20)):
         sid = new_id()
         batches: list[list[Event]] = []
         for _ in range(16):
@@ -219,9 +230,10 @@ async def test_concurrent_batches_create_and_widen_one_session(stores: Pair, sco
 # 3. Re-sent events merge their dicts -------------------------------------------------------------------
 
 
-async def test_concurrent_resends_of_one_event_merge_every_key(stores: Pair, scope: Scope) -> None:
+async def test_concurrent_resends_of_one_event_merge_every_key(
+        stores: Pair, scope: Scope, rounds: Rounds) -> None:
     rng = random.Random(4)
-    for _ in range(20):
+    for _ in range(rounds(20)):
         sid, eid = new_id(), new_id()
         racers = 10
         calls = [
@@ -244,12 +256,12 @@ async def test_concurrent_resends_of_one_event_merge_every_key(stores: Pair, sco
 
 
 async def test_concurrent_updates_and_resends_of_a_stored_event_merge_every_key(
-    stores: Pair, scope: Scope
+    stores: Pair, scope: Scope, rounds: Rounds
 ) -> None:
     """Updates of a stored event at once on both instances, racing re-sends of it: no update's
     key is lost (each update merges into the latest committed version of the row)."""
     rng = random.Random(14)
-    for round_ in range(20):
+    for round_ in range(rounds(20)):
         sid, eid = new_id(), new_id()
         await stores[round_ % 2].write_events(scope, [make_event(sid, eid, metadata={"own": 0})])
         calls: list[Awaitable[Any]] = []
@@ -269,12 +281,13 @@ async def test_concurrent_updates_and_resends_of_a_stored_event_merge_every_key(
 # 4. Kept updates racing their event ---------------------------------------------------------------------
 
 
-async def test_kept_update_racing_its_event_is_applied_exactly_once(stores: Pair, scope: Scope) -> None:
+async def test_kept_update_racing_its_event_is_applied_exactly_once(
+        stores: Pair, scope: Scope, rounds: Rounds) -> None:
     """``update_event(keep_if_missing=True)`` on one instance while the event is written on the
     other: the update is applied every time, after the event's own values, and only once (a
     later re-send of the event is not overridden by it again)."""
     rng = random.Random(5)
-    for round_ in range(25):
+    for round_ in range(rounds(25)):
         sid = new_id()
         pairs = 6  # events raced at once in this round, each by an update and a write
         eids = [new_id() for _ in range(pairs)]
@@ -305,11 +318,12 @@ async def test_kept_update_racing_its_event_is_applied_exactly_once(stores: Pair
             assert got.outputs == {"from": "rewrite"} and got.feedback == {"rating": i}
 
 
-async def test_kept_updates_racing_each_other_are_all_applied(stores: Pair, scope: Scope) -> None:
+async def test_kept_updates_racing_each_other_are_all_applied(
+        stores: Pair, scope: Scope, rounds: Rounds) -> None:
     """Two kept updates for one missing event at once on the two instances (both kept, merged),
     then the event arrives; and the same three-way, with the event racing both updates."""
     rng = random.Random(6)
-    for round_ in range(20):
+    for round_ in range(rounds(20)):
         sid, eid, eid3 = new_id(), new_id(), new_id()
         first, second = (stores[0], stores[1]) if round_ % 2 == 0 else (stores[1], stores[0])
         found = await race(
@@ -339,11 +353,12 @@ async def test_kept_updates_racing_each_other_are_all_applied(stores: Pair, scop
 
 
 @pytest.mark.parametrize("how", ["implicit", "create_session"])
-async def test_kept_session_update_racing_the_session(stores: Pair, scope: Scope, how: str) -> None:
+async def test_kept_session_update_racing_the_session(
+        stores: Pair, scope: Scope, rounds: Rounds, how: str) -> None:
     """An update kept for a session while the session is created (implicitly by an event that
     names it, or by its start) on the other instance."""
     rng = random.Random(7)
-    for round_ in range(20):
+    for round_ in range(rounds(20)):
         sids = [new_id() for _ in range(5)]
         calls: list[Awaitable[Any]] = []
         for i, sid in enumerate(sids):
@@ -368,11 +383,12 @@ async def test_kept_session_update_racing_the_session(stores: Pair, scope: Scope
 
 
 @pytest.mark.parametrize("where", ["same-session", "other-session"])
-async def test_child_naming_an_alias_racing_its_claim_is_linked(stores: Pair, scope: Scope, where: str) -> None:
+async def test_child_naming_an_alias_racing_its_claim_is_linked(
+        stores: Pair, scope: Scope, rounds: Rounds, where: str) -> None:
     """A child whose parent is alias X, written on one instance while the event claiming X is
     written on the other: after both return, the child's parent is the claiming event."""
     rng = random.Random(8)
-    for round_ in range(25):
+    for round_ in range(rounds(25)):
         calls: list[Awaitable[Any]] = []
         cases: list[tuple[str, str, str]] = []  # (alias, owner, child)
         for i in range(5):
@@ -393,11 +409,12 @@ async def test_child_naming_an_alias_racing_its_claim_is_linked(stores: Pair, sc
             assert await stores[0].get_event(scope, alias) is None
 
 
-async def test_many_children_and_two_claimers_racing_for_one_alias(stores: Pair, scope: Scope) -> None:
+async def test_many_children_and_two_claimers_racing_for_one_alias(
+        stores: Pair, scope: Scope, rounds: Rounds) -> None:
     """Two events claim the same alias at once on the two instances while children naming it are
     written on both: one claimer keeps it, and every child links to that one."""
     rng = random.Random(9)
-    for round_ in range(20):
+    for round_ in range(rounds(20)):
         sid, other_sid, alias = new_id(), new_id(), new_id()
         claimers = [new_id(), new_id()]
         children = [make_event(sid if i % 2 else other_sid, parent_id=alias, start=1_000 + i) for i in range(6)]
@@ -422,13 +439,13 @@ async def test_many_children_and_two_claimers_racing_for_one_alias(stores: Pair,
 
 
 async def test_a_link_to_the_childs_own_session_is_never_redirected_under_races(
-    stores: Pair, scope: Scope
+    stores: Pair, scope: Scope, rounds: Rounds
 ) -> None:
     """An alias X that is also the child's own session (the child hangs under its session X):
     the racing claim of X never redirects that link, while a child of X in another session is
     redirected."""
     rng = random.Random(10)
-    for round_ in range(20):
+    for round_ in range(rounds(20)):
         calls: list[Awaitable[Any]] = []
         cases = []
         for i in range(4):
@@ -453,12 +470,12 @@ async def test_a_link_to_the_childs_own_session_is_never_redirected_under_races(
 # 6. Role clashes --------------------------------------------------------------------------------------------
 
 
-async def test_role_clash_race_has_exactly_one_winner(stores: Pair, scope: Scope) -> None:
+async def test_role_clash_race_has_exactly_one_winner(stores: Pair, scope: Scope, rounds: Rounds) -> None:
     """A non-session event whose id is S, racing events that name S as their session: one batch
     wins, the other is refused with IdRoleClash and none of it is stored."""
     rng = random.Random(11)
     wins = {"event": 0, "session": 0}
-    for round_ in range(30):
+    for round_ in range(rounds(30)):
         s, t = new_id(), new_id()
         # Batch 1: an event with id S (in session T) among innocent siblings, at a varying place.
         event_s = make_event(t, s, start=1_000)
@@ -501,10 +518,10 @@ async def test_role_clash_race_has_exactly_one_winner(stores: Pair, scope: Scope
     print(f"role clash winners: {wins}")
 
 
-async def test_session_start_racing_an_event_with_its_id(stores: Pair, scope: Scope) -> None:
+async def test_session_start_racing_an_event_with_its_id(stores: Pair, scope: Scope, rounds: Rounds) -> None:
     """create_session(S) racing a non-session event with id S: one wins, the other is refused
     (BadRequest, IdRoleClash being one) and leaves nothing behind."""
-    for round_ in range(20):
+    for round_ in range(rounds(20)):
         s, t = new_id(), new_id()
         one, two = (stores[0], stores[1]) if round_ % 2 == 0 else (stores[1], stores[0])
         results = await race(
@@ -537,9 +554,10 @@ def _batch(sid: str, other_sid: str, ids: list[str]) -> list[Event]:
     ]
 
 
-async def test_the_same_batch_written_concurrently_is_stored_once(stores: Pair, scope: Scope) -> None:
+async def test_the_same_batch_written_concurrently_is_stored_once(
+        stores: Pair, scope: Scope, rounds: Rounds) -> None:
     rng = random.Random(12)
-    for _ in range(15):
+    for _ in range(rounds(15)):
         sid, other_sid = new_id(), new_id()
         ids = [new_id() for _ in range(4)]
         for _ in range(2):
@@ -597,13 +615,15 @@ async def _opposite_order_rounds(stores: Pair, scope: Scope, *, batches: int, ro
             assert event.metadata == expected[event.event_id] and event.metrics == expected[event.event_id]
 
 
-async def test_two_batches_sharing_events_in_opposite_orders_always_succeed(stores: Pair, scope: Scope) -> None:
+async def test_two_batches_sharing_events_in_opposite_orders_always_succeed(
+        stores: Pair, scope: Scope, rounds: Rounds) -> None:
     """Two batches re-sending the same stored events in opposite orders, at once on the two
     instances: both succeed (PostgreSQL upserts rows sorted by id, so they lock them in one
     order) and both batches' keys are merged into every event."""
-    await _opposite_order_rounds(stores, scope, batches=2, rounds=30)
+    await _opposite_order_rounds(stores, scope, batches=2, rounds=rounds(30))
 
 
-async def test_many_batches_sharing_events_in_opposite_orders_always_succeed(stores: Pair, scope: Scope) -> None:
+async def test_many_batches_sharing_events_in_opposite_orders_always_succeed(
+        stores: Pair, scope: Scope, rounds: Rounds) -> None:
     """The same with eight batches at once (four per instance, both orders on each)."""
-    await _opposite_order_rounds(stores, scope, batches=8, rounds=20)
+    await _opposite_order_rounds(stores, scope, batches=8, rounds=rounds(20))
