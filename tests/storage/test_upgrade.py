@@ -80,6 +80,15 @@ async def test_a_postgres_database_of_an_earlier_release(release: str, anyio_bac
         try:
             await check(store, (source / "postgres-key").read_text().strip(),
                         (source / "postgres-events.jsonl").read_bytes())
+            # The write leases of a shared events store (migration 6) work on the upgraded database.
+            leases = store.write_leases()
+            try:
+                async with leases.hold(["after-upgrade"]):
+                    await leases.publish(5)
+                async with leases.hold(["after-upgrade"]) as lease:
+                    assert lease.floor == 5
+            finally:
+                await leases.close()
         finally:
             await store.close()
 

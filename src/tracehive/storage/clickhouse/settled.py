@@ -20,10 +20,11 @@ exactly what ``FINAL`` gives. Such a day is *settled* until something is inserte
 - a refresh settles no day marked after the refresh was asked, so an insert that was running
   during the refresh keeps its day unsettled until the next one.
 Background merges never make a settled day wrong (they only merge versions). What this cannot see
-is an insert made by another process into the same events store: one writer process per events
-store is the documented deployment (``store.py``); a write by another process (the ``tracehive``
-command run beside a server on a shared ClickHouse) can be read as its older version for up to
-``refresh_s`` seconds, until the next refresh sees its part.
+is an insert made by another process into the same events store. Nodes that share one (write
+leases, ``leased.py``) therefore read without this, always with ``FINAL``. Without leases one
+writer process per events store is the documented deployment (``store.py``); a write by another
+process (the ``tracehive`` command run beside such a server on a shared ClickHouse) can be read as
+its older version for up to ``refresh_s`` seconds, until the next refresh sees its part.
 """
 
 from __future__ import annotations

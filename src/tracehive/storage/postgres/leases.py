@@ -6,8 +6,9 @@ taken in sorted order on a connection of its own. The lock, not a row lock, beca
 (the ``event_write_leases`` row: highest version, last holder) has to survive the holder's death
 between its insert and its release, so that the next holder orders its writes past it.
 - Death of a holder (process killed, network cut) closes its connection, which frees its locks.
-- A cancelled or failed hold closes the connection rather than unlock: a connection that might
-  still hold a lock is never reused.
+- A write that fails gives its leases up (``pg_advisory_unlock_all``); a cancelled one closes the
+  connection instead (it may be mid-statement), and so does a failed unlock: a connection that
+  might still hold a lock is never reused, and ``publish`` never opens a new one.
 - Two projects whose ids hash alike share a lock: they are serialised, never wrong.
 - The wait is bounded by ``lock_timeout`` (the write timeout); past it the write is shed (503).
 """
