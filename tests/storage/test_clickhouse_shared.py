@@ -12,17 +12,19 @@
 - The leases themselves on PostgreSQL: they serialise holders of a project and not others, a
   wait is bounded, a dead holder's lease is freed and what it published stays.
 - Two ``tracehive serve`` processes on one PostgreSQL and one events store, sent batches of one
-  session alternately.
+  session alternately; and one of them killed mid-traffic while the other goes on writing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
 
@@ -277,3 +279,54 @@ def test_two_servers_share_one_events_store(url: str, control_url: str, tmp_path
                 tree = client.get(f"/v1/sessions/{sid}", headers=headers).json()
                 assert sorted(c["event_id"] for c in tree["children"]) == sorted(sent)
                 assert (tree["start_time"], tree["end_time"]) == (1_000_000 - 19, 2_000_000 + 18)
+
+
+def test_a_node_killed_mid_traffic_leaves_the_others_writing(url: str, control_url: str, tmp_path: Path) -> None:
+    """Node one is killed (SIGKILL) while its client sends batches of a session: node two then
+    writes the same session at once (the dead node's lease went with its connection), and every
+    batch node one acknowledged is stored."""
+    args = ["--store", control_url, "--events-store", url]
+    with TracehiveServer(tmp_path / "one", extra_args=args) as one, \
+            TracehiveServer(tmp_path / "two", extra_args=args) as two:
+        key = one.bootstrap_key or two.bootstrap_key
+        assert key is not None
+        headers = {"Authorization": f"Bearer {key}"}
+        sid = str(uuid.uuid4())
+        acked: list[str] = []
+        stop = threading.Event()
+
+        def send_to_one() -> None:
+            with one.client(key, timeout=10) as client:
+                for i in range(10_000):
+                    if stop.is_set():
+                        return
+                    batch = [{"event_id": str(uuid.uuid4()), "session_id": sid, "event_type": "tool",
+                              "event_name": f"one-{i}-{j}", "inputs": {"j": j}} for j in range(20)]
+                    try:
+                        reply = client.post("/v1/events/batch", json={"events": batch}, headers=headers)
+                    except httpx.HTTPError:
+                        return  # the node died under this request: not acknowledged
+                    if reply.status_code == 200:
+                        acked.extend(e["event_id"] for e in batch)
+
+        sender = threading.Thread(target=send_to_one)
+        sender.start()
+        deadline = time.monotonic() + 60
+        while len(acked) < 200 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(acked) >= 200, "node one acknowledged too little before the kill"
+        one.kill9()
+        stop.set()
+        sender.join(30)
+        with two.client(key) as client:
+            began = time.monotonic()
+            eid = str(uuid.uuid4())
+            reply = client.post("/v1/events/batch", headers=headers, json={"events": [
+                {"event_id": eid, "session_id": sid, "event_type": "tool", "event_name": "two", "inputs": {}}]})
+            assert reply.status_code == 200, reply.text
+            assert time.monotonic() - began < 10
+            tree = client.get(f"/v1/sessions/{sid}", headers=headers).json()
+            stored = {c["event_id"] for c in tree["children"]}
+            assert eid in stored
+            missing = set(acked) - stored
+            assert not missing, f"{len(missing)} acknowledged events are not stored"
