@@ -35,6 +35,7 @@ pytestmark = pytest.mark.anyio
 # store), writes, hierarchy, aliases, sessions, updates, deletes, isolation, atomicity, concurrency,
 # and the query reads (export, stream, import, schema fields, charts, session lists).
 SUPPORTED = [
+    "test_chart_group_by_a_column_that_may_be_null_and_by_a_number",
     "test_health_open_and_close_are_idempotent",
     "test_returned_writes_survive_reopening",
     "test_ensure_project_is_idempotent",

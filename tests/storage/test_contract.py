@@ -1514,6 +1514,24 @@ async def test_chart_group_by_column_and_json_path(store: Store, scope_a: Scope)
     assert [r.group for r in rows if r.bucket == _MAR_START] == [{"x": [1]}]
 
 
+async def test_chart_group_by_a_column_that_may_be_null_and_by_a_number(store: Store, scope_a: Scope) -> None:
+    """Groups of a text column that may be NULL (``error``: no error is the NULL group, first) and
+    of a number column (``duration``: groups in numeric order)."""
+    sid = new_id()
+    await store.write_events(scope_a, [
+        make_event(sid, name="a", start=_FEB_END - 3_000, end=_FEB_END - 2_998, error="boom"),  # 2
+        make_event(sid, name="b", start=_FEB_END - 2_000, end=_FEB_END - 1_998),  # 2
+        make_event(sid, name="c", start=_FEB_END - 1_000, end=_FEB_END - 999.5, error="boom"),  # 0.5
+        make_event(sid, name="d", start=_FEB_END - 500, end=_FEB_END - 490),  # 10
+    ])  # fmt: skip
+    by_error = await store.chart_events(scope_a, chart_query(bucket="month", aggregation="sum", groupBy="error",
+                                                             filters=_NOT_SESSION))
+    assert [(r.group, r.value, r.count) for r in by_error] == [(None, 12, 2), ("boom", 2.5, 2)]
+    by_duration = await store.chart_events(scope_a, chart_query(bucket="month", aggregation="count",
+                                                                groupBy="duration", filters=_NOT_SESSION))
+    assert [(r.group, r.count) for r in by_duration] == [(0.5, 1), (2, 2), (10, 1)]
+
+
 async def test_chart_filters_and_date_ranges(store: Store, scope_a: Scope) -> None:
     await seed_chart(store, scope_a)
     model = '[{"field": "event_type", "operator": "is", "value": "model"}]'

@@ -29,6 +29,7 @@ from tracehive.query.filters import FieldRef
 from tracehive.storage.clickhouse.compile import COLUMNS, Operand, Params, let, where_clause
 from tracehive.storage.clickhouse.executor import Executor
 from tracehive.storage.clickhouse.rows import number
+from tracehive.storage.clickhouse.schema import NULLABLE_COLUMNS
 from tracehive.storage.clickhouse.settled import SettledDays, Source, bounds, read
 
 _QUOTE_INF = "output_format_json_quote_denormals = 1"
@@ -53,7 +54,7 @@ def _json_kind(r: str) -> str:
 def _metric(ref: FieldRef, params: Params) -> str:
     column, kind = COLUMNS[ref.column]
     if kind == "number" and not ref.path:
-        return f"toNullable({column})"
+        return column  # never NULL (schema.py)
     if kind != "json" or not ref.path:
         raise ValueError(f"{ref} is not a numeric field")
     operand = Operand.of(ref)
@@ -65,14 +66,18 @@ def _metric(ref: FieldRef, params: Params) -> str:
 
 
 def _group(ref: FieldRef | None, params: Params) -> tuple[str, str, str]:
-    """SQL of (kind, sort number, text) of an event's group value."""
+    """SQL of (kind, sort number, text) of an event's group value. A column that is never NULL is
+    grouped by as its plain type: the engine then keeps no null maps (a 7-day hourly p95 chart by
+    type at 10^7 events: 0.93x the time, BENCHMARKS.md)."""
     if ref is None:
         return "CAST(NULL AS Nullable(String))", "CAST(NULL AS Nullable(Float64))", "CAST(NULL AS Nullable(String))"
     column, kind = COLUMNS[ref.column]
-    if kind == "text":
+    if kind == "text" and column in NULLABLE_COLUMNS:
         return f"if(isNull({column}), NULL, 'text')", "CAST(NULL AS Nullable(Float64))", f"toNullable({column})"
+    if kind == "text":
+        return "'text'", "CAST(NULL AS Nullable(Float64))", column
     if kind == "number":
-        return "toNullable('real')", f"toNullable({column})", f"toNullable(toString({column}))"
+        return "'real'", column, f"toString({column})"
     r = f"coalesce({Operand.of(ref).raw(params)}, '')"
     gt = _json_kind("r")
     gn = ("multiIf(r = 'true', 1., r = 'false', 0., match(r, '^-?[0-9]'), toFloat64OrNull(r), "

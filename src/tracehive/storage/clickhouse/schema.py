@@ -97,6 +97,10 @@ _EVENT_COLUMNS_DDL = """    project_id String,
     is_deleted UInt8,
     updated_at Int64,
 """
+# The columns above that may hold NULL: every other one is read as a plain (non-Nullable) type.
+NULLABLE_COLUMNS = frozenset(
+    line.split()[0] for line in _EVENT_COLUMNS_DDL.splitlines() if " Nullable(" in line
+)
 
 # Version 1 (kept as the first migration: stores written by it upgrade through version 2).
 _EVENTS = """
