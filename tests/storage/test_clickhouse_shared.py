@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 import uuid
@@ -255,15 +256,22 @@ async def test_a_dead_holders_lease_is_freed_and_what_it_published_stays(
 # Two server processes ----------------------------------------------------------------------------
 
 
-def test_two_servers_share_one_events_store(url: str, control_url: str, tmp_path: Path) -> None:
-    """Two ``tracehive serve`` on one PostgreSQL and one events store, sent every other batch of
-    one session: one node's events widen its end, the other's its start, and each node sees the
-    whole session, widened by both."""
+@contextlib.contextmanager
+def two_nodes(tmp_path: Path, url: str, control_url: str) -> Iterator[tuple[TracehiveServer, TracehiveServer, str]]:
+    """Two ``tracehive serve`` on one PostgreSQL and one events store, and a key both accept."""
     args = ["--store", control_url, "--events-store", url]
     with TracehiveServer(tmp_path / "one", extra_args=args) as one, \
             TracehiveServer(tmp_path / "two", extra_args=args) as two:
         key = one.bootstrap_key or two.bootstrap_key
         assert key is not None
+        yield one, two, key
+
+
+def test_two_servers_share_one_events_store(url: str, control_url: str, tmp_path: Path) -> None:
+    """Two ``tracehive serve`` on one PostgreSQL and one events store, sent every other batch of
+    one session: one node's events widen its end, the other's its start, and each node sees the
+    whole session, widened by both."""
+    with two_nodes(tmp_path, url, control_url) as (one, two, key):
         headers = {"Authorization": f"Bearer {key}"}
         sid = str(uuid.uuid4())
         sent: list[str] = []
@@ -285,11 +293,7 @@ def test_a_node_killed_mid_traffic_leaves_the_others_writing(url: str, control_u
     """Node one is killed (SIGKILL) while its client sends batches of a session: node two then
     writes the same session at once (the dead node's lease went with its connection), and every
     batch node one acknowledged is stored."""
-    args = ["--store", control_url, "--events-store", url]
-    with TracehiveServer(tmp_path / "one", extra_args=args) as one, \
-            TracehiveServer(tmp_path / "two", extra_args=args) as two:
-        key = one.bootstrap_key or two.bootstrap_key
-        assert key is not None
+    with two_nodes(tmp_path, url, control_url) as (one, two, key):
         headers = {"Authorization": f"Bearer {key}"}
         sid = str(uuid.uuid4())
         acked: list[str] = []

@@ -117,23 +117,20 @@ class WriteQueue:
 
 
 async def write_group(ex: Executor, group: list[PendingWrite], clock: VersionClock, sessions: SessionRows) -> None:
-    """Apply and store ``group``, settling each write's ``done``. Session rows are read from
-    ``sessions`` where it has them, and it gets the group's once they are stored; it is emptied
-    when the group fails (what was stored is then unknown)."""
+    """Apply and store ``group``, settling each write's ``done`` (a refused write alone with its
+    error, the others once stored). Session rows are read from ``sessions`` where it has them, and
+    it gets the group's once they are stored. When this raises, the caller settles the writes left
+    with ``fail`` (the one place for a group that failed, whether here or before it started)."""
     live = [w for w in group if not w.done.done()]
-    try:
-        while live:
-            refused = await _apply_and_store(ex, live, clock, sessions)
-            if refused is None:
-                for write in live:
-                    write.done.set_result(None)
-                return
-            write, error = refused
-            write.done.set_exception(error)
-            live.remove(write)
-    except BaseException as exc:
-        fail(live, exc, sessions)
-        raise
+    while live:
+        refused = await _apply_and_store(ex, live, clock, sessions)
+        if refused is None:
+            for write in live:
+                write.done.set_result(None)
+            return
+        write, error = refused
+        write.done.set_exception(error)
+        live.remove(write)
 
 
 def fail(group: Sequence[PendingWrite], exc: BaseException, sessions: SessionRows) -> None:

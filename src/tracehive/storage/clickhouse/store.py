@@ -249,7 +249,7 @@ class ClickHouseEventStore(EventStore):
                 try:
                     async with self._held(ex, {w.scope.project_id for w in queued}) as held:
                         await group.write_group(held, queued, self._clock, self._sessions)
-                except BaseException as exc:  # e.g. no lease in time: the group's writes fail with it
+                except BaseException as exc:  # the group failed, or got no lease in time
                     group.fail(queued, exc, self._sessions)
                     raise
                 finally:
