@@ -6,6 +6,8 @@ HoneyHive-tracer-shaped traces, ``--batch`` spans per ``ExportTraceServiceReques
     python bench/mapping.py                    # 8 requests x 512 spans, best of 7 rounds
     python bench/mapping.py --profile          # + cProfile of spans_to_events (top 25 by tottime)
     python bench/mapping.py --check            # + print a digest of the mapped events (compare runs)
+    python bench/mapping.py --transfer         # + the events' trip from a decode worker to the server:
+                                               #   pickle against ingest/event_transfer, each side
 """
 
 from __future__ import annotations
@@ -63,6 +65,28 @@ def digest(bodies: list[bytes]) -> str:
     return h.hexdigest()[:16]
 
 
+def transfer(decoded: list, n: int, rounds: int) -> None:
+    """What the events' trip back from a decode worker costs each side: the worker writes the
+    message, the server reads it (``ProcessPoolExecutor`` pickles whatever the call returns)."""
+    import pickle
+
+    from tracehive.ingest.event_transfer import pack, unpack
+
+    events = [spans_to_events(spans, default_source="bench").events for spans in decoded]
+    pickled = [pickle.dumps(e, pickle.HIGHEST_PROTOCOL) for e in events]
+    packed = [pickle.dumps(pack(e), pickle.HIGHEST_PROTOCOL) for e in events]
+    assert all(unpack(pickle.loads(p)) == e for p, e in zip(packed, events))
+    ways = {
+        "pickle, worker writes": lambda: [pickle.dumps(e, pickle.HIGHEST_PROTOCOL) for e in events],
+        "pickle, server reads": lambda: [pickle.loads(p) for p in pickled],
+        "JSON, worker writes": lambda: [pickle.dumps(pack(e), pickle.HIGHEST_PROTOCOL) for e in events],
+        "JSON, server reads": lambda: [unpack(pickle.loads(p)) for p in packed],
+    }
+    print(f"  transfer ({sum(map(len, pickled)) / n:.0f} B/span pickled, {sum(map(len, packed)) / n:.0f} B/span JSON)")
+    for label, fn in ways.items():
+        print(f"    {label:22} {best(fn, rounds) / n * 1e6:6.1f} us/span")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--requests", type=int, default=8)
@@ -71,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--check", action="store_true")
+    ap.add_argument("--transfer", action="store_true")
     args = ap.parse_args(argv)
 
     bodies = build(args.requests, args.batch, args.seed)
@@ -95,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  total   {(t_dec + t_map) / n * 1e6:7.1f} us/span")
     if args.check:
         print(f"  digest  {digest(bodies)}")
+    if args.transfer:
+        transfer(decoded, n, args.rounds)
     if args.profile:
         import cProfile
         import pstats

@@ -4,8 +4,8 @@ processes (issue #15), in front of the one writer.
 Decoding a protobuf export and mapping its spans to events is pure Python (about 0.1 ms of CPU a
 span, bench/otlp.py and py-spy): in the server's process it holds the GIL that the HTTP handling
 and the writer thread also need, so one process tops out at one core. A ``DecodePool`` runs
-``otlp_ingest.prepare`` in ``processes`` worker processes instead; the events come back (pickled)
-to the server, which writes them and acks once committed, exactly as before: only where the CPU
+``otlp_ingest.prepare`` in ``processes`` worker processes instead; the events come back (as one
+JSON document, ``event_transfer``) to the server, which writes them and acks once committed, exactly as before: only where the CPU
 work happens changes, never what a 200 means.
 
 - Workers start on first use (a server that gets no large OTLP body never starts one), from a
@@ -27,6 +27,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import TypeVar
 
+from tracehive.ingest.event_transfer import Packed, pack, unpack
 from tracehive.ingest.otlp_decode import DecodeLimits
 from tracehive.ingest.otlp_ingest import Prepared, prepare
 
@@ -61,8 +62,9 @@ class DecodePool:
 
     async def prepare(self, body: bytes, *, protobuf: bool, limits: DecodeLimits,
                       default_source: str | None) -> Prepared:
-        return await self.run(functools.partial(prepare, body, protobuf=protobuf, limits=limits,
-                                                default_source=default_source))
+        events, rejected, reasons = await self.run(functools.partial(
+            _prepare_packed, body, protobuf=protobuf, limits=limits, default_source=default_source))
+        return Prepared(unpack(events), rejected, reasons)
 
     async def run(self, call: Callable[[], T]) -> T:
         """``call()`` in a worker process (a module-level function and picklable arguments), or in
@@ -82,3 +84,10 @@ class DecodePool:
             executor, self._executor = self._executor, None
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _prepare_packed(body: bytes, *, protobuf: bool, limits: DecodeLimits,
+                    default_source: str | None) -> tuple[Packed, int, list[str]]:
+    """``prepare`` in the worker, its events packed for the trip back (``event_transfer``)."""
+    prepared = prepare(body, protobuf=protobuf, limits=limits, default_source=default_source)
+    return pack(prepared.events), prepared.rejected, prepared.reasons
