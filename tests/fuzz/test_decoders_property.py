@@ -1,6 +1,6 @@
 """Property tests of the OTLP ingest path: the JSON and protobuf decoders
 (``ingest/otlp_decode.py``), the span-to-event mapping and its attribute un-flattener
-(``ingest/span_mapping.py``).
+(``ingest/span_mapping/``).
 
 The property everywhere: for *any* input, the only exception that escapes is an ``ApiError``
 (which the routes answer as a 4xx); every span that decodes maps to events the store can serialize
@@ -35,7 +35,8 @@ from tests.fuzz.strategies import (
 from tests.otlp_data import protobuf_request, tracer_request, tracer_spans
 from tracehive.ingest.otlp_ingest import Prepared, prepare
 from tracehive.ingest.otlp_decode import DecodeLimits, decode_json_document
-from tracehive.ingest.span_mapping import _rebuild, spans_to_events
+from tracehive.ingest.span_mapping import spans_to_events
+from tracehive.ingest.span_mapping.rebuild import _rebuild
 from tracehive.model.errors import ApiError
 from tracehive.model.span import DecodedSpan, SpanEvent
 from tracehive.storage.sqlite.rows import event_params

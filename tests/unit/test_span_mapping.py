@@ -1,4 +1,4 @@
-"""Span → event mapping (ingest/span_mapping.py, contract 5.4 and 8.3–8.7): every rule on spans
+"""Span → event mapping (ingest/span_mapping/, contract 5.4 and 8.3–8.7): every rule on spans
 built by hand, a golden test on the HoneyHive 1.7.0 tracer's real OTLP request, and a fuzz test."""
 
 from __future__ import annotations
@@ -1750,6 +1750,6 @@ def test_names_longer_than_the_rest_limit_are_cut_not_refused():
 def test_json_blobs_parse_the_same_with_the_fast_path(text: str, expected: tuple[bool, Any]) -> None:
     # _parse_json tries orjson first (~10% of mapping time on LLM spans) and falls back to the
     # stdlib where the two could differ; these are the cases where they would.
-    from tracehive.ingest.span_mapping import _parse_json
+    from tracehive.ingest.span_mapping.hygiene import _parse_json
 
     assert _parse_json(text) == expected
