@@ -17,7 +17,8 @@ from tracehive.cli_projects import add_project_commands, add_prune_command
 from tracehive.model.errors import ApiError, ValidationFailed
 from tracehive.model.event import Event
 from tracehive.model.scope import KeyKind, Scope
-from tracehive.query.filters import EventQuery, parse_export_request
+from tracehive.query.event_query import EventQuery
+from tracehive.query.filters import parse_export_request
 from tracehive.settings import Settings
 from tracehive.storage.base import Project, Store
 

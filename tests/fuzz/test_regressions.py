@@ -81,7 +81,7 @@ def test_2_otlp_enum_with_digits_int_refuses(app: tuple[Api, Path]) -> None:
     assert (decoded.spans[0].kind, decoded.spans[0].status_code) == ("SPAN_KIND_UNSPECIFIED", "STATUS_CODE_ERROR")
 
 
-# 3. query.filters._finite: an integer past the float range (a filter value "1" followed by 320
+# 3. query.values._finite: an integer past the float range (a filter value "1" followed by 320
 #    zeros, or 10**400 in the Python-literal query form) went through float(): OverflowError, a 500
 #    on export, search, GET /v1/events and the chart. Now it is no number: a 400.
 

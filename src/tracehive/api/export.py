@@ -25,13 +25,9 @@ from tracehive.api.responses import JSONResponse
 from tracehive.model.event import Event, for_readers
 from tracehive.model.scope import Scope
 from tracehive.model.wire import ResponseBody
-from tracehive.query.filters import (
-    DEFAULT_LIMIT,
-    EXPORT_MAX_LIMIT,
-    EventQuery,
-    parse_export_request,
-    project_event,
-)
+from tracehive.query.event_query import DEFAULT_LIMIT, EXPORT_MAX_LIMIT, EventQuery
+from tracehive.query.filters import parse_export_request
+from tracehive.query.projections import project_event
 
 router = APIRouter(tags=["events"])
 

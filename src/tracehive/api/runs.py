@@ -46,7 +46,9 @@ from tracehive.model.errors import Conflict, NotFound, StoreUnavailable, Validat
 from tracehive.model.event import Event
 from tracehive.model.ids import is_uuid, new_id, normalize_id
 from tracehive.model.scope import Scope
-from tracehive.query.filters import EventQuery, parse_filters, parse_positive_int
+from tracehive.query.event_query import EventQuery
+from tracehive.query.filters import parse_filters
+from tracehive.query.values import parse_positive_int
 from tracehive.storage.base import Store
 from tracehive.storage.records import Record, RecordKind
 

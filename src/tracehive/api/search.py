@@ -23,8 +23,9 @@ from tracehive.api.read_gate import heavy_read
 from tracehive.api.responses import JSONResponse
 from tracehive.model.event import for_readers
 from tracehive.model.wire import ResponseBody
-from tracehive.query.filters import DEFAULT_LIMIT, EXPORT_MAX_LIMIT, EventQuery, project_event
+from tracehive.query.event_query import DEFAULT_LIMIT, EXPORT_MAX_LIMIT, EventQuery
 from tracehive.query.params import parse_events_params
+from tracehive.query.projections import project_event
 from tracehive.query.search import SEARCH_MAX_LIMIT, parse_search_request
 
 router = APIRouter(tags=["events"])

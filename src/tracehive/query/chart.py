@@ -42,23 +42,14 @@ from typing import Any
 
 from tracehive.model.errors import ValidationFailed
 from tracehive.model.times import now_ms as _now_ms
-from tracehive.query.filters import (
-    JSON_FIELDS,
-    NUMBER_FIELDS,
-    Condition,
-    DateRange,
-    FieldRef,
-    Operator,
-    ValueType,
-    evaluation_condition,
-    parse_date_range,
-    parse_field,
-    parse_filters,
-    parse_flag,
-)
+from tracehive.query.date_range import parse_date_range
+from tracehive.query.event_query import Condition, DateRange, Operator, ValueType
+from tracehive.query.fields import JSON_FIELDS, NUMBER_FIELDS, FieldRef, parse_field
+from tracehive.query.filters import evaluation_condition, parse_filters
 from tracehive.query.params import _date_range as date_range_param
 from tracehive.query.params import _filters as filters_param
 from tracehive.query.params import parse_query_string
+from tracehive.query.values import parse_flag
 
 MAX_BUCKETS = 10_000
 # 0001-01-01T00:00:00.000Z and 9999-12-31T23:59:59.999Z in Unix ms (see the module docstring).

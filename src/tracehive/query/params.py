@@ -29,19 +29,11 @@ from typing import Any
 import orjson
 
 from tracehive.model.errors import ValidationFailed
-from tracehive.query.filters import (
-    DEFAULT_LIMIT,
-    EXPORT_MAX_LIMIT,
-    MAX_PAGE,
-    EventQuery,
-    ValueType,
-    evaluation_condition,
-    parse_date_range,
-    parse_filters,
-    parse_flag,
-    parse_positive_int,
-    parse_projections,
-)
+from tracehive.query.date_range import parse_date_range
+from tracehive.query.event_query import DEFAULT_LIMIT, EXPORT_MAX_LIMIT, MAX_PAGE, EventQuery, ValueType
+from tracehive.query.filters import evaluation_condition, parse_filters
+from tracehive.query.projections import parse_projections
+from tracehive.query.values import parse_flag, parse_positive_int
 
 MAX_PARAMS = 1000
 MAX_DEPTH = 5

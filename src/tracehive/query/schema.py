@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from tracehive.model.errors import ValidationFailed
-from tracehive.query.filters import JSON_FIELDS, MAX_PATH_SEGMENTS, format_segment, parse_field
+from tracehive.query.fields import JSON_FIELDS, MAX_PATH_SEGMENTS, format_segment, parse_field
 
 SCHEMA_SAMPLE = 1000  # newest matching events looked at
 MAX_SCHEMA_FIELDS = 10_000

@@ -13,18 +13,10 @@ from __future__ import annotations
 from typing import Any
 
 from tracehive.model.errors import ValidationFailed
-from tracehive.query.filters import (
-    DEFAULT_LIMIT,
-    MAX_PAGE,
-    Condition,
-    DateRange,
-    EventQuery,
-    evaluation_condition,
-    parse_date_range,
-    parse_datetime,
-    parse_filters,
-    parse_number,
-)
+from tracehive.query.date_range import parse_date_range
+from tracehive.query.event_query import DEFAULT_LIMIT, MAX_PAGE, Condition, DateRange, EventQuery
+from tracehive.query.filters import evaluation_condition, parse_filters
+from tracehive.query.values import parse_datetime, parse_number
 
 SEARCH_MAX_LIMIT = 1000
 SEARCH_KEYS = ("filters", "dateRange", "limit", "page", "ignore_order", "evaluation_id")

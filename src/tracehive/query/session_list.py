@@ -32,7 +32,7 @@ from typing import Any, Literal, get_args
 
 import orjson
 
-from tracehive.query.filters import MAX_PAGE, Condition, DateRange
+from tracehive.query.event_query import MAX_PAGE, Condition, DateRange
 from tracehive.query.search import field_error, parse_search_date_range, strict_body_filters, strict_int
 
 SortField = Literal["start_time", "duration", "event_name", "num_events", "cost", "total_tokens"]

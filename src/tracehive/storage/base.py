@@ -68,7 +68,7 @@ import orjson
 from tracehive.model.event import Event, EventUpdate
 from tracehive.model.scope import KeyKind, Scope
 from tracehive.query.chart import ChartQuery, ChartRow
-from tracehive.query.filters import EventQuery
+from tracehive.query.event_query import EventQuery
 from tracehive.query.session_list import SessionListQuery, SessionSummary
 from tracehive.storage.records import Record, RecordKind, RecordUpdate
 from tracehive.transfer import record

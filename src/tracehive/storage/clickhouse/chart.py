@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 
 from tracehive.query.chart import Aggregation, Bucket, ChartQuery, ChartRow, too_many_buckets, too_many_rows
-from tracehive.query.filters import FieldRef
+from tracehive.query.fields import FieldRef
 from tracehive.storage.clickhouse.compile import COLUMNS, Operand, Params, let, where_clause
 from tracehive.storage.clickhouse.executor import Executor
 from tracehive.storage.clickhouse.rows import number

@@ -30,7 +30,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tracehive.query.filters import Condition, DateRange, FieldRef, Operator, ValueType, parse_number
+from tracehive.query.event_query import Condition, DateRange, Operator, ValueType
+from tracehive.query.fields import FieldRef
+from tracehive.query.values import parse_number
 from tracehive.storage.clickhouse.schema import HOT_PATHS, NUMERIC_HOT_COLUMNS, is_int_sql, is_number_sql
 
 # Parsed column name -> (SQL column, kind). The SQL text is ours; the keys only select it.

@@ -27,7 +27,7 @@ from collections.abc import AsyncIterator
 import orjson
 
 from tracehive.model.event import Event
-from tracehive.query.filters import EventQuery
+from tracehive.query.event_query import EventQuery
 from tracehive.storage.clickhouse.compile import Params
 from tracehive.storage.clickhouse.executor import Executor
 from tracehive.storage.clickhouse.lookup import live_rows

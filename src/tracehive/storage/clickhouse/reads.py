@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from tracehive.model.event import Event
-from tracehive.query.filters import EventQuery
+from tracehive.query.event_query import EventQuery
 from tracehive.query.schema import MAX_SCHEMA_FIELDS, field_name
 from tracehive.storage.clickhouse.compile import Params, where_clause
 from tracehive.storage.clickhouse.executor import Executor

@@ -35,7 +35,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from tracehive.query.filters import DateRange
+from tracehive.query.event_query import DateRange
 from tracehive.storage.clickhouse.executor import Executor, Params
 from tracehive.storage.clickhouse.schema import EVENT_COLUMNS, MATERIALIZED_COLUMNS, MAX_START_MS
 

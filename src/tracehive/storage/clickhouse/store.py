@@ -47,7 +47,7 @@ from tracehive.model.errors import Overloaded, StoreUnavailable
 from tracehive.model.event import Event, EventUpdate
 from tracehive.model.scope import Scope
 from tracehive.query.chart import ChartQuery, ChartRow
-from tracehive.query.filters import EventQuery
+from tracehive.query.event_query import EventQuery
 from tracehive.query.session_list import SessionListQuery, SessionSummary
 from tracehive.storage.base import Capabilities, EventStore, Pruned, StoreStats, WriteLeases
 from tracehive.storage.clickhouse import group, leased, reads, retention, writes

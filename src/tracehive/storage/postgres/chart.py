@@ -56,7 +56,7 @@ from tracehive.query.chart import (
     too_many_buckets,
     too_many_rows,
 )
-from tracehive.query.filters import FieldRef
+from tracehive.query.fields import FieldRef
 from tracehive.storage.postgres.compile import C, COLUMNS, INT64_MAX, INT64_MIN, Sql, Operand, where_clause
 from tracehive.storage.postgres.export import snapshot
 

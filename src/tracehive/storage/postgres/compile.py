@@ -31,7 +31,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from tracehive.query.filters import Condition, DateRange, EventQuery, FieldRef, Operator, ValueType, only_a_string_equals, parse_number
+from tracehive.query.event_query import Condition, DateRange, EventQuery, Operator, ValueType
+from tracehive.query.fields import FieldRef
+from tracehive.query.values import only_a_string_equals, parse_number
 from tracehive.storage.postgres.rows import EVENT_COLUMNS, text as stored_text
 
 Sql = tuple[str, list[Any]]

@@ -11,7 +11,7 @@ from psycopg import AsyncConnection
 from psycopg.pq import TransactionStatus
 
 from tracehive.model.event import Event
-from tracehive.query.filters import EventQuery
+from tracehive.query.event_query import EventQuery
 from tracehive.storage.postgres.compile import CompiledStream, compile_export, compile_stream
 from tracehive.storage.postgres.rows import row_to_event
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
-from tracehive.query.filters import EventQuery
+from tracehive.query.event_query import EventQuery
 from tracehive.query.schema import MAX_SCHEMA_FIELDS, field_name
 from tracehive.storage.postgres.compile import C, where_clause
 from tracehive.storage.postgres.export import snapshot

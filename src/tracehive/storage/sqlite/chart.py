@@ -38,7 +38,7 @@ from typing import Any
 import orjson
 
 from tracehive.query.chart import Aggregation, Bucket, ChartQuery, ChartRow, too_many_buckets, too_many_rows
-from tracehive.query.filters import FieldRef
+from tracehive.query.fields import FieldRef
 from tracehive.storage.sqlite.compile import COLUMNS, json_path, where_clause
 
 _SIMPLE = {

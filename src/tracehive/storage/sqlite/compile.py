@@ -19,16 +19,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from tracehive.query.filters import (
-    Condition,
-    DateRange,
-    EventQuery,
-    FieldRef,
-    Operator,
-    ValueType,
-    only_a_string_equals,
-    parse_number,
-)
+from tracehive.query.event_query import Condition, DateRange, EventQuery, Operator, ValueType
+from tracehive.query.fields import FieldRef
+from tracehive.query.values import only_a_string_equals, parse_number
 from tracehive.storage.sqlite.project_keys import Owner
 from tracehive.storage.sqlite.rows import event_columns
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from tracehive.query.filters import EventQuery
+from tracehive.query.event_query import EventQuery
 from tracehive.query.schema import MAX_SCHEMA_FIELDS, field_name
 from tracehive.storage.sqlite.compile import where_clause
 

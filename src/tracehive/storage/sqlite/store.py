@@ -20,7 +20,7 @@ from tracehive.model.event import Event, EventUpdate
 from tracehive.model.keys import generate_key, hash_key
 from tracehive.model.scope import KeyKind, Scope
 from tracehive.query.chart import ChartQuery, ChartRow
-from tracehive.query.filters import EventQuery
+from tracehive.query.event_query import EventQuery
 from tracehive.query.session_list import SessionListQuery, SessionSummary
 from tracehive.storage.base import ApiKeyRecord, Capabilities, Project, Pruned, Store, StoreStats
 from tracehive.storage.children import complete_session
