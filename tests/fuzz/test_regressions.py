@@ -48,8 +48,8 @@ def otlp(**span: Any) -> bytes:
     return json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [fields]}]}]}).encode()
 
 
-# 1. otlp_decode._uint64: a fixed64 written as a string of 5000 digits reached int(), which refuses
-#    more than 4300 digits (ValueError): a 500. Now out of range, a 400 naming the field.
+# 1. otlp_decode_json_values._uint64: a fixed64 written as a string of 5000 digits reached int(),
+#    which refuses more than 4300 digits (ValueError): a 500. Now out of range, a 400 naming the field.
 
 
 def test_1_otlp_time_of_5000_digits_is_a_400_naming_the_field(app: tuple[Api, Path]) -> None:
@@ -63,8 +63,8 @@ def test_1_otlp_time_of_5000_digits_is_a_400_naming_the_field(app: tuple[Api, Pa
     assert decoded.spans[0].start_time_unix_nano == 7
 
 
-# 2. otlp_decode._enum: str.isdigit() is true of "²" (and of 5000 digits), int() then raised
-#    ValueError: a 500. Now "²" is an unknown name (400) and a huge number an unknown value
+# 2. otlp_decode_json_values._enum: str.isdigit() is true of "²" (and of 5000 digits), int() then
+#    raised ValueError: a 500. Now "²" is an unknown name (400) and a huge number an unknown value
 #    (unspecified, as OTLP's open enums require).
 
 

@@ -34,7 +34,7 @@ from tracehive.api.documented import errors
 from tracehive.api.otlp_journal import journal_ingest
 from tracehive.api.responses import JSONResponse
 from tracehive.ingest.journal import Journal
-from tracehive.ingest.otlp_decode import DecodeLimits
+from tracehive.ingest.otlp_decode_common import DecodeLimits
 from tracehive.ingest.otlp_ingest import Prepared, ingest
 from tracehive.model.errors import (
     ApiError,

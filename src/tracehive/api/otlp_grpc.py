@@ -30,7 +30,7 @@ from typing import Any
 from tracehive.api.auth import KeyResolver
 from tracehive.api.otlp import default_source, export_response, grpc_code, retry_info, rpc_status
 from tracehive.api.otlp_journal import journal_ingest
-from tracehive.ingest.otlp_decode import DecodeLimits
+from tracehive.ingest.otlp_decode_common import DecodeLimits
 from tracehive.ingest.otlp_ingest import ingest
 from tracehive.model.errors import ApiError, BadRequest, Overloaded, Unauthorized
 from tracehive.model.scope import Scope

@@ -15,7 +15,8 @@ from typing import Any
 from tracehive.ingest.applier_process import ApplierProcess
 from tracehive.ingest.journal import Applier, Journal, Record
 from tracehive.ingest.journal_stages import journal_stages
-from tracehive.ingest.otlp_decode import DecodeLimits, decode_json
+from tracehive.ingest.otlp_decode_common import DecodeLimits
+from tracehive.ingest.otlp_decode_json import decode_json
 from tracehive.ingest.otlp_ingest import INLINE_BODY_BYTES, Prepared
 from tracehive.ingest.otlp_validate import Validated, validate_protobuf
 from tracehive.model.scope import Scope

@@ -257,7 +257,7 @@ def _use_prices(settings: Settings) -> None:
 async def child_main() -> None:
     from tracehive.ingest.decode_pool import DecodePool
     from tracehive.ingest.journal_stages import journal_stages
-    from tracehive.ingest.otlp_decode import DecodeLimits
+    from tracehive.ingest.otlp_decode_common import DecodeLimits
     from tracehive.observability.logging import log_config
     from tracehive.storage.factory import store_from_settings
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from tracehive.ingest.decode_pool import DecodePool
 from tracehive.ingest.journal import PrepareRecord, Record, WriteRecord
-from tracehive.ingest.otlp_decode import DecodeLimits
+from tracehive.ingest.otlp_decode_common import DecodeLimits
 from tracehive.ingest.otlp_ingest import Prepared, prepare_off_loop, write_prepared
 from tracehive.storage.base import Store
 

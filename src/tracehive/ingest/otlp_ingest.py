@@ -7,7 +7,9 @@ import asyncio
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from tracehive.ingest.otlp_decode import DecodeLimits, decode_json, decode_protobuf
+from tracehive.ingest.otlp_decode_common import DecodeLimits
+from tracehive.ingest.otlp_decode_json import decode_json
+from tracehive.ingest.otlp_decode_protobuf import decode_protobuf
 from tracehive.ingest.redact_writes import Tally, redact_events
 from tracehive.ingest.span_mapping import spans_to_events
 from tracehive.model.errors import IdRoleClash

@@ -35,13 +35,10 @@ from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.resource.v1 import resource_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
-from tracehive.ingest.otlp_decode import (
-    DecodedRequest,
-    DecodeLimits,
-    SpanInvalid,
+from tracehive.ingest.otlp_decode_common import DecodedRequest, DecodeLimits, SpanInvalid, check_span_count
+from tracehive.ingest.otlp_decode_protobuf import (
     any_value_from_pb,
     attributes_from_pb,
-    check_span_count,
     decode_protobuf,
     span_from_pb,
     span_location,
