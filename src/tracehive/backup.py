@@ -32,7 +32,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from tracehive import __version__
-from tracehive.ingest.journal import CHECKPOINT_NAME, SEGMENT_SUFFIX, read_record
+from tracehive.ingest.journal import CHECKPOINT_NAME, SEGMENT_SUFFIX
+from tracehive.ingest.journal_records import read_record
 from tracehive.storage.sqlite.snapshot import counts, integrity, schema_version, snapshot_into
 
 FORMAT = "tracehive-backup"

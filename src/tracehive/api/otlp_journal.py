@@ -13,7 +13,9 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from tracehive.ingest.applier_process import ApplierProcess
-from tracehive.ingest.journal import Applier, Journal, Record
+from tracehive.ingest.journal import Journal
+from tracehive.ingest.journal_applier import Applier
+from tracehive.ingest.journal_records import Record
 from tracehive.ingest.journal_stages import journal_stages
 from tracehive.ingest.otlp_decode_common import DecodeLimits
 from tracehive.ingest.otlp_decode_json import decode_json

@@ -41,7 +41,7 @@ from tracehive.experiments.run_models import (
 )
 from tracehive.experiments.run_models import CreateRunResponse as CreateRunReply
 from tracehive.experiments.runs import new_run, run_object, run_update
-from tracehive.ingest.journal import wait_applied
+from tracehive.ingest.journal_applier import wait_applied
 from tracehive.model.errors import Conflict, NotFound, StoreUnavailable, ValidationFailed
 from tracehive.model.event import Event
 from tracehive.model.ids import is_uuid, new_id, normalize_id

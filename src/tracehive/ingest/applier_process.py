@@ -40,7 +40,9 @@ from typing import Any
 
 import orjson
 
-from tracehive.ingest.journal import Applier, Journal, JournalFollower, Position, backlog_drained, cancel_and_wait
+from tracehive.ingest.journal import Journal, JournalFollower
+from tracehive.ingest.journal_applier import Applier, backlog_drained, cancel_and_wait
+from tracehive.ingest.journal_records import Position
 from tracehive.settings import Settings
 
 log = logging.getLogger("tracehive.journal")

@@ -8,7 +8,8 @@ import logging
 from collections.abc import Callable
 
 from tracehive.ingest.decode_pool import DecodePool
-from tracehive.ingest.journal import PrepareRecord, Record, WriteRecord
+from tracehive.ingest.journal_applier import PrepareRecord, WriteRecord
+from tracehive.ingest.journal_records import Record
 from tracehive.ingest.otlp_decode_common import DecodeLimits
 from tracehive.ingest.otlp_ingest import Prepared, prepare_off_loop, write_prepared
 from tracehive.storage.base import Store
