@@ -21,7 +21,7 @@ def _fail(command: str, message: str, code: int = 1) -> int:
 
 
 def _run(args: argparse.Namespace, fn: Any) -> Any:
-    from tracehive.cli import _settings, _with_store  # the CLI's own store wiring
+    from tracehive.cli.common import _settings, _with_store  # the CLI's own store wiring
 
     return _with_store(_settings(args), fn)
 

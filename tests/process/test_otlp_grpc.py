@@ -20,7 +20,8 @@ from starlette.testclient import TestClient
 from tests.otlp_data import SESSION_ID, OverloadedStore, protobuf_request, tracer_spans
 from tests.process.server import TracehiveServer, free_port, run_cli
 from tracehive.app import create_app
-from tracehive.cli import _settings, build_parser
+from tracehive.cli import build_parser
+from tracehive.cli.common import _settings
 from tracehive.model.span import DecodedSpan
 from tracehive.settings import Settings
 

@@ -19,7 +19,7 @@ from tests import pg
 from tests.process.server import TracehiveServer, run_cli
 from tests.process.test_export_import import populate
 from tracehive import transfer
-from tracehive.cli import _scope_of
+from tracehive.cli.export_import import _scope_of
 from tracehive.settings import Settings
 from tracehive.storage.factory import store_from_settings
 from tracehive.storage.records import Record, RecordChange, RecordKind

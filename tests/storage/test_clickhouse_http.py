@@ -333,7 +333,8 @@ def test_factory_urls(url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 
 async def test_settings_build_a_working_store(url: str, tmp_path: Path) -> None:
     """``--events-store clickhouse://...`` as the CLI parses it, down to a store that works."""
-    from tracehive.cli import _settings, build_parser
+    from tracehive.cli import build_parser
+    from tracehive.cli.common import _settings
 
     args = build_parser().parse_args(["serve", "--data-dir", str(tmp_path / "data"), "--events-store", url])
     settings = _settings(args)
