@@ -2,10 +2,9 @@
 
 ``main`` parses the arguments (``cli.parser``), says which data dir or store a command works on
 and runs the command. The commands are grouped by topic: ``cli.serve``, ``cli.keys_and_projects``,
-``cli.schema`` (migrate, clickhouse-ddl), ``cli.export_import``, ``cli.prices``, with what they
-share in ``cli.common`` (``backup``/``restore`` and ``projects update|delete``/``prune`` are in
-``tracehive.cli_backup`` and ``tracehive.cli_projects``). Every public name of the former
-``cli.py`` is still importable from here.
+``cli.schema`` (migrate, clickhouse-ddl), ``cli.export_import``, ``cli.prices``, ``cli.backup``
+(backup, restore), ``cli.projects`` (projects update|delete, prune), with what they share in
+``cli.common``. Every public name of the former ``cli.py`` is still importable from here.
 """
 
 from __future__ import annotations

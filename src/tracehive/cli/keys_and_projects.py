@@ -1,5 +1,5 @@
 """``tracehive keys create|list|revoke`` and ``tracehive projects list`` (``projects update|delete``
-and ``prune`` are in ``tracehive.cli_projects``)."""
+and ``prune`` are in ``cli.projects``)."""
 
 from __future__ import annotations
 

@@ -6,14 +6,14 @@ from __future__ import annotations
 import argparse
 
 from tracehive import __version__
+from tracehive.cli.backup import add_commands as add_backup_commands
 from tracehive.cli.common import DEFAULT_PROJECT, project_name
 from tracehive.cli.export_import import IMPORT_BATCH, cmd_export, cmd_import
 from tracehive.cli.keys_and_projects import cmd_keys_create, cmd_keys_list, cmd_keys_revoke, cmd_projects_list
 from tracehive.cli.prices import cmd_prices_check, cmd_prices_list
+from tracehive.cli.projects import add_project_commands, add_prune_command
 from tracehive.cli.schema import cmd_clickhouse_ddl, cmd_migrate
 from tracehive.cli.serve import cmd_serve
-from tracehive.cli_backup import add_commands as add_backup_commands
-from tracehive.cli_projects import add_project_commands, add_prune_command
 from tracehive.model.scope import KeyKind
 
 
