@@ -16,7 +16,7 @@ from tracehive.ingest.applier_process import ApplierProcess
 from tracehive.ingest.journal import Journal
 from tracehive.ingest.journal_applier import Applier
 from tracehive.ingest.journal_records import Record
-from tracehive.ingest.journal_stages import journal_stages
+from tracehive.ingest.journal_stages import journal_stages, merge_prepared
 from tracehive.ingest.otlp_decode_common import DecodeLimits
 from tracehive.ingest.otlp_decode_json import decode_json
 from tracehive.ingest.otlp_ingest import INLINE_BODY_BYTES, Prepared
@@ -86,7 +86,8 @@ def install_journal(app: Any, *, separate_process: bool) -> None:
     prepare_record, write_record = journal_stages(app.state.store, DecodeLimits.from_settings(settings),
                                                   on_rejected=lambda n: rejected.inc(amount=float(n)),
                                                   pool=app.state.decode_pool)
-    app.state.otlp_applier = Applier(journal, write_record, prepare=prepare_record,
+    app.state.otlp_applier = Applier(journal, write_record, prepare=prepare_record, merge=merge_prepared,
+                                     prepare_window=max(1, app.state.decode_pool.processes),
                                      on_skipped=lambda _exc: skipped.inc())
 
 

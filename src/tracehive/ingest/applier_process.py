@@ -258,7 +258,7 @@ def _use_prices(settings: Settings) -> None:
 
 async def child_main() -> None:
     from tracehive.ingest.decode_pool import DecodePool
-    from tracehive.ingest.journal_stages import journal_stages
+    from tracehive.ingest.journal_stages import journal_stages, merge_prepared
     from tracehive.ingest.otlp_decode_common import DecodeLimits
     from tracehive.observability.logging import log_config
     from tracehive.storage.factory import store_from_settings
@@ -279,7 +279,7 @@ async def child_main() -> None:
     prepare, write = journal_stages(store, DecodeLimits.from_settings(settings),
                                     on_rejected=lambda n: reporter.send({"rejected": n}), pool=pool)
     applier = Applier(
-        follower, write, prepare=prepare,
+        follower, write, prepare=prepare, merge=merge_prepared, prepare_window=max(1, pool.processes),
         on_applied=lambda size: reporter.send(
             {"applied": size, "written": applier.applied_records, "skipped": applier.skipped_records}),
     )

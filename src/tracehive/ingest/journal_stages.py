@@ -36,3 +36,10 @@ def journal_stages(store: Store, limits: DecodeLimits, on_rejected: Callable[[in
                 on_rejected(result.rejected)
 
     return prepare_record, write_record
+
+
+def merge_prepared(parts: list[Prepared]) -> Prepared:
+    """The prepared forms of consecutive records of one scope as one write (the applier's
+    ``merge`` stage): their events in journal order, and what each had rejected."""
+    events = [event for part in parts for event in part.events]
+    return Prepared(events, sum(part.rejected for part in parts), [r for part in parts for r in part.reasons])
