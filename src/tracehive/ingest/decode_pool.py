@@ -5,8 +5,8 @@ Decoding a protobuf export and mapping its spans to events is pure Python (about
 span, bench/otlp.py and py-spy): in the server's process it holds the GIL that the HTTP handling
 and the writer thread also need, so one process tops out at one core. A ``DecodePool`` runs
 ``otlp_ingest.prepare`` in ``processes`` worker processes instead; the events come back (as one
-JSON document, ``event_transfer``) to the server, which writes them and acks once committed, exactly as before: only where the CPU
-work happens changes, never what a 200 means.
+JSON document, ``event_transfer``) to the server, which writes them and acks once committed,
+exactly as before: only where the CPU work happens changes, never what a 200 means.
 
 - Workers start on first use (a server that gets no large OTLP body never starts one), from a
   ``forkserver`` (``spawn`` where there is none): never a ``fork`` of a threaded server.
