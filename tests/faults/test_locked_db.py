@@ -118,6 +118,9 @@ def test_a_locked_database_gets_bounded_503s_reads_work_and_writes_resume(data_d
                 locker.stdin.write("\n")
                 locker.stdin.flush()
             locker.wait(30)
+            for pipe in (locker.stdin, locker.stdout):  # not left to the garbage collector's warnings
+                if pipe is not None:
+                    pipe.close()
         assert locker.returncode == 0
 
         # Released: writes succeed again at once, in the same server process.
