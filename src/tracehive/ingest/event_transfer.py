@@ -6,10 +6,10 @@ taken from the core its event loop and writer thread share. The same events as o
 document cost about a third of that on each side (``bench/mapping.py --transfer``).
 
 The round trip is exact for what the decoders produce: every value in an event is JSON already
-(span attributes pass ``span_mapping.hygiene._clean``; REST bodies are JSON), and the one tuple field,
-``aliases``, is restored. Anything orjson will not write as it is (an int past 64 bits, a
-non-``str`` key, a lone surrogate) makes ``pack`` hand back the events themselves, which then
-travel pickled as before: nothing is ever coerced.
+(span attributes pass ``span_mapping.hygiene._clean``, which also turns non-finite floats into
+text; REST bodies are JSON), and the one tuple field, ``aliases``, is restored. Anything orjson
+will not write as it is (an int past 64 bits, a non-``str`` key, a lone surrogate) makes ``pack``
+hand back the events themselves, which then travel pickled as before.
 """
 
 from __future__ import annotations
